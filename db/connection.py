@@ -1,0 +1,67 @@
+"""Opening the SQLite store: one fresh connection per use, never shared across threads.
+
+Every connection turns foreign keys on, uses WAL (readers never block the one
+writer), waits up to :data:`BUSY_TIMEOUT_MS` for a lock instead of failing with
+"database is locked", and brings the schema up to date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from db.schema import migrations
+
+#: How long a connection waits for another writer before giving up.
+BUSY_TIMEOUT_MS = 30_000
+
+
+@contextmanager
+def open_db(path: str | Path) -> Iterator[Database]:
+    """Open (creating if missing) the store at ``path`` and close it afterwards.
+
+    Args:
+        path: The SQLite file; its folder is created if missing.
+
+    Yields:
+        A ``sqlite_utils.Database`` in autocommit mode: group the writes of one
+        logical event in ``with db.atomic():``.
+
+    Raises:
+        ValueError: If ``path`` names a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path must be a SQLite file, not a folder: {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions, so nothing is ever left
+    # half-committed outside an explicit db.atomic() block.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = Database(conn)
+        _migrate(db)
+        yield db
+    finally:
+        conn.close()
+
+
+def _migrate(db: Database) -> None:
+    if not migrations.pending(db):
+        return
+    # Two processes starting at once must not both apply a migration: take the
+    # write lock first, then re-check what is pending inside it.
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        migrations.apply(db)
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")

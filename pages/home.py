@@ -1,0 +1,47 @@
+"""Home: what the product does and the state of the store."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import db_path
+from db.queries import store_summary
+from pages.common import database
+
+st.title("Bone-scan tumour burden")
+st.markdown(
+    """
+Reads **99mTc-MDP whole-body bone scans** (planar anterior and posterior views,
+1024 x 256) and follows the method of *Liu et al. 2021*:
+
+1. a **ResNet34** classifier tells, on 256 x 256 crops, whether a scan shows bone
+   metastasis and the bladder (threshold 0.5);
+2. a **UNet** outlines the metastasis and bladder pixels;
+3. the **Bone Scan Tumour Burden Index** sums the lesions' uptake on the inverted
+   8-bit display, leaving out the bladder, and averages it over 4 images
+   (anterior and posterior, at 2 grey levels):
+"""
+)
+st.latex(r"\mathrm{BSTBI} = \frac{K\,S_L}{(K-1)\,S_L + S_R - S_B},\qquad K = 5")
+st.markdown(
+    """
+where *S* is the sum of `255 - pixel` over the lesions *L*, the whole image *R* and the
+bladder *B*. It is 0 without lesions and 1 when every non-bladder pixel is a lesion.
+Physicians remove false-positive lesions (fractures, degenerative joints, injection
+sites) before the index is reported, and follow it across treatments.
+
+Every figure here is a decision aid for a nuclear-medicine physician, not a diagnosis.
+"""
+)
+
+with database() as db:
+    summary = store_summary(db)
+
+st.subheader("The store")
+cols = st.columns(3)
+cols[0].metric("Patients", summary.patients)
+cols[1].metric("Studies", summary.studies)
+cols[2].metric("Synthetic patients", summary.synthetic_patients)
+st.caption(f"SQLite file: `{db_path()}`")
+if summary.patients and summary.synthetic_patients == summary.patients:
+    st.info("Every patient in this store is synthetic (generated phantom), for demonstration.")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (first time) and start the dashboard on the embedded default:
+# the SQLite file data/bonescan.sqlite (override with BONESCAN_DB=/path/file.sqlite).
+# The page is served on http://127.0.0.1:${PORT:-8501}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh requirements.txt
+.venv/bin/python -m core init-db
+exec .venv/bin/python -m streamlit run app.py \
+    --server.address "${HOST:-127.0.0.1}" --server.port "${PORT:-8501}" --server.headless true
