@@ -1,0 +1,467 @@
+"""Turn a file, or an anterior/posterior pair of files, into a :class:`~core.scan.Scan`.
+
+:func:`read_scan` is the one public entry. It decides what a file is from its first
+bytes, not its name: ``DICM`` at offset 128 is DICOM (read by :mod:`core.dicom`), the
+PNG and JPEG signatures are exported images; anything else is refused.
+
+Exported images (PNG or JPEG, 8- or 16-bit, grey or colour) come in either polarity;
+:func:`core.display.detect_polarity` decides which from the background, and the
+pixels become counts (hot = high): a black-background export (``"hot-bright"``) is
+taken as it is, a white-background one (``"hot-dark"``, the paper's display) as
+``max_value - pixel`` with ``max_value`` 255 for 8-bit images and the smallest
+``2**k - 1`` at or above the image's maximum for 16-bit ones. An 8-bit hot-dark export
+*is* the paper's grey level 1, and ``meta.display_is_grey_level_1`` says so.
+
+The shape of one image says what it holds (width / height):
+
+* at most :data:`SINGLE_VIEW_MAX_ASPECT` (taller than wide): one view. Its name (the
+  file name, then its folder) says which when it holds ``ant``/``anterior`` or
+  ``post``/``posterior`` as a word (``scan_ANT.png``, ``post/7.jpg``); otherwise it is
+  taken as anterior, with a note.
+* between :data:`COMPOSITE_MIN_ASPECT` and :data:`COMPOSITE_MAX_ASPECT` (about
+  square): a composite export of four equal panels side by side, left to right
+  ANT grey level 1, ANT grey level 2, POST grey level 1, POST grey level 2 (each
+  panel 256 x 1024 in the paper's export, so 1024 x 1024 in all). Panels 1 and 3
+  are the views; panels 2 and 4 are checked to be their grey level 2.
+* anything else is refused.
+
+Every view is resized to the canonical 1024 x 256 with :func:`resize_bilinear` (values
+are interpolated, not re-scaled to keep total counts). Files are refused with a
+:class:`~core.scan.ScanReadError` whose message names the file and says why: not an
+image, empty, damaged or truncated, not nuclear medicine, a side under
+:data:`MIN_SIDE` pixels, more than :data:`MAX_PIXELS` pixels (checked from the header,
+before any pixel is decoded), or blank.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from core.config import COLS, ROWS, VIEWS
+from core.display import detect_polarity, grey_level_2
+from core.scan import Polarity, Scan, ScanMeta, ScanReadError
+
+#: Smallest accepted image side, pixels (a whole-body view is 1024 x 256).
+MIN_SIDE = 64
+#: Largest accepted image, pixels in all frames; checked before decoding.
+MAX_PIXELS = 40_000_000
+#: width / height at or under which an image is one view (a view is 256 / 1024 = 0.25).
+SINGLE_VIEW_MAX_ASPECT = 0.75
+#: width / height range of a four-panel composite (four views side by side: 1.0).
+COMPOSITE_MIN_ASPECT, COMPOSITE_MAX_ASPECT = 3.5 / 4, 1.5
+#: Panels of a composite export, left to right: (view, grey level).
+COMPOSITE_PANELS: tuple[tuple[str, int], ...] = (("ANT", 1), ("ANT", 2), ("POST", 1), ("POST", 2))
+#: Largest mean absolute difference, in grey levels, between a composite's grey-level-2
+#: panel and grey level 2 recomputed from its grey-level-1 panel (JPEG noise included).
+COMPOSITE_TOLERANCE = 8.0
+
+FileKind = Literal["dicom", "png", "jpeg"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+_VIEW_WORDS = {"ant": "ANT", "anterior": "ANT", "post": "POST", "posterior": "POST"}
+
+
+def refusal(path: str | Path, reason: str) -> ScanReadError:
+    """Return the error that refuses ``path`` for ``reason``.
+
+    Args:
+        path: The file refused; its name is what the message shows.
+        reason: One sentence a physician understands, e.g. "the file is empty".
+
+    Returns:
+        A :class:`ScanReadError` with ``source`` the file name.
+    """
+    return ScanReadError(Path(path).name, reason)
+
+
+def check_dimensions(path: str | Path, rows: int, cols: int, frames: int = 1) -> None:
+    """Refuse an image too small to be a scan or too large to decode safely.
+
+    Args:
+        path: The file, for the message.
+        rows: Image height, pixels.
+        cols: Image width, pixels.
+        frames: Number of frames (DICOM), >= 1.
+
+    Raises:
+        ScanReadError: If a side is under :data:`MIN_SIDE` or the image holds more than
+            :data:`MAX_PIXELS` pixels in all.
+    """
+    if min(rows, cols) < MIN_SIDE:
+        raise refusal(
+            path,
+            f"the image is only {cols} x {rows} pixels (width x height); a whole-body "
+            f"view needs at least {MIN_SIDE} pixels on each side.",
+        )
+    total = rows * cols * max(frames, 1)
+    if total > MAX_PIXELS:
+        raise refusal(
+            path,
+            f"the image is too large to read safely ({cols} x {rows} pixels"
+            + (f" x {frames} frames" if frames > 1 else "")
+            + f", {total / 1e6:.0f} million pixels; the limit is {MAX_PIXELS // 1_000_000}"
+            " million).",
+        )
+
+
+def resize_bilinear(a: np.ndarray, shape: tuple[int, int] = (ROWS, COLS)) -> np.ndarray:
+    """Resize a 2-D image with bilinear interpolation (pixel centres, edges clamped).
+
+    Same sampling as ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False)`` without antialiasing, the usual "bilinear resize" of the
+    paper's tools. Values are interpolated, not rescaled.
+
+    Args:
+        a: 2-D array, any real dtype.
+        shape: Output (rows, columns), each >= 1.
+
+    Returns:
+        float32 array of ``shape``; a copy of ``a`` when the shape already matches.
+
+    Raises:
+        ValueError: If ``a`` is not a non-empty 2-D array or ``shape`` is not positive.
+    """
+    arr = np.asarray(a)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"a must be a non-empty 2-D array, got shape {arr.shape}")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be two positive sizes, got {shape}")
+    arr = arr.astype(np.float32)
+    if arr.shape == tuple(shape):
+        return arr.copy()
+    factors = (shape[0] / arr.shape[0], shape[1] / arr.shape[1])
+    out = ndimage.zoom(arr, factors, order=1, mode="nearest", grid_mode=True)
+    if out.shape != tuple(shape):  # zoom rounds the output size; guard its arithmetic
+        raise AssertionError(f"resize produced {out.shape}, expected {shape}")
+    return out.astype(np.float32, copy=False)
+
+
+def sniff(path: str | Path) -> FileKind:
+    """Say what a file is from its first bytes.
+
+    Args:
+        path: The file.
+
+    Returns:
+        ``"dicom"`` (``DICM`` at byte 128), ``"png"`` or ``"jpeg"`` (their signatures).
+
+    Raises:
+        ScanReadError: If the file is missing, a folder, empty, or none of these.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise refusal(p, "the file does not exist.")
+    if not p.is_file():
+        raise refusal(p, "this is a folder, not a file.")
+    if p.stat().st_size == 0:
+        raise refusal(p, "the file is empty (0 bytes), so there is no scan in it.")
+    with p.open("rb") as f:
+        head = f.read(132)
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(_JPEG_SIGNATURE):
+        return "jpeg"
+    raise refusal(
+        p,
+        "the file is not an image or DICOM file (it is not DICOM, PNG or JPEG), "
+        "so it cannot be read as a bone scan.",
+    )
+
+
+def view_from_name(path: str | Path) -> str | None:
+    """Return the view a file's name gives, or None.
+
+    The file name is looked at first, then its folder's name; a word ``ant`` or
+    ``anterior`` (case-insensitive, delimited by anything but a letter, e.g.
+    ``scan_ANT.png``, ``ant2.jpg``, ``ant/7.jpg``) means ANT, ``post``/``posterior``
+    POST. A name holding both, or neither, says nothing.
+
+    Args:
+        path: The file.
+
+    Returns:
+        ``"ANT"``, ``"POST"`` or None.
+    """
+    p = Path(path)
+    for part in (p.stem, p.parent.name):
+        found = {_VIEW_WORDS[w] for w in re.findall(r"[a-z]+", part.lower()) if w in _VIEW_WORDS}
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    pixels: np.ndarray  # 2-D, uint8 / uint16 / int32, native byte order
+    bit_depth: int
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _View:
+    counts: np.ndarray  # float32 (1024, 256)
+    polarity: Polarity
+    is_grey_level_1: bool
+    notes: tuple[str, ...]
+
+
+def _decode_image(path: Path) -> _Decoded:
+    """Decode a PNG/JPEG into a 2-D integer array, checking its size from the header first."""
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        # PIL warns above its own limit; ours is lower and checked just below
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(declared.group(1)) / 1e6:.0f} million pixels" if declared else "its size"
+            raise refusal(
+                path,
+                f"the image is too large to read safely ({size}; the limit is "
+                f"{MAX_PIXELS // 1_000_000} million).",
+            ) from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise refusal(path, f"the image is damaged and cannot be opened ({exc}).") from None
+    with im:
+        cols, rows = im.size
+        check_dimensions(path, rows, cols)
+        try:
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise refusal(
+                path,
+                f"the image is damaged or incomplete (truncated) and cannot be decoded ({exc}).",
+            ) from None
+        mode = im.mode
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+            pixels = np.asarray(im).astype(np.uint16)
+            bit_depth = 16
+        elif mode == "I":
+            pixels = np.asarray(im).astype(np.int32)
+            if pixels.min() < 0:
+                raise refusal(path, "the image holds negative pixel values; it is not a scan.")
+            bit_depth = 16 if pixels.max() <= 0xFFFF else 32
+        elif mode == "L":
+            pixels = np.asarray(im).astype(np.uint8)
+            bit_depth = 8
+        elif mode in ("1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+            if "A" in im.getbands():
+                alpha = np.asarray(im.getchannel("A"))
+                if alpha.min() < 255:
+                    notes.append("the image's transparency (alpha channel) was ignored")
+            if mode not in ("1", "L", "LA", "P", "PA"):
+                notes.append("colour image converted to grey (luminance)")
+            pixels = np.asarray(im.convert("L")).astype(np.uint8)
+            bit_depth = 8
+        else:
+            raise refusal(path, f"the image's pixel format ({mode}) is not one a scan export uses.")
+    return _Decoded(pixels, bit_depth, tuple(notes))
+
+
+def _to_counts(path: Path, pixels: np.ndarray, bit_depth: int) -> _View:
+    """Turn one view's stored pixels into canonical counts (hot = high), noting polarity."""
+    lo, hi = int(pixels.min()), int(pixels.max())
+    if lo == hi:
+        raise refusal(
+            path, f"the image is blank: every pixel has the value {lo}, so it holds no scan."
+        )
+    guess = detect_polarity(pixels)
+    if guess.polarity == "hot-bright":
+        counts = pixels.astype(np.float32)
+        how = "black background, hot = bright; pixel values taken as counts"
+    else:
+        top = 255 if bit_depth == 8 else (1 << max(8, hi.bit_length())) - 1
+        counts = (top - pixels.astype(np.float32)).astype(np.float32)
+        how = f"white background, hot = dark (the paper's display); counts = {top} - pixel"
+    note = f"polarity detected: {guess.polarity} ({how}; background {guess.background:g})"
+    if not guess.confident:
+        note += "; uncertain, because the border and the most common value disagree"
+    notes = [note]
+    if counts.shape != (ROWS, COLS):
+        notes.append(
+            f"resized from {counts.shape[1]} x {counts.shape[0]} to {COLS} x {ROWS} "
+            "(width x height, bilinear)"
+        )
+        counts = resize_bilinear(counts)
+    return _View(
+        counts, guess.polarity, guess.polarity == "hot-dark" and bit_depth == 8, tuple(notes)
+    )
+
+
+def _layout(path: Path, pixels: np.ndarray) -> Literal["single", "composite"]:
+    rows, cols = pixels.shape
+    aspect = cols / rows
+    if aspect <= SINGLE_VIEW_MAX_ASPECT:
+        return "single"
+    if COMPOSITE_MIN_ASPECT <= aspect <= COMPOSITE_MAX_ASPECT:
+        return "composite"
+    raise refusal(
+        path,
+        f"the image is {cols} x {rows} pixels (width x height), which is neither one "
+        "whole-body view (taller than wide, about 1 : 4) nor four views side by side "
+        "(about square).",
+    )
+
+
+def _split_composite(path: Path, decoded: _Decoded) -> tuple[_View, _View, list[str]]:
+    """Return the ANT and POST views of a four-panel composite and notes on its panels."""
+    pixels = decoded.pixels
+    rows, cols = pixels.shape
+    edges = [round(i * cols / 4) for i in range(5)]
+    width = min(edges[i + 1] - edges[i] for i in range(4))
+    if width < MIN_SIDE:
+        raise refusal(
+            path,
+            f"the image looks like four views side by side, but each panel is only {width} "
+            f"pixels wide; a whole-body view needs at least {MIN_SIDE}.",
+        )
+    panels = [pixels[:, edges[i] : edges[i] + width] for i in range(4)]
+    notes = [
+        f"composite of four {width} x {rows} panels, read left to right as ANT grey level 1, "
+        "ANT grey level 2, POST grey level 1, POST grey level 2; panels 1 and 3 used"
+    ]
+    views = []
+    for index, view in ((0, "ANT"), (2, "POST")):
+        converted = _to_counts(path, panels[index], decoded.bit_depth)
+        views.append(converted)
+        if decoded.bit_depth != 8:
+            notes.append(f"{view}: grey level 2 panel not checked (not an 8-bit export)")
+            continue
+        g1, g2 = panels[index], panels[index + 1]
+        if converted.polarity == "hot-bright":
+            g1, g2 = 255 - g1, 255 - g2
+        diff = float(np.abs(grey_level_2(g1).astype(np.int16) - g2.astype(np.int16)).mean())
+        if diff > COMPOSITE_TOLERANCE:
+            notes.append(
+                f"{view}: panel {index + 2} does not look like grey level 2 of panel "
+                f"{index + 1} (mean difference {diff:.1f} grey levels); check that the "
+                "export has the documented panel order"
+            )
+    return views[0], views[1], notes
+
+
+def _read_image_file(path: Path, kind: FileKind) -> Scan:
+    decoded = _decode_image(path)
+    notes = list(decoded.notes)
+    if _layout(path, decoded.pixels) == "composite":
+        ant, post, panel_notes = _split_composite(path, decoded)
+        notes += [f"ANT: {n}" for n in ant.notes] + [f"POST: {n}" for n in post.notes]
+        notes += panel_notes
+        return _image_scan(
+            {"ANT": ant, "POST": post}, f"composite-{kind}", (path,), decoded.bit_depth, notes
+        )
+    view = view_from_name(path)
+    if view is None:
+        view = "ANT"
+        notes.append("the file name does not say which view this is; taken as anterior (ANT)")
+    else:
+        notes.append(f"view {view} taken from the file name")
+    converted = _to_counts(path, decoded.pixels, decoded.bit_depth)
+    notes += list(converted.notes)
+    return _image_scan({view: converted}, kind, (path,), decoded.bit_depth, notes)
+
+
+def _image_scan(
+    views: dict[str, _View],
+    source_format: str,
+    paths: tuple[Path, ...],
+    bit_depth: int,
+    notes: list[str],
+) -> Scan:
+    polarities = {v.polarity for v in views.values()}
+    first = views[next(v for v in VIEWS if v in views)]
+    if len(polarities) > 1:
+        notes.append("the views have different polarities; each was converted on its own")
+    meta = ScanMeta(
+        source_format=source_format,
+        source_files=tuple(str(p) for p in paths),
+        polarity=first.polarity,
+        bit_depth=bit_depth,
+        display_is_grey_level_1=all(v.is_grey_level_1 for v in views.values()),
+        notes=tuple(notes),
+    )
+    return Scan(views={k: views[k].counts for k in VIEWS if k in views}, meta=meta)
+
+
+def _read_image_pair(ant: Path, post: Path, kind_ant: FileKind, kind_post: FileKind) -> Scan:
+    notes: list[str] = []
+    views: dict[str, _View] = {}
+    bit_depth = 8
+    for path, view in ((ant, "ANT"), (post, "POST")):
+        decoded = _decode_image(path)
+        if _layout(path, decoded.pixels) == "composite":
+            raise refusal(
+                path,
+                "this image holds four views side by side (both anterior and posterior); "
+                "give it on its own, not as one view of a pair.",
+            )
+        named = view_from_name(path)
+        if named is not None and named != view:
+            notes.append(
+                f"{path.name} is named like a {named} view but was given as {view}; read as {view}"
+            )
+        converted = _to_counts(path, decoded.pixels, decoded.bit_depth)
+        views[view] = converted
+        notes += list(decoded.notes) + [f"{view}: {n}" for n in converted.notes]
+        bit_depth = max(bit_depth, decoded.bit_depth)
+    fmt = kind_ant if kind_ant == kind_post else f"{kind_ant}+{kind_post}"
+    return _image_scan(views, fmt, (ant, post), bit_depth, notes)
+
+
+def read_scan(path: str | Path, posterior: str | Path | None = None) -> Scan:
+    """Read a whole-body bone scan from a file, or from an anterior/posterior pair.
+
+    What a file is comes from its content (see the module docstring): DICOM NM (one
+    two-frame file, or single-frame files), or a PNG/JPEG export in either polarity,
+    one view or a four-panel composite (left to right: ANT grey level 1, ANT grey
+    level 2, POST grey level 1, POST grey level 2).
+
+    Args:
+        path: The scan file; with ``posterior``, the anterior view.
+        posterior: The posterior view's file, when ``path`` is the anterior view; both
+            must be DICOM or both exported images.
+
+    Returns:
+        The scan: each view float32 (1024, 256) counts >= 0, hot = high; one view only
+        when a single-view file was given alone. ``meta.notes`` says what was assumed
+        (view from the file name, polarity detected, resizing, ...).
+
+    Raises:
+        ScanReadError: If a file cannot be read as a bone scan; the message names the
+            file and says why.
+    """
+    first = Path(path)
+    kind = sniff(first)
+    if posterior is None:
+        if kind == "dicom":
+            from core.dicom import read_dicom_views  # pydicom is only needed for DICOM
+
+            return read_dicom_views(first)
+        return _read_image_file(first, kind)
+    second = Path(posterior)
+    kind_post = sniff(second)
+    if first.resolve() == second.resolve():
+        raise refusal(second, "the same file was given as both the anterior and posterior view.")
+    if (kind == "dicom") != (kind_post == "dicom"):
+        raise refusal(
+            second,
+            f"the anterior view ({first.name}) and the posterior view must both be DICOM "
+            "files or both exported images.",
+        )
+    if kind == "dicom":
+        from core.dicom import read_dicom_views
+
+        return read_dicom_views([first, second])
+    return _read_image_pair(first, second, kind, kind_post)
