@@ -21,9 +21,17 @@ from tests.readers_helpers import (
 )
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _refused(path: Path, *reason_words: str, posterior: Path | None = None) -> str:
+    """Assert ``read_scan`` refuses, names the file and the reason, and writes nothing."""
+    folder = path.parent if path.parent.exists() else path
+    before = _snapshot(folder)
     with pytest.raises(ScanReadError) as info:
         read_scan(path, posterior=posterior)
+    assert _snapshot(folder) == before, "a refused read changed files on disk"
     message = str(info.value)
     assert info.value.source in message
     for word in reason_words:
