@@ -88,8 +88,190 @@ def _cmd_init_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the classifier and the segmenter on a labelled dataset",
+        description="Train both networks (ResNet34 crop classifier, FlexibleUNet segmenter) "
+        "on a labelled dataset with the paper's 7-level patient split, and write the model "
+        "folder (fp16 safetensors + JSON cards with the weights' sha256).",
+    )
+    p.add_argument(
+        "dataset", type=Path, nargs="+", help="labelled dataset folder(s) (cases.csv, images, JSON)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output model folder")
+    p.add_argument("--workers", type=int, default=1, help="processes reading the dataset")
+    p.add_argument("--steps", type=int, default=3000, help="classifier steps (default 3000)")
+    p.add_argument("--seg-steps", type=int, help="segmenter steps (default: --steps)")
+    p.add_argument("--batch-size", type=int, default=16, help="crops per step (paper: 16)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam initial rate (paper: 0.01)")
+    p.add_argument("--seg-crop-rows", type=int, default=256, help="segmenter crop rows (x 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, augmentation")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU when available)")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--val-every", type=int, default=500, help="steps between validations")
+    p.add_argument("--val-cases", type=int, default=32, help="held-out scans to validate on")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--stop-after", type=int, help="stop with a checkpoint after this step")
+    p.add_argument("--time-budget", type=float, help="seconds the loop may take; cuts steps to fit")
+    p.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from core.models import SegmenterConfig
+    from core.train import TrainOptions, train_from_folder
+
+    try:
+        opts = TrainOptions(
+            segmenter=SegmenterConfig(train_crop=(args.seg_crop_rows, 256)),
+            steps=args.steps,
+            seg_steps=args.seg_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            split_seed=args.split_seed,
+            device=args.device,
+            amp=not args.no_amp,
+            val_every=args.val_every,
+            val_cases=args.val_cases,
+            checkpoint_every=args.checkpoint_every,
+            keep_checkpoint=args.keep_checkpoint,
+            time_budget_s=args.time_budget,
+            progress=not args.quiet,
+        )
+        result = train_from_folder(
+            args.dataset,
+            args.out,
+            opts,
+            resume=args.resume,
+            stop_after=args.stop_after,
+            workers=args.workers,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = "finished" if result.finished else "stopped (resume with --resume)"
+    figures = " ".join(f"{k}={v:.3f}" for k, v in result.validation.items())
+    print(f"{result.out_dir}: {state} at step {result.step} in {result.seconds:.0f} s; {figures}")
+    return 0
+
+
+def _add_generate(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="write a synthetic (phantom) labelled dataset with DICOM and truth files",
+        description="Generate synthetic whole-body bone scans drawn like the paper's cohort "
+        "and write them as a labelled dataset: cases.csv, view images with LabelMe polygons, "
+        "a two-frame DICOM NM file and a truth JSON per case. Case i is the same for any N.",
+    )
+    p.add_argument("out", type=Path, help="output dataset folder (created if missing)")
+    p.add_argument("--cases", type=int, default=100, help="cases, or patients with --longitudinal")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--longitudinal", action="store_true", help="each patient a series of 2-6 scans")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from core.phantom.export import generate_dataset
+
+    start = time.perf_counter()
+    try:
+        path = generate_dataset(
+            args.out, args.cases, args.seed, longitudinal=args.longitudinal, jobs=args.jobs
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    with path.open(encoding="utf-8") as handle:
+        rows = sum(1 for _ in handle) - 1
+    unit = "patients" if args.longitudinal else "cases"
+    print(f"{path}: {rows} scans ({args.cases} {unit}, seed {args.seed}) in {seconds:.1f} s")
+    return 0
+
+
+def _add_demo_cohort(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "demo-cohort",
+        help="fill the store with the synthetic demo cohort (about 40 patients, 120 scans)",
+        description="Create the demo cohort of synthetic phantom patients, with their "
+        "treatments, and store their scans. Each patient is stored whole or not at all.",
+    )
+    p.add_argument("--db", type=Path, help="SQLite file (default: $BONESCAN_DB or data/)")
+    p.add_argument("--patients", type=int, default=None, help="number of patients (40)")
+    p.add_argument("--seed", type=int, default=None, help="cohort seed (2021)")
+    p.add_argument(
+        "--if-empty", action="store_true", help="do nothing when the store holds any patient"
+    )
+    p.set_defaults(func=_cmd_demo_cohort)
+
+
+def _cmd_demo_cohort(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.config import db_path
+    from core.demo import DEMO_PATIENTS, DEMO_SEED, case_sha256, demo_cohort
+    from core.phantom.generate import to_scan
+    from db.connection import open_db
+    from db.queries import patient_id_by_pseudonym, store_summary
+    from db.store import add_patient, add_treatment, store_study
+
+    path = args.db or db_path()
+    n = args.patients or DEMO_PATIENTS
+    with open_db(path) as db:
+        if args.if_empty and store_summary(db).patients:
+            print(f"{path}: the store already holds patients; demo cohort not added")
+            return 0
+        studies = added = 0
+        for patient in tqdm(demo_cohort(n, args.seed or DEMO_SEED), total=n, unit="patient",
+                            desc="demo cohort"):  # fmt: skip
+            if patient_id_by_pseudonym(db, patient.pseudonym) is not None:
+                continue  # stored by an earlier run
+            info = patient.cases[0].patient
+            with db.atomic():  # one patient, its scans and treatments: all or nothing
+                pid = add_patient(
+                    db,
+                    pseudonym=patient.pseudonym,
+                    name=f"Synthetic patient {patient.pseudonym[5:]}",
+                    external_id=info.patient_id,
+                    sex=info.sex,
+                    birth_year=info.birth_year,
+                    primary_tumour=info.primary,
+                    synthetic=True,
+                )
+                for case in patient.cases:
+                    store_study(
+                        db,
+                        patient_id=pid,
+                        scan=to_scan(case),
+                        source_name=f"{case.case_id}.dcm",
+                        source_sha256=case_sha256(case),
+                        injection_delay_h=case.injection_delay_h,
+                    )
+                    studies += 1
+                added += 1
+                for t in patient.treatments:
+                    add_treatment(db, patient_id=pid, agent=t.agent, start=t.start, end=t.end,
+                                  dose=t.dose)  # fmt: skip
+    print(f"{path}: stored {added} synthetic patients with {studies} studies")
+    return 0
+
+
 #: Every command's ``_add_`` function, in the order ``--help`` lists them.
-SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [_add_info, _add_init_db]
+SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
+    _add_info,
+    _add_init_db,
+    _add_demo_cohort,
+    _add_train,
+    _add_generate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

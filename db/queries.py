@@ -42,3 +42,9 @@ def study_views(db: Database, study_id: int) -> dict[str, np.ndarray]:
             [study_id],
         ).fetchall()
     }
+
+
+def patient_id_by_pseudonym(db: Database, pseudonym: str) -> int | None:
+    """Return the id of the patient with this pseudonym, or None."""
+    row = db.execute("SELECT id FROM patients WHERE pseudonym = ?", [pseudonym]).fetchone()
+    return None if row is None else int(row[0])

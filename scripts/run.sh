@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements.txt
 .venv/bin/python -m core init-db
+# First start: fill an empty store with the synthetic demo cohort (about half a minute).
+.venv/bin/python -m core demo-cohort --if-empty
 exec .venv/bin/python -m streamlit run app.py \
     --server.address "${HOST:-127.0.0.1}" --server.port "${PORT:-8501}" --server.headless true
