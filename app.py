@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import device_label
+from ui.common import device_label
 
 st.set_page_config(
     page_title="Bone-scan tumour burden", page_icon=":material/radiology:", layout="wide"

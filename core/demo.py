@@ -20,6 +20,15 @@ DEMO_SEED = 2021
 DEMO_PATIENTS = 40
 
 
+#: How the phantom's treatment codes are written for physicians.
+AGENT_NAMES: dict[str, str] = {
+    "androgen_deprivation": "androgen deprivation",
+    "radium_223": "radium-223",
+    "zoledronic_acid": "zoledronic acid",
+    "chemotherapy": "chemotherapy",
+}
+
+
 @dataclass(frozen=True)
 class DemoTreatment:
     """A treatment of a demo patient, as the store records it."""
@@ -60,7 +69,7 @@ def demo_patient(index: int, seed: int = DEMO_SEED) -> DemoPatient:
     series = cases[-1].truth.get("series") or {}
     treatments = [
         DemoTreatment(
-            agent=t["agent"],
+            agent=AGENT_NAMES.get(t["agent"], t["agent"].replace("_", " ")),
             start=dt.date.fromisoformat(t["start"]),
             end=dt.date.fromisoformat(t["end"]) if t["end"] else None,
             dose=t["dose"],

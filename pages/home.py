@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import db_path
-from db.queries import store_summary
-from pages.common import database
+from db.queries import patient_overview, store_summary
+from ui.common import database
 
 st.title("Bone-scan tumour burden")
 st.markdown(
@@ -36,6 +36,7 @@ Every figure here is a decision aid for a nuclear-medicine physician, not a diag
 
 with database() as db:
     summary = store_summary(db)
+    patients = patient_overview(db)
 
 st.subheader("The store")
 cols = st.columns(3)
@@ -45,3 +46,36 @@ cols[2].metric("Synthetic patients", summary.synthetic_patients)
 st.caption(f"SQLite file: `{db_path()}`")
 if summary.patients and summary.synthetic_patients == summary.patients:
     st.info("Every patient in this store is synthetic (generated phantom), for demonstration.")
+
+if patients:
+    st.subheader("Patients")
+    st.dataframe(
+        patients,
+        hide_index=True,
+        column_order=(
+            "pseudonym",
+            "synthetic",
+            "sex",
+            "birth_year",
+            "primary_tumour",
+            "studies",
+            "first_study",
+            "last_study",
+            "treatments",
+        ),
+        column_config={
+            "pseudonym": "Patient",
+            "synthetic": st.column_config.CheckboxColumn("Synthetic"),
+            "birth_year": st.column_config.NumberColumn("Born", format="%d"),
+            "primary_tumour": "Primary tumour",
+            "studies": "Scans",
+            "first_study": "First scan",
+            "last_study": "Last scan",
+            "treatments": "Treatments",
+        },
+    )
+else:
+    st.info(
+        "The store is empty. `bash scripts/run.sh` fills it with the synthetic demo cohort "
+        "on first start, or run `python -m core demo-cohort`."
+    )

@@ -30,7 +30,9 @@ def test_demo_cohort_is_stored_synthetic_with_treatments_once(tmp_path: Path) ->
         expected = sum(len(demo_patient(i).cases) for i in range(3))
         assert summary.studies == expected
         assert db.execute("SELECT count(*) FROM treatments").fetchone()[0] > 0
-        study_id, sha = db.execute("SELECT id, source_sha256 FROM studies ORDER BY id LIMIT 1").fetchone()
+        study_id, sha = db.execute(
+            "SELECT id, source_sha256 FROM studies ORDER BY id LIMIT 1"
+        ).fetchone()
         views = study_views(db, study_id)
     case = demo_patient(0).cases[0]
     assert sha == case_sha256(case)
@@ -41,3 +43,9 @@ def test_demo_cohort_is_stored_synthetic_with_treatments_once(tmp_path: Path) ->
     assert main(["demo-cohort", "--db", str(db_file), "--patients", "3"]) == 0
     with open_db(db_file) as db:
         assert store_summary(db).studies == expected
+
+
+def test_treatments_are_named_for_physicians() -> None:
+    agents = {t.agent for i in range(10) for t in demo_patient(i).treatments}
+    assert agents and all("_" not in a for a in agents)
+    assert agents <= {"androgen deprivation", "radium-223", "zoledronic acid", "chemotherapy"}

@@ -23,3 +23,15 @@ def test_home_counts_patients_and_flags_a_synthetic_store(db_file: Path) -> None
     assert not at.exception
     assert at.metric[0].value == "1"
     assert any("synthetic" in i.value for i in at.info)
+
+
+def test_home_lists_patients_with_their_treatments(db_file: Path) -> None:
+    from core.cli import main
+
+    assert main(["demo-cohort", "--db", str(db_file), "--patients", "2"]) == 0
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert list(frame["pseudonym"]) == ["Demo 001", "Demo 002"]
+    assert frame["synthetic"].all()
+    assert frame["treatments"].str.len().min() > 0
