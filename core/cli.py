@@ -106,6 +106,9 @@ def _add_train(sub: _Subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="crops per step (paper: 16)")
     p.add_argument("--lr", type=float, default=0.01, help="Adam initial rate (paper: 0.01)")
     p.add_argument("--seg-crop-rows", type=int, default=256, help="segmenter crop rows (x 256)")
+    p.add_argument(
+        "--positive-share", type=float, default=0.5, help="share of classifier crops with lesions"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, augmentation")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU when available)")
@@ -132,6 +135,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seg_steps=args.seg_steps,
             batch_size=args.batch_size,
             lr=args.lr,
+            positive_share=args.positive_share,
             seed=args.seed,
             split_seed=args.split_seed,
             device=args.device,
