@@ -204,7 +204,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _add_demo_cohort(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "demo-cohort",
-        help="fill the store with the synthetic demo cohort (about 40 patients, 120 scans)",
+        help="fill the store with the synthetic demo cohort (40 patients, about 110 scans)",
         description="Create the demo cohort of synthetic phantom patients, with their "
         "treatments, and store their scans. Each patient is stored whole or not at all.",
     )
