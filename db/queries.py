@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
 
-from db.store import decode_counts
+from core.config import AGE_GROUPS, age_group
+from core.crops import THRESHOLD
+from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
 
 
 @dataclass(frozen=True)
@@ -72,4 +76,211 @@ def patient_overview(db: Database) -> list[dict[str, object]]:
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for row in out:
         row["synthetic"] = bool(row["synthetic"])
+    return out
+
+
+# --- analyses: time series, cohort, one study with its masks ----------------------
+
+#: "The latest analysis of study s": ids only grow, and analyses(study_id, id) turns
+#: this into one index seek per study.
+_LATEST_ANALYSIS = "(SELECT max(a2.id) FROM analyses a2 WHERE a2.study_id = s.id)"
+
+
+def _age_group_or_none(age: int | None) -> str | None:
+    if age is None:
+        return None
+    try:
+        return age_group(age)
+    except ValueError:  # a birth year after the study date: unknown, not an error here
+        return None
+
+
+def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
+    """Return a patient's studies by date, each with its latest analysis' figures.
+
+    Args:
+        db: An open store.
+        patient_id: The patient (an unknown id gives an empty list).
+
+    Returns:
+        One dict per study, oldest first (then by id), with keys ``study_id,
+        study_date, injection_delay_h, source_name, analysis_id, quality, bstbi,
+        hotspots, lesion_area_cm2, metastasis_probability, bladder_probability,
+        analysed_at``; the analysis keys are None for a study never analysed.
+    """
+    rows = db.execute(
+        f"""
+        SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
+               a.bstbi, a.hotspots, a.lesion_area_cm2, a.metastasis_probability,
+               a.bladder_probability, a.created_at
+        FROM studies s LEFT JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
+        WHERE s.patient_id = ?
+        ORDER BY s.study_date, s.id
+        """,
+        [patient_id],
+    ).fetchall()
+    keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
+            "quality", "bstbi", "hotspots", "lesion_area_cm2", "metastasis_probability",
+            "bladder_probability", "analysed_at")  # fmt: skip
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def cohort_summary(
+    db: Database,
+    *,
+    primary: str | None = None,
+    age_group: str | None = None,
+    metastasis: bool | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Return one row per patient for the cohort page, filtered and paged.
+
+    BSTBI figures come from each study's latest analysis, and only from analyses whose
+    quality is ``"ok"`` with a BSTBI: a non-diagnostic scan's burden is not reported
+    as if it were reliable. *Latest* is the last such study by date, *baseline* the
+    first; with one such study both are that study and the change is 0.
+
+    Args:
+        db: An open store.
+        primary: Keep only this primary tumour (exact match), or None for all.
+        age_group: Keep only this age group (one of ``AGE_GROUPS``), or None.
+        metastasis: True: latest metastasis probability >= 0.5 (:data:`core.crops.THRESHOLD`);
+            False: below it; None: no filter (patients without one included).
+        limit: At most this many rows (>= 0), or None for all.
+        offset: Skip this many rows first (>= 0).
+
+    Returns:
+        Dicts ordered by pseudonym with keys ``patient_id, pseudonym, sex, age_group,
+        primary_tumour, synthetic (bool), n_studies, last_study_date, latest_bstbi,
+        baseline_bstbi, bstbi_change (latest - baseline), metastasis (bool, or None
+        when no reliable analysis)``. ``age_group`` is at the last study, from the
+        birth year and the study year, None when either is unknown.
+
+    Raises:
+        ValueError: If ``age_group`` is not one of ``AGE_GROUPS``, or ``limit`` or
+            ``offset`` is negative.
+    """
+    if age_group is not None and age_group not in AGE_GROUPS:
+        raise ValueError(f"age_group must be one of {AGE_GROUPS} or None, got {age_group!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    # One Python definition of the age groups, used inside the SQL so that filtering and
+    # paging stay in the database.
+    db.conn.create_function("age_group", 1, _age_group_or_none, deterministic=True)
+    where: list[str] = []
+    params: list[object] = []
+    if primary is not None:
+        where.append("p.primary_tumour = ?")
+        params.append(primary)
+    if age_group is not None:
+        where.append("age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year) = ?")
+        params.append(age_group)
+    if metastasis is not None:
+        where.append(f"r.metastasis_probability {'>=' if metastasis else '<'} ?")
+        params.append(THRESHOLD)
+    rows = db.execute(
+        f"""
+        WITH st AS (
+            SELECT patient_id, count(*) AS n, max(study_date) AS last_date
+            FROM studies GROUP BY patient_id
+        ),
+        reliable AS (
+            SELECT s.patient_id, a.bstbi, a.metastasis_probability,
+                   row_number() OVER w_last AS last_rank,
+                   first_value(a.bstbi) OVER w_first AS baseline
+            FROM studies s JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
+            WHERE a.quality = 'ok' AND a.bstbi IS NOT NULL
+            WINDOW w_last AS (PARTITION BY s.patient_id ORDER BY s.study_date DESC, s.id DESC),
+                   w_first AS (PARTITION BY s.patient_id ORDER BY s.study_date, s.id)
+        ),
+        r AS (SELECT * FROM reliable WHERE last_rank = 1)
+        SELECT p.id, p.pseudonym, p.sex,
+               age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year),
+               p.primary_tumour, p.synthetic, coalesce(st.n, 0), st.last_date,
+               r.bstbi, r.baseline, r.bstbi - r.baseline, r.metastasis_probability
+        FROM patients p
+        LEFT JOIN st ON st.patient_id = p.id
+        LEFT JOIN r ON r.patient_id = p.id
+        {"WHERE " + " AND ".join(where) if where else ""}
+        ORDER BY p.pseudonym
+        LIMIT ? OFFSET ?
+        """,
+        [*params, -1 if limit is None else limit, offset],
+    ).fetchall()
+    keys = ("patient_id", "pseudonym", "sex", "age_group", "primary_tumour", "synthetic",
+            "n_studies", "last_study_date", "latest_bstbi", "baseline_bstbi", "bstbi_change",
+            "metastasis")  # fmt: skip
+    out = [dict(zip(keys, row, strict=True)) for row in rows]
+    for row in out:
+        row["synthetic"] = bool(row["synthetic"])
+        p = row["metastasis"]
+        row["metastasis"] = None if p is None else bool(p >= THRESHOLD)
+    return out
+
+
+def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
+    """Return a study with its views, latest analysis, that analysis' masks and lesions.
+
+    Args:
+        db: An open store.
+        study_id: The study.
+
+    Returns:
+        ``{"study": dict of the studies row, "views": {view: float32 counts},
+        "analysis": dict or None, "masks": {view: uint8 label mask},
+        "lesions": list of dicts}``. The analysis dict has the analyses columns with
+        ``timings_s`` (parsed JSON) instead of ``timings_json`` and ``bstbi_images``
+        ``{(view, level): bstbi}`` (present images only) beside the per-image columns.
+        Lesion dicts have the lesions columns, ``drawn`` (bool uint8 array or None)
+        instead of ``drawn_zlib``, ordered by view and component.
+
+    Raises:
+        ValueError: If the study does not exist.
+    """
+    cur = db.execute("SELECT * FROM studies WHERE id = ?", [study_id])
+    row = cur.fetchone()
+    if row is None:
+        raise ValueError(f"study_id {study_id} does not exist")
+    study = dict(zip([c[0] for c in cur.description], row, strict=True))
+    out: dict[str, Any] = {
+        "study": study,
+        "views": study_views(db, study_id),
+        "analysis": None,
+        "masks": {},
+        "lesions": [],
+    }
+    cur = db.execute(
+        "SELECT * FROM analyses WHERE study_id = ? ORDER BY id DESC LIMIT 1", [study_id]
+    )
+    row = cur.fetchone()
+    if row is None:
+        return out
+    analysis = dict(zip([c[0] for c in cur.description], row, strict=True))
+    analysis["timings_s"] = json.loads(analysis.pop("timings_json"))
+    analysis["bstbi_images"] = {
+        key: analysis[col] for key, col in BSTBI_COLUMNS.items() if analysis[col] is not None
+    }
+    out["analysis"] = analysis
+    out["masks"] = {
+        view: decode_mask(blob, rows, cols)
+        for view, rows, cols, blob in db.execute(
+            "SELECT view, rows, cols, labels_zlib FROM masks WHERE analysis_id = ? ORDER BY view",
+            [analysis["id"]],
+        ).fetchall()
+    }
+    cur = db.execute(
+        "SELECT * FROM lesions WHERE analysis_id = ? ORDER BY view, component", [analysis["id"]]
+    )
+    names = [c[0] for c in cur.description]
+    for lesion_row in cur.fetchall():
+        lesion = dict(zip(names, lesion_row, strict=True))
+        blob = lesion.pop("drawn_zlib")
+        mask = out["masks"].get(lesion["view"])
+        lesion["drawn"] = (
+            None if blob is None or mask is None else decode_mask(blob, *mask.shape).astype(bool)
+        )
+        out["lesions"].append(lesion)
     return out

@@ -67,3 +67,78 @@ def _patients_studies_views_treatments(db: Database) -> None:
         CREATE INDEX treatments_patient ON treatments(patient_id, start_date);
         """
     )
+
+
+@migrations(name="0002_analyses_lesions_audit")
+def _analyses_lesions_audit(db: Database) -> None:
+    # "Latest analysis of a study" is the one with the highest id (ids only grow while
+    # rows are inserted), so analyses(study_id, id) answers it with one index seek.
+    db.executescript(
+        """
+        CREATE TABLE analyses (
+            id INTEGER PRIMARY KEY,
+            study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+            model_version TEXT NOT NULL,
+            weights_sha256 TEXT,
+            device TEXT NOT NULL,
+            timings_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(timings_json)),
+            metastasis_probability REAL
+                CHECK (metastasis_probability IS NULL OR metastasis_probability BETWEEN 0 AND 1),
+            bladder_probability REAL
+                CHECK (bladder_probability IS NULL OR bladder_probability BETWEEN 0 AND 1),
+            bstbi_ant_1 REAL CHECK (bstbi_ant_1 IS NULL OR bstbi_ant_1 BETWEEN 0 AND 1),
+            bstbi_ant_2 REAL CHECK (bstbi_ant_2 IS NULL OR bstbi_ant_2 BETWEEN 0 AND 1),
+            bstbi_post_1 REAL CHECK (bstbi_post_1 IS NULL OR bstbi_post_1 BETWEEN 0 AND 1),
+            bstbi_post_2 REAL CHECK (bstbi_post_2 IS NULL OR bstbi_post_2 BETWEEN 0 AND 1),
+            bstbi REAL CHECK (bstbi IS NULL OR bstbi BETWEEN 0 AND 1),
+            hotspots INTEGER CHECK (hotspots IS NULL OR hotspots >= 0),
+            lesion_area_cm2 REAL CHECK (lesion_area_cm2 IS NULL OR lesion_area_cm2 >= 0),
+            quality TEXT NOT NULL CHECK (quality <> ''),   -- 'ok' or the reason it is not
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) STRICT;
+        CREATE INDEX analyses_study_latest ON analyses(study_id, id);
+
+        CREATE TABLE masks (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            view TEXT NOT NULL CHECK (view IN ('ANT', 'POST')),
+            rows INTEGER NOT NULL,
+            cols INTEGER NOT NULL,
+            labels_zlib BLOB NOT NULL      -- uint8 label mask (0 bg, 1 metastasis, 2 bladder), zlib
+        ) STRICT;
+        CREATE UNIQUE INDEX masks_analysis_view ON masks(analysis_id, view);
+
+        CREATE TABLE lesions (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            view TEXT NOT NULL CHECK (view IN ('ANT', 'POST')),
+            component INTEGER NOT NULL CHECK (component >= 1),
+            area_px INTEGER NOT NULL CHECK (area_px >= 0),
+            area_cm2 REAL CHECK (area_cm2 IS NULL OR area_cm2 >= 0),
+            uptake_ratio REAL,
+            skeletal_region TEXT,
+            centroid_row REAL,
+            centroid_col REAL,
+            status TEXT NOT NULL DEFAULT 'model' CHECK (status IN ('model', 'removed', 'added')),
+            -- A lesion the physician drew (not a component of the model's mask) keeps its
+            -- pixels here: zlib uint8 0/1 of the view's shape. NULL for model lesions.
+            drawn_zlib BLOB,
+            CHECK (status <> 'added' OR drawn_zlib IS NOT NULL),
+            CHECK (status <> 'model' OR drawn_zlib IS NULL)
+        ) STRICT;
+        -- Also the index for "the lesions of an analysis".
+        CREATE UNIQUE INDEX lesions_analysis_component ON lesions(analysis_id, view, component);
+
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            account TEXT NOT NULL CHECK (account <> ''),
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id INTEGER,
+            before_json TEXT CHECK (before_json IS NULL OR json_valid(before_json)),
+            after_json TEXT CHECK (after_json IS NULL OR json_valid(after_json))
+        ) STRICT;
+        CREATE INDEX audit_log_entity ON audit_log(entity, entity_id, id);
+        """
+    )

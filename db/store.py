@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
 
+from core.config import LABEL_BLADDER, VIEWS
 from core.scan import Scan
 
 #: zlib level for pixel data: 6 is within a few % of 9 in size at a third of the time.
@@ -169,3 +174,422 @@ def add_treatment(
             [patient_id, agent, start.isoformat(), end.isoformat() if end else None, dose, note],
         )
     return int(cursor.lastrowid or 0)
+
+
+# --- analyses, masks, lesions and the audit log ------------------------------------
+
+#: Lesion statuses: kept model lesion, removed by a physician, drawn by a physician.
+LESION_STATUSES: tuple[str, str, str] = ("model", "removed", "added")
+#: The analyses column holding the BSTBI of each display image (view, grey level).
+BSTBI_COLUMNS: dict[tuple[str, int], str] = {
+    ("ANT", 1): "bstbi_ant_1",
+    ("ANT", 2): "bstbi_ant_2",
+    ("POST", 1): "bstbi_post_1",
+    ("POST", 2): "bstbi_post_2",
+}
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """What one run of the pipeline concluded about a study (plain data).
+
+    Attributes:
+        model_version: Name/version of the models used.
+        weights_sha256: Hex SHA-256 of the weights, when known.
+        device: Where it ran (e.g. ``"cpu"``, ``"cuda:0"``).
+        quality: ``"ok"`` or the reason the scan is not a diagnostic whole-body scan.
+        timings_s: Seconds per stage, e.g. ``{"read": 0.02, "segment": 0.3}``.
+        metastasis_probability: Scan probability of metastasis in [0, 1], or None.
+        bladder_probability: Scan probability of bladder in [0, 1], or None.
+        bstbi_images: ``{(view, level): bstbi}`` for the display images present.
+        bstbi: The scan's BSTBI in [0, 1], or None (e.g. not computed).
+        hotspots: Hotspot count (>= 0), or None.
+        lesion_area_cm2: Lesion area in cm² (>= 0), or None.
+    """
+
+    model_version: str
+    device: str
+    quality: str
+    weights_sha256: str | None = None
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    metastasis_probability: float | None = None
+    bladder_probability: float | None = None
+    bstbi_images: Mapping[tuple[str, int], float] = field(default_factory=dict)
+    bstbi: float | None = None
+    hotspots: int | None = None
+    lesion_area_cm2: float | None = None
+
+
+@dataclass(frozen=True)
+class LesionRecord:
+    """One lesion of an analysis: a component of a view's metastasis mask (plain data).
+
+    Attributes:
+        view: ``"ANT"`` or ``"POST"``.
+        component: Its number in :func:`core.review.lesion_components` (>= 1).
+        area_px: Pixels (>= 0).
+        area_cm2: Area in cm², or None.
+        uptake_ratio: Mean lesion counts / mean normal bone counts, or None.
+        skeletal_region: The skeletal region it lies in, or None.
+        centroid_row: Mean row of its pixels, or None.
+        centroid_col: Mean column of its pixels, or None.
+    """
+
+    view: str
+    component: int
+    area_px: int
+    area_cm2: float | None = None
+    uptake_ratio: float | None = None
+    skeletal_region: str | None = None
+    centroid_row: float | None = None
+    centroid_col: float | None = None
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """Compress a uint8 2-D mask losslessly (zlib of its C-order bytes)."""
+    return zlib.compress(np.ascontiguousarray(mask, dtype=np.uint8).tobytes(), _ZLIB_LEVEL)
+
+
+def decode_mask(blob: bytes, rows: int, cols: int) -> np.ndarray:
+    """Invert :func:`encode_mask`: return a writable uint8 array of shape (rows, cols)."""
+    return np.frombuffer(zlib.decompress(blob), dtype=np.uint8).reshape(rows, cols).copy()
+
+
+def _audit(
+    db: Database,
+    *,
+    account: str,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    db.execute(
+        "INSERT INTO audit_log (account, action, entity, entity_id, before_json, after_json) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            account,
+            action,
+            entity,
+            entity_id,
+            None if before is None else json.dumps(before, sort_keys=True),
+            None if after is None else json.dumps(after, sort_keys=True),
+        ],
+    )
+
+
+def _check_account(account: str) -> None:
+    if not account.strip():
+        raise ValueError("account must not be empty")
+
+
+def _check_unit(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1] or None, got {value!r}")
+
+
+def _check_per_image(per_image: Mapping[tuple[str, int], float]) -> None:
+    for key, value in per_image.items():
+        if key not in BSTBI_COLUMNS:
+            raise ValueError(f"bstbi per image: key {key!r} is not one of {list(BSTBI_COLUMNS)}")
+        _check_unit(f"bstbi per image {key!r}", value)
+
+
+def _check_mask(view: str, mask: np.ndarray) -> np.ndarray:
+    if view not in VIEWS:
+        raise ValueError(f"masks: view must be one of {VIEWS}, got {view!r}")
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.size == 0 or m.dtype != np.uint8 or m.max() > LABEL_BLADDER:
+        raise ValueError(
+            f"masks[{view!r}] must be a non-empty 2-D uint8 label mask with values 0-2, "
+            f"got {m.dtype} {m.shape}"
+        )
+    return m
+
+
+def store_analysis(
+    db: Database,
+    *,
+    study_id: int,
+    analysis: AnalysisRecord,
+    masks: Mapping[str, np.ndarray],
+    lesions: Sequence[LesionRecord],
+    account: str,
+) -> int:
+    """Store an analysis with its masks and lesions, and audit it: all or nothing.
+
+    Args:
+        db: An open store.
+        study_id: The analysed study (must exist).
+        analysis: The analysis' figures.
+        masks: ``{view: label mask}``, uint8 2-D (1024 x 256 for real scans),
+            0 background, 1 metastasis, 2 bladder.
+        lesions: Its lesions, all of status ``"model"``; each view must have a mask
+            and each (view, component) must be unique.
+        account: Who (or which process) stored it, for the audit log.
+
+    Returns:
+        The new analysis id.
+
+    Raises:
+        ValueError: If ``study_id`` does not exist, ``account`` or a text field is
+            empty, a probability or BSTBI is outside [0, 1], a per-image key is not a
+            (view, level) of the scan, a mask is unfit, or a lesion names a view
+            without a mask or repeats a (view, component).
+    """
+    _check_account(account)
+    if not analysis.model_version.strip() or not analysis.device.strip():
+        raise ValueError("analysis.model_version and analysis.device must not be empty")
+    if not analysis.quality.strip():
+        raise ValueError("analysis.quality must be 'ok' or the reason, not empty")
+    _check_unit("analysis.metastasis_probability", analysis.metastasis_probability)
+    _check_unit("analysis.bladder_probability", analysis.bladder_probability)
+    _check_unit("analysis.bstbi", analysis.bstbi)
+    _check_per_image(analysis.bstbi_images)
+    encoded: dict[str, tuple[tuple[int, ...], bytes]] = {}
+    for view, mask in masks.items():
+        m = _check_mask(view, mask)
+        encoded[view] = (m.shape, encode_mask(m))
+    seen: set[tuple[str, int]] = set()
+    for lesion in lesions:
+        if lesion.view not in masks:
+            raise ValueError(f"lesions: view {lesion.view!r} has no mask")
+        if (lesion.view, lesion.component) in seen:
+            raise ValueError(f"lesions: ({lesion.view!r}, {lesion.component}) appears twice")
+        seen.add((lesion.view, lesion.component))
+    per_image = [analysis.bstbi_images.get(key) for key in BSTBI_COLUMNS]
+    with db.atomic():
+        if db.execute("SELECT 1 FROM studies WHERE id = ?", [study_id]).fetchone() is None:
+            raise ValueError(f"study_id {study_id} does not exist")
+        cursor = db.execute(
+            "INSERT INTO analyses (study_id, model_version, weights_sha256, device, "
+            "timings_json, metastasis_probability, bladder_probability, "
+            f"{', '.join(BSTBI_COLUMNS.values())}, bstbi, hotspots, lesion_area_cm2, quality) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                study_id,
+                analysis.model_version,
+                analysis.weights_sha256,
+                analysis.device,
+                json.dumps(dict(analysis.timings_s), sort_keys=True),
+                analysis.metastasis_probability,
+                analysis.bladder_probability,
+                *per_image,
+                analysis.bstbi,
+                analysis.hotspots,
+                analysis.lesion_area_cm2,
+                analysis.quality,
+            ],
+        )
+        analysis_id = int(cursor.lastrowid or 0)
+        db.conn.executemany(
+            "INSERT INTO masks (analysis_id, view, rows, cols, labels_zlib) VALUES (?, ?, ?, ?, ?)",
+            [(analysis_id, v, shape[0], shape[1], blob) for v, (shape, blob) in encoded.items()],
+        )
+        db.conn.executemany(
+            "INSERT INTO lesions (analysis_id, view, component, area_px, area_cm2, uptake_ratio, "
+            "skeletal_region, centroid_row, centroid_col, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'model')",
+            [
+                (analysis_id, les.view, les.component, les.area_px, les.area_cm2,
+                 les.uptake_ratio, les.skeletal_region, les.centroid_row, les.centroid_col)
+                for les in lesions
+            ],
+        )  # fmt: skip
+        _audit(
+            db,
+            account=account,
+            action="store_analysis",
+            entity="analysis",
+            entity_id=analysis_id,
+            before=None,
+            after={
+                "study_id": study_id,
+                "model_version": analysis.model_version,
+                "quality": analysis.quality,
+                "bstbi": analysis.bstbi,
+                "hotspots": analysis.hotspots,
+                "lesions": len(lesions),
+            },
+        )
+    return analysis_id
+
+
+def add_drawn_lesion(
+    db: Database,
+    *,
+    analysis_id: int,
+    view: str,
+    drawn: np.ndarray,
+    lesion: LesionRecord | None = None,
+    account: str,
+    reason: str = "",
+) -> int:
+    """Store a lesion the physician drew (status ``"added"``), audited; return its id.
+
+    Its component number is the next free one of that analysis and view, so it never
+    collides with a model lesion. The caller then recomputes the burden
+    (:func:`core.review.recompute_burden`) and stores it (:func:`update_analysis_burden`).
+
+    Args:
+        db: An open store.
+        analysis_id: The analysis it belongs to (must exist).
+        view: ``"ANT"`` or ``"POST"``.
+        drawn: bool or 0/1 2-D array of the view's mask shape, at least one pixel set.
+        lesion: Its other figures (area_cm2, uptake, region, centroid); ``view``,
+            ``component`` and ``area_px`` are taken from the arguments and ``drawn``.
+        account: Who drew it.
+        reason: Why, for the audit log.
+
+    Raises:
+        ValueError: If the analysis does not exist or has no mask of ``view``,
+            ``drawn`` has another shape or no pixel, or ``account`` is empty.
+    """
+    _check_account(account)
+    d = np.asarray(drawn)
+    if d.ndim != 2 or not (d.dtype == np.bool_ or np.issubdtype(d.dtype, np.integer)):
+        raise ValueError(f"drawn must be a 2-D bool or 0/1 array, got {d.dtype} {d.shape}")
+    if d.size and (d.min() < 0 or d.max() > 1):
+        raise ValueError("drawn must hold only 0 and 1")
+    area_px = int(np.count_nonzero(d))
+    if area_px == 0:
+        raise ValueError("drawn must have at least one pixel set")
+    blob = encode_mask(d.astype(np.uint8))
+    extra = lesion or LesionRecord(view=view, component=1, area_px=area_px)
+    with db.atomic():
+        shape = db.execute(
+            "SELECT rows, cols FROM masks WHERE analysis_id = ? AND view = ?", [analysis_id, view]
+        ).fetchone()
+        if shape is None:
+            raise ValueError(f"analysis_id {analysis_id} has no {view!r} mask (or does not exist)")
+        if tuple(shape) != d.shape:
+            raise ValueError(f"drawn must have shape {tuple(shape)}, got {d.shape}")
+        (component,) = db.execute(
+            "SELECT coalesce(max(component), 0) + 1 FROM lesions "
+            "WHERE analysis_id = ? AND view = ?",
+            [analysis_id, view],
+        ).fetchone()
+        cursor = db.execute(
+            "INSERT INTO lesions (analysis_id, view, component, area_px, area_cm2, uptake_ratio, "
+            "skeletal_region, centroid_row, centroid_col, status, drawn_zlib) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'added', ?)",
+            [analysis_id, view, component, area_px, extra.area_cm2, extra.uptake_ratio,
+             extra.skeletal_region, extra.centroid_row, extra.centroid_col, blob],
+        )  # fmt: skip
+        lesion_id = int(cursor.lastrowid or 0)
+        _audit(
+            db,
+            account=account,
+            action="add_lesion",
+            entity="lesion",
+            entity_id=lesion_id,
+            before=None,
+            after={"analysis_id": analysis_id, "view": view, "component": component,
+                   "area_px": area_px, "status": "added", "reason": reason},
+        )  # fmt: skip
+    return lesion_id
+
+
+def set_lesion_status(db: Database, lesion_id: int, status: str, account: str, reason: str) -> None:
+    """Remove or restore a lesion, with an audit row holding before and after.
+
+    A model lesion is ``"model"`` or ``"removed"``; a drawn one ``"added"`` or
+    ``"removed"``. Setting the status it already has changes nothing and writes no
+    audit row. The caller then recomputes the burden and stores it with
+    :func:`update_analysis_burden`.
+
+    Args:
+        db: An open store.
+        lesion_id: The lesion.
+        status: One of :data:`LESION_STATUSES`.
+        account: Who decided.
+        reason: Why (e.g. ``"fracture"``), kept in the audit row.
+
+    Raises:
+        ValueError: If ``status`` is unknown or not allowed for that lesion, the lesion
+            does not exist, or ``account`` is empty.
+    """
+    _check_account(account)
+    if status not in LESION_STATUSES:
+        raise ValueError(f"status must be one of {LESION_STATUSES}, got {status!r}")
+    with db.atomic():
+        row = db.execute(
+            "SELECT status, drawn_zlib IS NOT NULL FROM lesions WHERE id = ?", [lesion_id]
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"lesion_id {lesion_id} does not exist")
+        before, drawn = row[0], bool(row[1])
+        allowed = ("added", "removed") if drawn else ("model", "removed")
+        if status not in allowed:
+            kind = "drawn" if drawn else "model"
+            raise ValueError(f"status {status!r} is not allowed for a {kind} lesion: {allowed}")
+        if status == before:
+            return
+        db.execute("UPDATE lesions SET status = ? WHERE id = ?", [status, lesion_id])
+        _audit(
+            db,
+            account=account,
+            action="set_lesion_status",
+            entity="lesion",
+            entity_id=lesion_id,
+            before={"status": before},
+            after={"status": status, "reason": reason},
+        )
+
+
+_BURDEN_COLUMNS = (*BSTBI_COLUMNS.values(), "bstbi", "hotspots", "lesion_area_cm2")
+
+
+def update_analysis_burden(
+    db: Database,
+    analysis_id: int,
+    per_image: Mapping[tuple[str, int], float],
+    scan_bstbi: float,
+    hotspots: int,
+    lesion_area_cm2: float,
+    account: str,
+) -> None:
+    """Replace an analysis' burden figures after review, with an audit row.
+
+    Args:
+        db: An open store.
+        analysis_id: The analysis.
+        per_image: ``{(view, level): bstbi}`` (:attr:`core.review.BurdenResult.per_image`);
+            images not in it become NULL.
+        scan_bstbi: The scan's BSTBI in [0, 1].
+        hotspots: Hotspot count (>= 0).
+        lesion_area_cm2: Lesion area (>= 0).
+        account: Who reviewed.
+
+    Raises:
+        ValueError: If the analysis does not exist, a value is out of range, a key of
+            ``per_image`` is not a (view, level), or ``account`` is empty.
+    """
+    _check_account(account)
+    _check_per_image(per_image)
+    _check_unit("scan_bstbi", scan_bstbi)
+    if hotspots < 0:
+        raise ValueError(f"hotspots must be >= 0, got {hotspots}")
+    if not (math.isfinite(lesion_area_cm2) and lesion_area_cm2 >= 0):
+        raise ValueError(f"lesion_area_cm2 must be finite and >= 0, got {lesion_area_cm2}")
+    new = [per_image.get(key) for key in BSTBI_COLUMNS] + [scan_bstbi, hotspots, lesion_area_cm2]
+    with db.atomic():
+        row = db.execute(
+            f"SELECT {', '.join(_BURDEN_COLUMNS)} FROM analyses WHERE id = ?", [analysis_id]
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"analysis_id {analysis_id} does not exist")
+        db.execute(
+            f"UPDATE analyses SET {', '.join(f'{c} = ?' for c in _BURDEN_COLUMNS)} WHERE id = ?",
+            [*new, analysis_id],
+        )
+        _audit(
+            db,
+            account=account,
+            action="update_burden",
+            entity="analysis",
+            entity_id=analysis_id,
+            before=dict(zip(_BURDEN_COLUMNS, row, strict=True)),
+            after=dict(zip(_BURDEN_COLUMNS, new, strict=True)),
+        )

@@ -1,0 +1,183 @@
+"""A physician's review of the model's lesions, and the burden recomputed after it.
+
+The paper computes BSTBI after physicians delete false-positive lesions (fractures,
+degenerative joints, injection sites). Here a *lesion* is one connected component of
+a view's metastasis label, numbered as :func:`lesion_components` numbers it, with the
+same connectivity as :func:`core.burden.hotspot_count`, so one lesion is one hotspot.
+Removing a lesion turns its pixels to background in a copy of the model's mask; the
+model's own mask is never changed. A lesion the physician draws (added) turns
+background pixels into metastasis; bladder pixels stay bladder ("the bladder wins",
+as in :mod:`core.burden`). The burden figures are then computed by :mod:`core.burden`
+on the edited masks, so a reviewed scan and an unreviewed one use one formula.
+
+Scan-level hotspots and lesion area are sums over the views present (ANT + POST), as
+the per-view figures of one scan are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from core.burden import HOTSPOT_STRUCTURE, bstbi_images, hotspot_count, lesion_area_cm2, scan_bstbi
+from core.config import LABEL_BACKGROUND, LABEL_BLADDER, LABEL_METASTASIS, VIEWS
+
+
+@dataclass(frozen=True)
+class ComponentStats:
+    """One lesion: a connected component of a view's metastasis pixels.
+
+    Attributes:
+        component: Its number in the label image (1..n).
+        area_px: Number of pixels (> 0).
+        centroid_row: Mean row of its pixels.
+        centroid_col: Mean column of its pixels.
+    """
+
+    component: int
+    area_px: int
+    centroid_row: float
+    centroid_col: float
+
+
+@dataclass(frozen=True)
+class BurdenResult:
+    """The burden of a scan after review.
+
+    Attributes:
+        per_image: ``{(view, level): bstbi}`` of every display image, each in [0, 1].
+        scan_bstbi: Their mean (:func:`core.burden.scan_bstbi`).
+        hotspots: Metastasis components summed over the views.
+        lesion_area_cm2: Metastasis area summed over the views, cm².
+        masks: ``{view: label mask}`` after review, uint8, values 0, 1, 2 (new arrays).
+    """
+
+    per_image: dict[tuple[str, int], float]
+    scan_bstbi: float
+    hotspots: int
+    lesion_area_cm2: float
+    masks: dict[str, np.ndarray]
+
+
+def _label_mask(name: str, mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.size == 0 or m.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D uint8 label mask, got {m.dtype} {m.shape}"
+        )
+    if m.max() > LABEL_BLADDER:
+        raise ValueError(f"{name} must hold only labels 0, 1, 2, got max {m.max()}")
+    return m
+
+
+def lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats]]:
+    """Number the lesions (metastasis components) of one view's label mask.
+
+    Args:
+        mask: uint8 2-D label mask (0 background, 1 metastasis, 2 bladder).
+
+    Returns:
+        ``(labels, stats)``: int32 array of ``mask``'s shape, 0 outside lesions and
+        1..n on the n components (8-connected, :data:`core.burden.HOTSPOT_STRUCTURE`,
+        numbered in raster order); and one :class:`ComponentStats` per component,
+        in component order.
+
+    Raises:
+        ValueError: If ``mask`` is not a non-empty 2-D uint8 mask with labels 0-2.
+    """
+    m = _label_mask("mask", mask)
+    labels, n = ndimage.label(m == LABEL_METASTASIS, structure=HOTSPOT_STRUCTURE)
+    labels = labels.astype(np.int32, copy=False)
+    if n == 0:
+        return labels, []
+    index = np.arange(1, n + 1)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    centroids = ndimage.center_of_mass(np.ones(m.shape), labels, index)
+    stats = [
+        ComponentStats(int(i), int(a), float(c[0]), float(c[1]))
+        for i, a, c in zip(index, areas, centroids, strict=True)
+    ]
+    return labels, stats
+
+
+def recompute_burden(
+    displays: Mapping[tuple[str, int], np.ndarray],
+    model_masks: Mapping[str, np.ndarray],
+    lesion_components: Mapping[str, np.ndarray],
+    removed: Set[tuple[str, int]],
+    added: Mapping[str, np.ndarray] | None = None,
+    *,
+    pixel_spacing_mm: tuple[float, float],
+) -> BurdenResult:
+    """Return the scan's burden after removing and adding lesions.
+
+    Args:
+        displays: ``{(view, level): image}``, uint8 2-D, 0 = hottest, as
+            :func:`core.display.display_images` returns.
+        model_masks: ``{view: label mask}`` the model produced, uint8, values 0-2, the
+            shape of that view's displays. Not modified.
+        lesion_components: ``{view: labels}``, int32 as :func:`lesion_components`
+            returns for that view's model mask (needed for every view named in
+            ``removed``).
+        removed: ``{(view, component)}`` lesions the physician removed; their pixels
+            become background before BSTBI.
+        added: ``{view: drawn}``, bool or 0/1 arrays of the view's shape, lesions the
+            physician drew; background pixels under them become metastasis (bladder
+            stays bladder). Applied after removals. None for no additions.
+        pixel_spacing_mm: (row, column) pixel size in mm, for the lesion area.
+
+    Returns:
+        The :class:`BurdenResult` computed by :mod:`core.burden` on the edited masks.
+
+    Raises:
+        ValueError: If a mask is not a uint8 label mask, a removed lesion names a view
+            without components or a component number that does not exist, an added
+            mask or component image has another shape than its view's mask, or
+            anything :mod:`core.burden` refuses.
+    """
+    masks = {view: _label_mask(f"model_masks[{view!r}]", m) for view, m in model_masks.items()}
+    by_view: dict[str, list[int]] = {}
+    for view, component in removed:
+        if view not in masks:
+            raise ValueError(f"removed: view {view!r} has no model mask")
+        if view not in lesion_components:
+            raise ValueError(f"removed: view {view!r} has no lesion component image")
+        by_view.setdefault(view, []).append(int(component))
+    edited: dict[str, np.ndarray] = {}
+    for view, mask in masks.items():
+        out = mask.copy()
+        if view in by_view:
+            labels = np.asarray(lesion_components[view])
+            if labels.shape != mask.shape:
+                raise ValueError(
+                    f"lesion_components[{view!r}] must have shape {mask.shape}, got {labels.shape}"
+                )
+            n = int(labels.max(initial=0))
+            bad = [c for c in by_view[view] if not 1 <= c <= n]
+            if bad:
+                raise ValueError(f"removed: view {view!r} has no component {bad} (it has 1..{n})")
+            out[np.isin(labels, by_view[view]) & (out == LABEL_METASTASIS)] = LABEL_BACKGROUND
+        if added is not None and view in added:
+            drawn = np.asarray(added[view])
+            if drawn.shape != mask.shape:
+                raise ValueError(f"added[{view!r}] must have shape {mask.shape}, got {drawn.shape}")
+            out[drawn.astype(bool) & (out == LABEL_BACKGROUND)] = LABEL_METASTASIS
+        edited[view] = out
+    if added is not None:
+        unknown = set(added) - set(masks)
+        if unknown:
+            raise ValueError(f"added: views {sorted(unknown)} have no model mask")
+    per_image = bstbi_images(displays, edited)
+    present = [v for v in VIEWS if v in edited] + [v for v in edited if v not in VIEWS]
+    return BurdenResult(
+        per_image=per_image,
+        scan_bstbi=scan_bstbi(per_image),
+        hotspots=sum(hotspot_count(edited[v] == LABEL_METASTASIS) for v in present),
+        lesion_area_cm2=sum(
+            lesion_area_cm2(edited[v] == LABEL_METASTASIS, pixel_spacing_mm) for v in present
+        ),
+        masks=edited,
+    )
