@@ -268,6 +268,265 @@ def _cmd_demo_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_analyze(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="analyse bone scans: quality, models, lesions, BSTBI; optionally store them",
+        description="Analyse scans and print one line per scan (JSON with --json): quality, "
+        "probabilities, BSTBI per image and per scan, hotspots, lesion area, seconds (read "
+        "to result, model loading excluded) and device. Inputs: files (one scan each), an "
+        "--anterior/--posterior pair, or a folder (a labelled dataset with cases.csv, else "
+        "every *.dcm in it). With --db each scan is stored with its analysis; the patient "
+        "is the file's PatientID, pseudonymised (P-<hash>), or a new patient per file "
+        "(F-<hash>) when the file has none. Unreadable files are reported on stderr and "
+        "skipped (exit 2 at the end).",
+    )
+    p.add_argument("inputs", type=Path, nargs="*", help="scan files, or a dataset folder")
+    p.add_argument("--anterior", type=Path, help="anterior view file (with --posterior)")
+    p.add_argument("--posterior", type=Path, help="posterior view file (with --anterior)")
+    p.add_argument("--db", type=Path, help="store scans and analyses in this SQLite file")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    p.add_argument("--masks", type=Path, help="write <case>_<ANT|POST>_mask.png label masks here")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
+    p.add_argument("--account", default="cli", help="account named in the audit log (cli)")
+    p.set_defaults(func=_cmd_analyze)
+
+
+def _analyze_jobs(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
+    """Return (case name, files of one scan) for every scan the arguments name."""
+    from core.dataset import read_dataset
+
+    jobs: list[tuple[str, list[Path]]] = []
+    if args.anterior or args.posterior:
+        if not (args.anterior and args.posterior):
+            raise ValueError("--anterior and --posterior go together")
+        jobs.append((args.anterior.stem, [args.anterior, args.posterior]))
+    for path in args.inputs:
+        if path.is_dir() and (path / "cases.csv").is_file():
+            for case in read_dataset(path):
+                files = [case.dicom] if case.dicom else [case.anterior, case.posterior]
+                jobs.append((case.case_id, files))
+        elif path.is_dir():
+            jobs.extend((f.stem, [f]) for f in sorted(path.rglob("*.dcm")))
+        else:
+            jobs.append((path.stem, [path]))
+    if not jobs:
+        raise ValueError("no scan given: name files, a folder, or --anterior and --posterior")
+    return jobs
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import contextlib
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from core.config import VIEWS
+    from core.models import DEFAULT_MODEL_DIR, ModelFileError, load_models
+    from core.pipeline import analyze, ingest
+    from core.readers import read_scan
+    from core.scan import ScanReadError
+    from db.connection import open_db
+
+    try:
+        jobs = _analyze_jobs(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model_dir = args.model or DEFAULT_MODEL_DIR
+    try:
+        models = load_models(model_dir, device=args.device)
+    except ModelFileError as exc:
+        print(
+            f"error: no usable model in {model_dir} ({exc}).\nNo trained model is shipped yet: "
+            "train one with `python -m core generate DATA --cases 2000` and "
+            f"`python -m core train DATA --out {model_dir}`, or pass --model DIR.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.masks:
+        args.masks.mkdir(parents=True, exist_ok=True)
+    failed = False
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(open_db(args.db)) if args.db else None
+        for case, files in jobs:
+            start = time.perf_counter()
+            try:
+                contents = [(f.name, f.read_bytes()) for f in files]
+                scan = read_scan(files[0], posterior=files[1] if len(files) > 1 else None)
+            except (ScanReadError, OSError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            (result,) = analyze([scan], models, read_seconds=[time.perf_counter() - start])
+            line: dict[str, Any] = {
+                "file": " + ".join(str(f) for f in files),
+                "quality": "ok" if result.quality.ok else result.quality.reason,
+                "metastasis_probability": round(result.probabilities["metastasis"], 4),
+                "bladder_probability": round(result.probabilities["bladder"], 4),
+                "metastasis": bool(result.positives["metastasis"]),
+                "bstbi": None if result.bstbi is None else round(result.bstbi, 4),
+                "bstbi_images": None
+                if result.bstbi_images is None
+                else {f"{v}_{lvl}": round(b, 4) for (v, lvl), b in result.bstbi_images.items()},
+                "hotspots": result.hotspots,
+                "lesion_area_cm2": None
+                if result.lesion_area_cm2 is None
+                else round(result.lesion_area_cm2, 2),
+                "seconds": round(result.seconds, 3),
+                "device": result.device,
+            }
+            if result.notes:
+                line["notes"] = list(result.notes)
+            if db is not None:
+                stored = ingest(
+                    db, contents, models=models, account=args.account, scan=scan, result=result
+                )
+                line.update(study_id=stored.study_id, analysis_id=stored.analysis_id,
+                            stored=stored.created)  # fmt: skip
+            if args.masks:
+                for view in VIEWS:
+                    if view in result.masks:
+                        mask = np.ascontiguousarray(result.masks[view], dtype=np.uint8)
+                        Image.fromarray(mask).save(args.masks / f"{case}_{view}_mask.png")
+            if args.json:
+                print(json.dumps(line), flush=True)
+            else:
+                print("  ".join(f"{k}={v}" for k, v in line.items()), flush=True)
+    return 2 if failed else 0
+
+
+def _add_bench(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time the pipeline from DICOM file to stored result, per stage, CPU and GPU",
+        description="Write N phantom scans as DICOM files in a temporary folder and time, "
+        "per case, read, quality, display, classify, segment, lesions/burden and store "
+        "(one warm-up case not counted), and the throughput of one batch; on the CPU and, "
+        "where present, the GPU. Prints a table and writes JSON.",
+    )
+    p.add_argument("--cases", type=int, default=20, help="phantom scans (default 20)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="time untrained models saved to a temporary folder (no shipped model needed)",
+    )
+    p.add_argument("--json", type=Path, help="JSON output (default: data/bench.json)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from core.bench import format_table, run_bench, write_untrained_models
+    from core.config import data_dir
+    from core.models import DEFAULT_MODEL_DIR, ModelFileError
+
+    if args.cases < 1:
+        print("error: --cases must be >= 1", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bonescan-untrained-") as tmp:
+        model_dir = args.model or DEFAULT_MODEL_DIR
+        if args.untrained:
+            model_dir = write_untrained_models(tmp)
+            print("untrained models (random weights): timings only, outputs meaningless")
+        try:
+            report = run_bench(args.cases, model_dir, seed=args.seed)
+        except ModelFileError as exc:
+            print(
+                f"error: no usable model in {model_dir} ({exc}); train one with "
+                "`python -m core train DATA --out models`, or add --untrained",
+                file=sys.stderr,
+            )
+            return 2
+    report["untrained"] = bool(args.untrained)
+    out = args.json or data_dir() / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(format_table(report))
+    print(f"{out}: written ({args.cases} cases; seconds per case, mean +- sd)")
+    return 0
+
+
+def _add_evaluate(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="measure the networks and the classical baseline on a labelled dataset",
+        description="Print the paper's Table 2 (overall and by age group), ROC AUC of "
+        "metastasis and bladder and Dice of bladder, for the networks and for the classical "
+        "baseline (core.baseline), on a labelled dataset; optionally write them as JSON.",
+    )
+    p.add_argument("dataset", type=Path, help="labelled dataset folder (cases.csv, images, JSON)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    p.add_argument("--limit", type=int, help="evaluate only the first N cases")
+    p.add_argument("--batch", type=int, default=8, help="scans per network call (default 8)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU when available)")
+    p.add_argument(
+        "--update-card",
+        action="store_true",
+        help="store the overall figures in the model folder's JSON cards",
+    )
+    p.add_argument(
+        "--baseline-only", action="store_true", help="run only the classical baseline (no model)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluate import describe_dataset, evaluate_dataset, format_report
+    from core.models import (
+        CLASSIFIER,
+        DEFAULT_MODEL_DIR,
+        SEGMENTER,
+        LoadedModels,
+        ModelFileError,
+        load_models,
+        update_card,
+    )
+    from core.scan import ScanReadError
+
+    if args.baseline_only and args.update_card:
+        print("error: --update-card needs the networks, not --baseline-only", file=sys.stderr)
+        return 2
+    model_dir = args.model or DEFAULT_MODEL_DIR
+    models: LoadedModels | None = None
+    try:
+        if not args.baseline_only:
+            models = load_models(model_dir, args.device)
+        evaluation = evaluate_dataset(
+            args.dataset, models, limit=args.limit, batch=args.batch, progress=not args.quiet
+        )
+    except (ModelFileError, ScanReadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = evaluation.to_json()
+    print(format_report(evaluation, title=f"{args.dataset}: {evaluation.n_cases} scans"))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"figures written to {args.json}")
+    if args.update_card:
+        command = ["python -m core evaluate", str(args.dataset), "--model", str(model_dir)]
+        if args.limit is not None:
+            command += ["--limit", str(args.limit)]
+        metrics = {
+            "dataset": describe_dataset(args.dataset, evaluation),
+            "command": " ".join(command),
+            "device": evaluation.device,
+            **report,
+        }
+        for name in (CLASSIFIER, SEGMENTER):
+            update_card(model_dir, name, metrics=metrics)
+        print(f"figures stored in the cards of {model_dir}")
+    return 0
+
+
 #: Every command's ``_add_`` function, in the order ``--help`` lists them.
 SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_info,
@@ -275,6 +534,9 @@ SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_demo_cohort,
     _add_train,
     _add_generate,
+    _add_analyze,
+    _add_bench,
+    _add_evaluate,
 ]
 
 

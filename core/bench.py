@@ -1,0 +1,193 @@
+"""Benchmark of the pipeline: per-case latency from DICOM file to stored result, by stage.
+
+:func:`run_bench` writes ``n`` phantom scans as two-frame DICOM NM files into a
+temporary folder, then, on the CPU and (when present) the GPU:
+
+* **latency**: each file in turn is read (:func:`core.readers.read_scan`), analysed
+  (:func:`core.pipeline.analyze`, one scan per call) and stored in a fresh SQLite
+  store (:func:`core.pipeline.ingest`); the seconds of every stage (:data:`
+  core.pipeline.STAGES`) and their total are kept per case. One warm-up case runs
+  first and is not counted (first calls allocate and pick kernels).
+* **throughput**: all scans (already read) analysed in one batch; scans per second.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.pipeline import STAGES
+
+
+def write_untrained_models(directory: Path | str, seed: int = 0) -> Path:
+    """Save untrained classifier and segmenter weights (for timing only).
+
+    Args:
+        directory: The model folder to write.
+        seed: Torch seed of the random initialisation.
+
+    Returns:
+        The folder.
+    """
+    from core.models import (
+        CLASSIFIER,
+        SEGMENTER,
+        ClassifierConfig,
+        SegmenterConfig,
+        build_classifier,
+        build_segmenter,
+        save_model,
+    )
+
+    torch.manual_seed(seed)
+    extra = {"training_data": "untrained (random weights, for timing only)"}
+    save_model(directory, CLASSIFIER, build_classifier(), ClassifierConfig(), extra)
+    save_model(directory, SEGMENTER, build_segmenter(), SegmenterConfig(), extra)
+    return Path(directory)
+
+
+def write_phantom_dicoms(folder: Path | str, n: int, seed: int = 0) -> list[Path]:
+    """Write ``n`` phantom scans (cases 0..n-1 of ``seed``) as DICOM files.
+
+    Args:
+        folder: Where to write (created if missing).
+        n: Number of cases (>= 1).
+        seed: Phantom dataset seed.
+
+    Returns:
+        The files, in case order.
+
+    Raises:
+        ValueError: If ``n`` < 1.
+    """
+    from core.dicom import write_nm_dicom
+    from core.phantom.generate import generate_case, to_scan
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        case = generate_case(seed, i)
+        path = out / f"{case.case_id}.dcm"
+        write_nm_dicom(path, to_scan(case), uid_seed=case.case_id)
+        paths.append(path)
+    return paths
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def bench_device(
+    files: Sequence[Path], model_dir: Path | str, device: str, *, batch: bool = True
+) -> dict[str, Any]:
+    """Time the pipeline on one device.
+
+    Args:
+        files: DICOM files (at least one).
+        model_dir: The model folder.
+        device: ``"cpu"`` or ``"cuda"``.
+        batch: Also measure throughput in one batch of all scans.
+
+    Returns:
+        ``{"device", "cases", "latency_s": {stage: {mean, sd, min, max}},
+        "per_case_s": [{stage: s}], "throughput_scans_per_s", "batch_s"}``; latency
+        includes ``total`` (read to stored result).
+
+    Raises:
+        ValueError: If ``files`` is empty.
+    """
+    from core.device import describe_device
+    from core.models import load_models
+    from core.pipeline import analyze, ingest
+    from core.readers import read_scan
+    from db.connection import open_db
+
+    if not files:
+        raise ValueError("files must not be empty")
+    models = load_models(model_dir, device=device)
+    per_case: list[dict[str, float]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bonescan-bench-db-") as tmp,
+        open_db(Path(tmp) / "bench.sqlite") as db,
+    ):
+        for k, path in enumerate([files[0], *files]):
+            start = time.perf_counter()
+            content = path.read_bytes()
+            scan = read_scan(path)
+            read_s = time.perf_counter() - start
+            (result,) = analyze([scan], models, read_seconds=[read_s])
+            if k == 0:
+                continue  # warm-up, not stored (the same file is stored next)
+            ingest(
+                db, [(path.name, content)], models=models, account="bench", scan=scan,
+                result=result,
+            )  # fmt: skip
+            timings = {s: result.timings.get(s, 0.0) for s in STAGES}
+            timings["total"] = sum(timings.values())
+            per_case.append(timings)
+    out: dict[str, Any] = {
+        "device": describe_device(models.device),
+        "cases": len(per_case),
+        "latency_s": {s: _summary([c[s] for c in per_case]) for s in (*STAGES, "total")},
+        "per_case_s": per_case,
+    }
+    if batch:
+        scans = [read_scan(p) for p in files]
+        start = time.perf_counter()
+        analyze(scans, models)
+        if models.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        out["batch_s"] = seconds
+        out["throughput_scans_per_s"] = len(scans) / seconds
+    return out
+
+
+def run_bench(n: int, model_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
+    """Benchmark on the CPU and, when present, the GPU.
+
+    Args:
+        n: Phantom cases (>= 1).
+        model_dir: The model folder.
+        seed: Phantom dataset seed.
+
+    Returns:
+        ``{"cases", "torch_threads", "devices": [bench_device(...)]}``.
+    """
+    with tempfile.TemporaryDirectory(prefix="bonescan-bench-") as tmp:
+        files = write_phantom_dicoms(tmp, n, seed)
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        results = [bench_device(files, model_dir, d) for d in devices]
+    return {"cases": n, "torch_threads": torch.get_num_threads(), "devices": results}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Return the benchmark as a text table: mean +- sd seconds per stage and device."""
+    devices = report["devices"]
+    header = f"{'stage':16s}" + "".join(f"{d['device'][:26]:>28s}" for d in devices)
+    lines = [header]
+    for stage in (*STAGES, "total"):
+        cells = "".join(
+            f"{d['latency_s'][stage]['mean']:>17.3f} +- {d['latency_s'][stage]['sd']:6.3f}"
+            for d in devices
+        )
+        lines.append(f"{stage:16s}{cells}")
+    lines.append(
+        f"{'batch scans/s':16s}"
+        + "".join(f"{d.get('throughput_scans_per_s', float('nan')):>28.2f}" for d in devices)
+    )
+    return "\n".join(lines)
