@@ -37,6 +37,8 @@ Every figure here is a decision aid for a nuclear-medicine physician, not a diag
 with database() as db:
     summary = store_summary(db)
     patients = patient_overview(db)
+for row in patients:
+    row["treatments"] = row["treatments"] or "none recorded"
 
 st.subheader("The store")
 cols = st.columns(3)
@@ -65,6 +67,7 @@ if patients:
         ),
         column_config={
             "pseudonym": "Patient",
+            "sex": "Sex",
             "synthetic": st.column_config.CheckboxColumn("Synthetic"),
             "birth_year": st.column_config.NumberColumn("Born", format="%d"),
             "primary_tumour": "Primary tumour",
