@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import core.evaluate as ev
+from core.bench import write_untrained_models
 from core.cli import main
 from core.config import AGE_GROUPS, COLS, ROWS
 from core.crops import crop_origins
@@ -26,13 +26,8 @@ from core.labelme import write_labelme
 from core.models import (
     CLASSIFIER,
     SEGMENTER,
-    ClassifierConfig,
-    SegmenterConfig,
-    build_classifier,
-    build_segmenter,
     load_models,
     read_card,
-    save_model,
 )
 
 LESION = (slice(300, 310), slice(100, 110))  # 10 x 10 = 100 pixels
@@ -195,10 +190,7 @@ def command_run(
     dataset: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Any], str]:
     """``python -m core evaluate`` with untrained networks, once for the module."""
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_model(folder, CLASSIFIER, build_classifier(), ClassifierConfig())
-    save_model(folder, SEGMENTER, build_segmenter(), SegmenterConfig())
+    folder = write_untrained_models(tmp_path_factory.mktemp("models"))
     out = folder / "eval.json"
     argv = ["evaluate", str(dataset), "--model", str(folder), "--json", str(out)]
     text = io.StringIO()

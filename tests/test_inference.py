@@ -1,33 +1,20 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
+from core.bench import write_untrained_models
 from core.crops import crop_origins, gate_mask
 from core.inference import predict, predict_batch
 from core.models import (
-    CLASSIFIER,
-    SEGMENTER,
-    ClassifierConfig,
     LoadedModels,
-    SegmenterConfig,
-    build_classifier,
-    build_segmenter,
     load_models,
-    save_model,
 )
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> LoadedModels:
-    out: Path = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_model(out, CLASSIFIER, build_classifier(), ClassifierConfig())
-    save_model(out, SEGMENTER, build_segmenter(), SegmenterConfig())
-    return load_models(out, "cpu")
+    return load_models(write_untrained_models(tmp_path_factory.mktemp("models")), "cpu")
 
 
 def _view(seed: int) -> np.ndarray:

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from core.bench import write_untrained_models
 from core.config import COLS, LABEL_METASTASIS, ROWS, VIEWS
 from core.inference import Prediction
 from core.models import (
-    CLASSIFIER,
-    SEGMENTER,
-    ClassifierConfig,
     LoadedModels,
-    SegmenterConfig,
-    build_classifier,
-    build_segmenter,
     load_models,
-    save_model,
 )
 from core.phantom.generate import generate_case, to_scan
 from core.pipeline import STAGES, analyze, ingest, pseudonym_for, to_records
@@ -31,10 +24,7 @@ from db.connection import open_db
 
 def save_untrained(folder: Path) -> Path:
     """Write untrained models (fixed seed) into ``folder``."""
-    torch.manual_seed(0)
-    save_model(folder, CLASSIFIER, build_classifier(), ClassifierConfig())
-    save_model(folder, SEGMENTER, build_segmenter(), SegmenterConfig())
-    return folder
+    return write_untrained_models(folder)
 
 
 def fake_predict_batch(
