@@ -7,6 +7,7 @@ import streamlit as st
 from core.config import VIEWS
 from core.display import GREY_LEVELS, display_images
 from core.files import MAX_FILES_PER_SCAN, read_uploaded
+from core.quality import assess
 from core.scan import ScanReadError
 
 UNKNOWN = "not given"
@@ -34,6 +35,12 @@ try:
 except ScanReadError as exc:
     st.error(str(exc))
     st.stop()
+
+verdict = assess(scan)
+if verdict.ok:
+    st.success("Quality: a diagnostic whole-body bone scan, as far as the quality gate can tell.")
+else:
+    st.warning(f"Quality: {verdict.reason} No burden would be reported as reliable for it.")
 
 meta = scan.meta
 st.subheader("What was read")

@@ -45,6 +45,7 @@ def test_viewer_reads_the_nema_nm1_dicom_study(db_file: Path) -> None:
     assert table["views"].iloc[0] == "ANT"
     assert table["manufacturer"].iloc[0] == "GE Medical Systems"
     assert len(at.get("image")) == 2  # ANT at grey levels 1 and 2
+    assert "diagnostic whole-body" in at.success[0].value
 
 
 def test_viewer_reads_an_ant_post_pair_given_in_any_order(db_file: Path) -> None:
@@ -70,3 +71,12 @@ def test_viewer_refuses_a_text_file_by_name_and_stores_nothing(db_file: Path) ->
     assert "not an image or DICOM" in at.error[0].value
     with open_db(db_file) as db:
         assert store_summary(db).studies == 0
+
+
+def test_viewer_warns_about_a_noise_only_acquisition(db_file: Path) -> None:
+    at = _open_viewer(db_file)
+    noise = np.random.default_rng(0).poisson(0.05, size=(1024, 256)).astype(np.uint8) * 40
+    at.file_uploader[0].set_value(("noise_ANT.png", _png(noise), "image/png")).run()
+    assert not at.exception
+    assert not at.error
+    assert "No burden would be reported" in at.warning[0].value
