@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -91,14 +93,7 @@ def test_thinning_keeps_the_normalised_level() -> None:
     gen.manual_seed(0)
     counts = torch.poisson(torch.full((4, 1, 128, 64), 200.0), generator=gen)
     ref = torch.full((4,), 200.0)
-    cfg = AugmentConfig(
-        thin_prob=1.0,
-        thin_range=(0.25, 0.25),
-        intensity_range=(1, 1),
-        scale_range=(1, 1),
-        shift=0.0,
-        flip_prob=0.0,
-    )
+    cfg = replace(NO_AUGMENTATION, thin_prob=1.0, thin_range=(0.25, 0.25))
     x, _ = augment_batch(counts, ref, torch.zeros(4, 128, 64, dtype=torch.uint8), cfg, gen)
     plain = normalise_tensor(counts, 200.0)
     # the reference scales with the counts kept, so the level stays and noise grows

@@ -23,7 +23,7 @@ relative to :data:`REFERENCE_BONE_LEVEL` (a lumbar vertebra's projected activity
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -612,20 +612,14 @@ def _degenerative(rng: np.random.Generator, body: Body) -> list[Benign]:
             s = _site_of(body, f"tibia_{side}", 0.0)
             kx, ky = body.landmarks[f"knee_{side}"]
             # the medial compartment wears first
-            s = Site(
-                s.bone,
-                s.region,
-                side,
-                kx - sgn * 0.01 * body.height_mm,
-                ky,
-                s.depth,
-                s.thickness,
-                s.host_level,
-                s.host_uptake,
-                s.half_depth,
-                0.0,
-                40,
-                40,
+            s = replace(
+                s,
+                side=side,
+                x=kx - sgn * 0.01 * body.height_mm,
+                y=ky,
+                angle=0.0,
+                max_along=40,
+                max_across=40,
             )
             site_name = f"knee_{side}"
         elif where == "shoulder":
@@ -636,20 +630,14 @@ def _degenerative(rng: np.random.Generator, body: Body) -> list[Benign]:
             s = _site_of(body, f"{level}_arch", 0.0)
             b = body.bone(f"{level}_arch")
             assert isinstance(b, Blob)
-            s = Site(
-                s.bone,
-                "lumbar_spine",
-                side,
-                s.x + sgn * b.axes[0] * 0.8,
-                s.y,
-                s.depth,
-                s.thickness,
-                s.host_level,
-                s.host_uptake,
-                s.half_depth,
-                0.0,
-                40,
-                40,
+            s = replace(
+                s,
+                region="lumbar_spine",
+                side=side,
+                x=s.x + sgn * b.axes[0] * 0.8,
+                angle=0.0,
+                max_along=40,
+                max_across=40,
             )
             size = min(size, 14.0)
             site_name = f"facet_{level}_{side}"
