@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.cli_admin import ADMIN_SUBCOMMANDS
+
 _Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
 
 
@@ -233,6 +235,10 @@ def _cmd_demo_cohort(args: argparse.Namespace) -> int:
         if args.if_empty and store_summary(db).patients:
             print(f"{path}: the store already holds patients; demo cohort not added")
             return 0
+        if args.if_empty and db["accounts"].count:
+            # a store with accounts is a department's: it gets no demo data unasked
+            print(f"{path}: the store has accounts; demo cohort not added")
+            return 0
         studies = added = 0
         for patient in tqdm(demo_cohort(n, args.seed or DEMO_SEED), total=n, unit="patient",
                             desc="demo cohort"):  # fmt: skip
@@ -324,7 +330,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from core.config import VIEWS
-    from core.models import DEFAULT_MODEL_DIR, ModelFileError, load_models
+    from core.config import model_dir as default_model_dir
+    from core.models import ModelFileError, load_models
     from core.pipeline import analyze, ingest
     from core.readers import read_scan
     from core.scan import ScanReadError
@@ -335,7 +342,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model_dir = args.model or DEFAULT_MODEL_DIR
+    model_dir = args.model or default_model_dir()
     try:
         models = load_models(model_dir, device=args.device)
     except ModelFileError as exc:
@@ -398,6 +405,60 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _add_analyze_stored(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "analyze-stored",
+        help="analyse the stored studies that have no analysis yet (e.g. the demo cohort)",
+        description="Run the models on every stored study without an analysis and store "
+        "each result in its own transaction (an interrupted run keeps what it finished; "
+        "run it again to carry on).",
+    )
+    p.add_argument("--db", type=Path, help="SQLite file (default: $BONESCAN_DB or data/)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
+    p.add_argument("--account", default="cli", help="account named in the audit log (cli)")
+    p.add_argument("--batch", type=int, default=4, help="scans per network call (default 4)")
+    p.add_argument("--limit", type=int, help="analyse at most this many studies")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_analyze_stored)
+
+
+def _cmd_analyze_stored(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.config import db_path
+    from core.config import model_dir as default_model_dir
+    from core.models import ModelFileError, load_models
+    from core.pipeline import analyze_stored
+    from db.connection import open_db
+    from db.queries import studies_without_analysis
+
+    model_dir = args.model or default_model_dir()
+    try:
+        models = load_models(model_dir, device=args.device)
+    except ModelFileError as exc:
+        print(f"error: no usable model in {model_dir} ({exc})", file=sys.stderr)
+        return 2
+    path = args.db or db_path()
+    with open_db(path) as db:
+        total = len(studies_without_analysis(db, args.limit))
+        with tqdm(total=total, unit="study", desc="analysing", disable=args.quiet) as bar:
+
+            def advance(done: int, _total: int) -> None:
+                bar.update(done - bar.n)
+
+            try:
+                ids = analyze_stored(
+                    db, models, account=args.account, batch=args.batch, limit=args.limit,
+                    progress=advance,
+                )  # fmt: skip
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+    print(f"{path}: analysed {len(ids)} stored studies")
+    return 0
+
+
 def _add_bench(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "bench",
@@ -424,13 +485,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from core.bench import format_table, run_bench, write_untrained_models
     from core.config import data_dir
-    from core.models import DEFAULT_MODEL_DIR, ModelFileError
+    from core.config import model_dir as default_model_dir
+    from core.models import ModelFileError
 
     if args.cases < 1:
         print("error: --cases must be >= 1", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bonescan-untrained-") as tmp:
-        model_dir = args.model or DEFAULT_MODEL_DIR
+        model_dir = args.model or default_model_dir()
         if args.untrained:
             model_dir = write_untrained_models(tmp)
             print("untrained models (random weights): timings only, outputs meaningless")
@@ -479,10 +541,10 @@ def _add_evaluate(sub: _Subparsers) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.config import model_dir as default_model_dir
     from core.evaluate import describe_dataset, evaluate_dataset, format_report
     from core.models import (
         CLASSIFIER,
-        DEFAULT_MODEL_DIR,
         SEGMENTER,
         LoadedModels,
         ModelFileError,
@@ -494,7 +556,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.baseline_only and args.update_card:
         print("error: --update-card needs the networks, not --baseline-only", file=sys.stderr)
         return 2
-    model_dir = args.model or DEFAULT_MODEL_DIR
+    model_dir = args.model or default_model_dir()
     models: LoadedModels | None = None
     try:
         if not args.baseline_only:
@@ -535,8 +597,10 @@ SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_train,
     _add_generate,
     _add_analyze,
+    _add_analyze_stored,
     _add_bench,
     _add_evaluate,
+    *ADMIN_SUBCOMMANDS,  # user, backup, restore (core/cli_admin.py)
 ]
 
 

@@ -50,6 +50,12 @@ def data_dir() -> Path:
     return path
 
 
+def model_dir() -> Path:
+    """Return the model folder in use (``$BONESCAN_MODELS`` or the shipped ``<repo>/models``)."""
+    env = os.environ.get("BONESCAN_MODELS")
+    return Path(env) if env else REPO_ROOT / "models"
+
+
 def db_path() -> Path:
     """Return the SQLite file in use (``$BONESCAN_DB`` or ``<data>/bonescan.sqlite``).
 

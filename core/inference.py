@@ -6,6 +6,17 @@ For each view (1024 x 256 counts) the input is normalised once
 probability is the maximum over the crops of all the scan's views; the label mask
 is the segmenter's argmax, gated crop by crop by the classifier
 (:func:`core.crops.gate_mask`). Crops and views of many scans are batched together.
+
+**Segmenting only where the gate is open** (``segment="gated"``, the default on the
+CPU): since gating turns every pixel outside the crops the classifier opened into
+background, the segmenter need not see those rows at all. The classifier runs
+first; the segmenter then runs on row bands that cover the open crops plus
+:data:`CONTEXT_ROWS` rows of context on each side (rounded out to multiples of 32),
+and only the open rows of each band are kept. A view with no open crop is not
+segmented. Mask values can differ from a whole-view pass only through the context
+the network sees beyond the band (the agreement on the shipped models is measured in
+docs/benchmarks.md); ``segment="full"`` (the default on a GPU, where a whole-view
+batch costs less than many bands) segments every view whole.
 """
 
 from __future__ import annotations
@@ -26,6 +37,11 @@ from core.normalise import normalise_view
 CLASSIFIER_BATCH = 64
 #: Whole views per segmenter forward pass.
 SEGMENTER_BATCH = 8
+#: Rows of context the segmenter sees beyond an open band, on each side (gated mode).
+CONTEXT_ROWS = 64
+#: How the segmenter covers a view: "full" (whole views), "gated" (open bands only),
+#: "auto" (gated on the CPU, full on a GPU).
+SEGMENT_MODES = ("auto", "full", "gated")
 
 
 @dataclass(frozen=True)
@@ -77,11 +93,63 @@ def _check_scan(i: int, views: Mapping[str, np.ndarray], shape: tuple[int, int])
             raise ValueError(f"scans[{i}][{name!r}] must have shape {shape}, got {np.shape(arr)}")
 
 
+def open_bands(
+    crop_probs: np.ndarray,
+    origins: Sequence[tuple[int, int]],
+    crop_size: int,
+    threshold: float,
+    rows: int,
+    context: int = CONTEXT_ROWS,
+    multiple: int = 32,
+) -> list[tuple[int, int, int, int]]:
+    """Row bands of a view that the segmenter must see for the gate's open crops.
+
+    Args:
+        crop_probs: float (n_crops, n_labels) crop probabilities of one view.
+        origins: Top-left (row, col) of each crop.
+        crop_size: Side of a crop, pixels.
+        threshold: Probability at or above which a crop opens the gate of a label.
+        rows: Rows of the view (a multiple of ``multiple``).
+        context: Rows of context added on each side of an open stretch (>= 0).
+        multiple: Band heights are rounded out to multiples of this (> 0).
+
+    Returns:
+        ``(start, stop, keep_start, keep_stop)`` per band, sorted: the segmenter sees
+        rows ``start:stop`` (a multiple of ``multiple`` tall) and its output is kept on
+        rows ``keep_start:keep_stop`` (the open stretch). Empty when no crop is open.
+
+    Raises:
+        ValueError: If the arguments disagree or are out of range.
+    """
+    if len(crop_probs) != len(origins):
+        raise ValueError(f"crop_probs has {len(crop_probs)} rows for {len(origins)} origins")
+    if context < 0 or multiple < 1 or rows % multiple or rows < crop_size:
+        raise ValueError(
+            f"need context >= 0, multiple >= 1, rows a multiple of it and >= crop_size; got "
+            f"context={context}, multiple={multiple}, rows={rows}, crop_size={crop_size}"
+        )
+    stretches: list[list[int]] = []
+    probs = np.asarray(crop_probs)
+    opened = sorted(r for (r, _), p in zip(origins, probs, strict=True) if (p >= threshold).any())
+    for r in opened:
+        if stretches and r <= stretches[-1][1]:
+            stretches[-1][1] = max(stretches[-1][1], r + crop_size)
+        else:
+            stretches.append([r, r + crop_size])
+    bands = []
+    for keep_start, keep_stop in stretches:
+        start = max(0, keep_start - context) // multiple * multiple
+        stop = min(rows, -(-(keep_stop + context) // multiple) * multiple)
+        bands.append((start, stop, keep_start, keep_stop))
+    return bands
+
+
 def predict_batch(
     models: LoadedModels,
     scans: Sequence[Mapping[str, np.ndarray]],
     classifier_batch: int = CLASSIFIER_BATCH,
     segmenter_batch: int = SEGMENTER_BATCH,
+    segment: str = "auto",
 ) -> list[Prediction]:
     """Run both networks on several scans at once.
 
@@ -91,17 +159,21 @@ def predict_batch(
             2-D float arrays of the segmenter's input shape (1024, 256), >= 0, hot =
             high. A scan may hold one view only.
         classifier_batch: Crops per classifier forward pass (>= 1).
-        segmenter_batch: Views per segmenter forward pass (>= 1).
+        segmenter_batch: Views per segmenter forward pass (>= 1; whole-view mode).
+        segment: One of :data:`SEGMENT_MODES` (see the module notes).
 
     Returns:
-        One :class:`Prediction` per scan, same order.
+        One :class:`Prediction` per scan, same order. In gated mode
+        ``masks_ungated`` is background outside the bands the segmenter saw.
 
     Raises:
         ValueError: If a scan is empty, names an unknown view, has a view of the wrong
-            shape or non-finite counts, or a batch size is < 1.
+            shape or non-finite counts, a batch size is < 1, or ``segment`` is unknown.
     """
     if classifier_batch < 1 or segmenter_batch < 1:
         raise ValueError("classifier_batch and segmenter_batch must be >= 1")
+    if segment not in SEGMENT_MODES:
+        raise ValueError(f"segment must be one of {SEGMENT_MODES}, got {segment!r}")
     c_cfg, s_cfg = models.classifier_config, models.segmenter_config
     shape = tuple(s_cfg.input_shape)
     assert len(shape) == 2
@@ -117,15 +189,25 @@ def predict_batch(
     models.classifier.eval()
     models.segmenter.eval()
     crop_probs = np.empty((len(crops), len(c_cfg.labels)), dtype=np.float32)
-    labels_ = np.empty(normalised.shape, dtype=np.uint8)
+    if segment == "auto":
+        segment = "full" if device.type == "cuda" else "gated"
     with torch.inference_mode(), _autocast(device):
         for sl in _chunks(len(crops), classifier_batch):
             x = torch.from_numpy(crops[sl][:, None]).to(device)
             crop_probs[sl] = torch.sigmoid(models.classifier(x).float()).cpu().numpy()
-        for sl in _chunks(len(normalised), segmenter_batch):
-            x = torch.from_numpy(normalised[sl][:, None]).to(device)
-            labels_[sl] = models.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
-    per_view = crop_probs.reshape(len(keys), len(origins), len(c_cfg.labels))
+        per_view = crop_probs.reshape(len(keys), len(origins), len(c_cfg.labels))
+        if segment == "full":
+            labels_ = _segment_whole(models, normalised, segmenter_batch)
+        else:
+            labels_ = np.zeros(normalised.shape, dtype=np.uint8)
+            for k in range(len(keys)):
+                for start, stop, keep_start, keep_stop in open_bands(
+                    per_view[k], origins, c_cfg.crop_size, s_cfg.threshold, shape[0],
+                    multiple=s_cfg.size_multiple,
+                ):  # fmt: skip
+                    x = torch.from_numpy(normalised[k, None, None, start:stop]).to(device)
+                    band = models.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy()[0]
+                    labels_[k, keep_start:keep_stop] = band[keep_start - start : keep_stop - start]
     out: list[Prediction] = []
     for i in range(len(scans)):
         idx = [k for k, (j, _) in enumerate(keys) if j == i]
@@ -148,6 +230,15 @@ def predict_batch(
                 masks_ungated=ungated,
             )
         )
+    return out
+
+
+def _segment_whole(models: LoadedModels, views: np.ndarray, batch: int) -> np.ndarray:
+    """Argmax labels, uint8 (n, rows, cols), of whole normalised views (n, rows, cols)."""
+    out = np.empty(views.shape, dtype=np.uint8)
+    for sl in _chunks(len(views), batch):
+        x = torch.from_numpy(views[sl][:, None]).to(models.device)
+        out[sl] = models.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
     return out
 
 

@@ -444,12 +444,13 @@ class LoadedModels:
 
 
 def load_models(
-    directory: Path | str = DEFAULT_MODEL_DIR, device: torch.device | str | None = None
+    directory: Path | str | None = None, device: torch.device | str | None = None
 ) -> LoadedModels:
     """Load the classifier and the segmenter of a model folder (hashes checked).
 
     Args:
-        directory: The model folder; the shipped ``models/`` by default.
+        directory: The model folder; :func:`core.config.model_dir` (the shipped
+            ``models/`` unless ``$BONESCAN_MODELS`` names another) when None.
         device: Where to put them; the GPU when available, else the CPU, when None.
 
     Returns:
@@ -458,8 +459,10 @@ def load_models(
     Raises:
         ModelFileError: As :func:`load_model`, for either model.
     """
+    from core.config import model_dir
     from core.device import select_device
 
+    directory = model_dir() if directory is None else directory
     dev = torch.device(device) if device is not None else select_device()
     classifier, c_cfg, c_card = load_model(directory, CLASSIFIER, dev)
     segmenter, s_cfg, s_card = load_model(directory, SEGMENTER, dev)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -47,6 +47,8 @@ from core.config import LABEL_BLADDER, LABEL_METASTASIS, VIEWS
 from core.scan import Scan
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from sqlite_utils import Database
 
     from core.models import LoadedModels
@@ -276,7 +278,6 @@ def analyze(
             ``read_seconds`` has another length than ``scans``, or a scan is unfit
             for the models.
     """
-    from core.burden import bstbi_images, hotspot_count, lesion_area_cm2, scan_bstbi
     from core.device import describe_device
     from core.display import display_images
     from core.inference import predict_batch
@@ -321,56 +322,121 @@ def analyze(
     for scan, verdict, disp, pred, t in zip(
         scans, verdicts, displays, predictions, timings, strict=True
     ):
-        start = time.perf_counter()
-        notes: list[str] = []
-        spacing = scan.meta.pixel_spacing_mm
-        if spacing is None:
-            spacing = (float(pixel_spacing_default[0]), float(pixel_spacing_default[1]))
-            notes.append(
-                f"the file gives no pixel spacing; lesion areas use {spacing[0]:g} x "
-                f"{spacing[1]:g} mm (the paper's camera and the phantom)"
-            )
-        masks = {v: np.ascontiguousarray(pred.masks[v], dtype=np.uint8) for v in pred.masks}
-        lesions = [
-            les
-            for v in VIEWS
-            if v in masks
-            for les in _lesions_of_view(v, scan.views[v], masks[v], spacing)
-        ]
-        per_image = bstbi_images(disp, masks)
-        raw_bstbi = scan_bstbi(per_image)
-        present = [v for v in VIEWS if v in masks]
-        hotspots = sum(hotspot_count(masks[v] == LABEL_METASTASIS) for v in present)
-        area = float(sum(lesion_area_cm2(masks[v] == LABEL_METASTASIS, spacing) for v in present))
-        if not verdict.ok:
-            notes.append(f"not a diagnostic whole-body scan: {verdict.reason}")
-        t["lesions_burden"] = time.perf_counter() - start
-        reliable = bool(verdict.ok)
         out.append(
-            AnalysisResult(
-                quality=verdict,
-                reliable=reliable,
-                probabilities=dict(pred.probabilities),
-                positives=dict(pred.positive),
-                masks=masks,
-                lesions=tuple(lesions),
-                bstbi_images=dict(per_image) if reliable else None,
-                bstbi=raw_bstbi if reliable else None,
-                hotspots=hotspots if reliable else None,
-                lesion_area_cm2=area if reliable else None,
-                raw_bstbi_images=dict(per_image),
-                raw_bstbi=raw_bstbi,
-                raw_hotspots=hotspots,
-                raw_lesion_area_cm2=area,
-                pixel_spacing_mm=spacing,
-                notes=tuple(notes),
+            result_from_masks(
+                scan,
+                pred.masks,
+                pred.probabilities,
+                positives=pred.positive,
+                verdict=verdict,
+                display=disp,
                 timings=t,
                 device=device,
                 model_version=version,
                 weights_sha256=weights,
+                pixel_spacing_default=pixel_spacing_default,
             )
         )
     return out
+
+
+def result_from_masks(
+    scan: Scan,
+    masks: Mapping[str, np.ndarray],
+    probabilities: Mapping[str, float],
+    *,
+    positives: Mapping[str, bool] | None = None,
+    verdict: QualityVerdict | None = None,
+    display: Mapping[tuple[str, int], np.ndarray] | None = None,
+    timings: dict[str, float] | None = None,
+    device: str = "cpu",
+    model_version: str = "",
+    weights_sha256: str = "",
+    pixel_spacing_default: tuple[float, float] = DEFAULT_PIXEL_SPACING_MM,
+) -> AnalysisResult:
+    """Everything after the networks: lesions, regions and burden from label masks.
+
+    :func:`analyze` calls it with the networks' output; it also turns any other
+    label masks (a phantom's truth, a physician's drawing) into the same result.
+
+    Args:
+        scan: The scan; each view float32 (1024, 256) counts, hot = high.
+        masks: ``{view: label mask}`` for the views of ``scan``, (1024, 256), values
+            0 background, 1 metastasis, 2 bladder.
+        probabilities: ``{"metastasis": p, "bladder": p}`` in [0, 1].
+        positives: ``{label: present}``; ``p >= 0.5`` when None.
+        verdict: The quality verdict; :func:`core.quality.assess` when None.
+        display: The display images (:func:`core.display.display_images`); made when None.
+        timings: Seconds per stage so far; ``lesions_burden`` is added to it.
+        device: Where the masks came from, in words.
+        model_version: Names the models.
+        weights_sha256: sha256 over both models' weight hashes.
+        pixel_spacing_default: (row, column) mm used when the scan gives no spacing.
+
+    Returns:
+        The :class:`AnalysisResult`.
+
+    Raises:
+        ValueError: If a mask's view is not in ``scan`` or its shape differs from the view's.
+    """
+    from core.burden import bstbi_images, hotspot_count, lesion_area_cm2, scan_bstbi
+    from core.crops import THRESHOLD
+    from core.display import display_images
+    from core.quality import assess
+
+    for v, m in masks.items():
+        if v not in scan.views or m.shape != scan.views[v].shape:
+            raise ValueError(f"masks[{v!r}] does not fit the scan's views")
+    start = time.perf_counter()
+    t = {} if timings is None else timings
+    verdict = assess(scan) if verdict is None else verdict
+    disp = display_images(scan) if display is None else display
+    if positives is None:
+        positives = {k: p >= THRESHOLD for k, p in probabilities.items()}
+    notes: list[str] = []
+    spacing = scan.meta.pixel_spacing_mm
+    if spacing is None:
+        spacing = (float(pixel_spacing_default[0]), float(pixel_spacing_default[1]))
+        notes.append(
+            f"the file gives no pixel spacing; lesion areas use {spacing[0]:g} x "
+            f"{spacing[1]:g} mm (the paper's camera and the phantom)"
+        )
+    label_masks = {v: np.ascontiguousarray(masks[v], dtype=np.uint8) for v in VIEWS if v in masks}
+    lesions = [
+        les
+        for v, mask in label_masks.items()
+        for les in _lesions_of_view(v, scan.views[v], mask, spacing)
+    ]
+    per_image = bstbi_images(dict(disp), label_masks)
+    raw_bstbi = scan_bstbi(per_image)
+    hotspots = sum(hotspot_count(m == LABEL_METASTASIS) for m in label_masks.values())
+    area = float(sum(lesion_area_cm2(m == LABEL_METASTASIS, spacing) for m in label_masks.values()))
+    if not verdict.ok:
+        notes.append(f"not a diagnostic whole-body scan: {verdict.reason}")
+    t["lesions_burden"] = time.perf_counter() - start
+    reliable = bool(verdict.ok)
+    return AnalysisResult(
+        quality=verdict,
+        reliable=reliable,
+        probabilities=dict(probabilities),
+        positives=dict(positives),
+        masks=label_masks,
+        lesions=tuple(lesions),
+        bstbi_images=dict(per_image) if reliable else None,
+        bstbi=raw_bstbi if reliable else None,
+        hotspots=hotspots if reliable else None,
+        lesion_area_cm2=area if reliable else None,
+        raw_bstbi_images=dict(per_image),
+        raw_bstbi=raw_bstbi,
+        raw_hotspots=hotspots,
+        raw_lesion_area_cm2=area,
+        pixel_spacing_mm=spacing,
+        notes=tuple(notes),
+        timings=t,
+        device=device,
+        model_version=model_version,
+        weights_sha256=weights_sha256,
+    )
 
 
 def to_records(
@@ -433,6 +499,17 @@ class Ingested(NamedTuple):
     result: AnalysisResult | None
 
 
+def is_synthetic(scan: Scan) -> bool:
+    """True when a scan comes from the project's phantom (in memory or as its DICOM export).
+
+    The phantom's DICOM files name :data:`core.dicom.PHANTOM_MANUFACTURER` as the
+    manufacturer; no camera does.
+    """
+    from core.dicom import PHANTOM_MANUFACTURER
+
+    return scan.meta.source_format == "phantom" or scan.meta.manufacturer == PHANTOM_MANUFACTURER
+
+
 def pseudonym_for(patient_id: str | None, source_sha256: str) -> str:
     """Return the pseudonym of a patient, never the identifier itself.
 
@@ -460,6 +537,7 @@ def ingest(
     scan: Scan | None = None,
     read_seconds: float | None = None,
     result: AnalysisResult | None = None,
+    study_date: dt.date | None = None,
 ) -> Ingested:
     """Read uploaded files, analyse the scan and store study and analysis together.
 
@@ -485,6 +563,8 @@ def ingest(
         read_seconds: Seconds reading took, when ``scan`` is given.
         result: The analysis of ``scan`` already made (:func:`analyze`), stored as
             it is instead of analysing again.
+        study_date: The study date to store, overriding the file's
+            (``scan.meta.study_date``); not applied to a file stored before.
 
     Returns:
         The :class:`Ingested` ids.
@@ -524,7 +604,7 @@ def ingest(
         if existing_study is None:
             pid = patient_id
             if pid is None and patient is not None:
-                pid = add_patient(db, **dict(patient))
+                pid = add_patient(db, **{**dict(patient), "account": account})
             if pid is None:
                 pseudonym = pseudonym_for(scan.meta.patient_id, digest)
                 pid = patient_id_by_pseudonym(db, pseudonym)
@@ -535,11 +615,18 @@ def ingest(
                         pseudonym=pseudonym,
                         sex=scan.meta.sex,
                         birth_year=birth.year if birth else None,
-                        synthetic=scan.meta.source_format == "phantom",
+                        synthetic=is_synthetic(scan),
+                        account=account,
                     )
             name = " + ".join(n for n, _ in files)
             study_id = store_study(
-                db, patient_id=pid, scan=scan, source_name=name, source_sha256=digest
+                db,
+                patient_id=pid,
+                scan=scan,
+                source_name=name,
+                source_sha256=digest,
+                study_date=study_date,
+                account=account,
             ).study_id
         else:
             study_id = existing_study
@@ -548,3 +635,66 @@ def ingest(
         )
     result.timings["store"] = time.perf_counter() - start
     return Ingested(study_id, analysis_id, existing_study is None, result)
+
+
+def analyze_stored(
+    db: Database,
+    models: LoadedModels,
+    *,
+    account: str,
+    batch: int = 4,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[int]:
+    """Analyse the stored studies that have no analysis yet (e.g. the demo cohort).
+
+    Each study's analysis is stored in its own transaction, so an interruption keeps
+    every analysis finished before it and the next call carries on. A study that
+    another process analysed meanwhile is skipped.
+
+    Args:
+        db: An open store.
+        models: The loaded models.
+        account: Who (or which process) analyses, for the audit log (not empty).
+        batch: Scans per network call (>= 1).
+        limit: Analyse at most this many studies (all when None).
+        progress: Called with (done, total) after each batch.
+
+    Returns:
+        The new analysis ids.
+
+    Raises:
+        ValueError: If ``account`` is empty or ``batch`` < 1.
+    """
+    from db.queries import stored_scan, studies_without_analysis
+    from db.store import store_analysis
+
+    if not account.strip():
+        raise ValueError("account must not be empty")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    pending = studies_without_analysis(db, limit)
+    done: list[int] = []
+    for start in range(0, len(pending), batch):
+        ids = pending[start : start + batch]
+        scans = [stored_scan(db, i) for i in ids]
+        for study_id, result in zip(ids, analyze(scans, models), strict=True):
+            record, masks, lesions = to_records(result)
+            with db.atomic():
+                exists = db.execute(
+                    "SELECT 1 FROM analyses WHERE study_id = ?", [study_id]
+                ).fetchone()
+                if exists is None:
+                    done.append(
+                        store_analysis(
+                            db,
+                            study_id=study_id,
+                            analysis=record,
+                            masks=masks,
+                            lesions=lesions,
+                            account=account,
+                        )
+                    )
+        if progress is not None:
+            progress(min(start + batch, len(pending)), len(pending))
+    return done

@@ -20,6 +20,34 @@ from db.schema import migrations
 BUSY_TIMEOUT_MS = 30_000
 
 
+class Store(Database):
+    """A ``sqlite_utils.Database`` whose ``atomic()`` takes the write lock when it begins.
+
+    sqlite-utils' ``atomic()`` issues a deferred ``BEGIN``: a transaction that reads
+    before it writes (a de-duplication check, a role check) then fails at once with
+    "database is locked" in WAL mode when another process committed in between, and the
+    busy timeout cannot help. ``BEGIN IMMEDIATE`` takes the lock first, waiting up to
+    :data:`BUSY_TIMEOUT_MS`. Nested blocks stay savepoints, as in sqlite-utils.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[Store]:
+        """Run a block as one write transaction (a savepoint when one is open)."""
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            # an error such as RAISE(ROLLBACK) may already have ended the transaction
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+
 @contextmanager
 def open_db(path: str | Path) -> Iterator[Database]:
     """Open (creating if missing) the store at ``path`` and close it afterwards.
@@ -46,7 +74,7 @@ def open_db(path: str | Path) -> Iterator[Database]:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        db = Database(conn)
+        db = Store(conn)
         _migrate(db)
         yield db
     finally:

@@ -11,6 +11,7 @@ from sqlite_utils import Database
 
 from core.config import AGE_GROUPS, age_group
 from core.crops import THRESHOLD
+from core.scan import Scan, ScanMeta
 from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
 
 
@@ -284,3 +285,59 @@ def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
         )
         out["lesions"].append(lesion)
     return out
+
+
+def stored_scan(db: Database, study_id: int) -> Scan:
+    """Rebuild a stored study as a :class:`core.scan.Scan` (views and what the store kept).
+
+    Args:
+        db: An open store.
+        study_id: The study.
+
+    Returns:
+        The scan: float32 (1024, 256) count views; metadata limited to what the store
+        keeps (date, spacing, manufacturer, source format and name; never the
+        patient's name or ID).
+
+    Raises:
+        ValueError: If the study does not exist or holds no view.
+    """
+    import datetime as dt
+
+    row = db.execute(
+        "SELECT study_date, pixel_spacing_row_mm, pixel_spacing_col_mm, manufacturer, "
+        "source_format, source_name FROM studies WHERE id = ?",
+        [study_id],
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"study_id {study_id} does not exist")
+    views = study_views(db, study_id)
+    if not views:
+        raise ValueError(f"study_id {study_id} holds no view")
+    date, srow, scol, manufacturer, fmt, name = row
+    meta = ScanMeta(
+        study_date=dt.date.fromisoformat(date) if date else None,
+        pixel_spacing_mm=(float(srow), float(scol)) if srow and scol else None,
+        manufacturer=manufacturer,
+        source_format=fmt,
+        source_files=(name,),
+    )
+    return Scan(views=views, meta=meta)
+
+
+def studies_without_analysis(db: Database, limit: int | None = None) -> list[int]:
+    """Return the ids of stored studies that have no analysis yet, oldest first.
+
+    Args:
+        db: An open store.
+        limit: At most this many (all when None).
+    """
+    sql = (
+        "SELECT s.id FROM studies s WHERE NOT EXISTS "
+        "(SELECT 1 FROM analyses a WHERE a.study_id = s.id) ORDER BY s.id"
+    )
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        sql += f" LIMIT {int(limit)}"
+    return [int(r[0]) for r in db.execute(sql).fetchall()]

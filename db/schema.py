@@ -142,3 +142,25 @@ def _analyses_lesions_audit(db: Database) -> None:
         CREATE INDEX audit_log_entity ON audit_log(entity, entity_id, id);
         """
     )
+
+
+@migrations(name="0003_accounts")
+def _accounts(db: Database) -> None:
+    # Usernames compare without case ("Dr.Lee" and "dr.lee" are one account) and hold
+    # only characters that are safe in logs and audit rows. The hash is argon2id's
+    # encoded string (salt and parameters included); a plaintext password cannot pass
+    # the GLOB check.
+    db.executescript(
+        """
+        CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE
+                CHECK (length(username) BETWEEN 1 AND 64
+                       AND username NOT GLOB '*[^A-Za-z0-9._@-]*'),
+            role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'viewer')),
+            password_hash TEXT NOT NULL CHECK (password_hash GLOB '$argon2id$*'),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+        ) STRICT;
+        """
+    )

@@ -1,4 +1,19 @@
-"""Writes to the store. Each public function is one logical event in one transaction."""
+"""Writes to the store. Each public function is one logical event in one transaction.
+
+Access: every write function checks its ``account`` with
+:func:`core.auth.require_role` inside its transaction. In a store **with** accounts
+the account must exist, be enabled and have a role allowed to do that write
+(clinician or admin to upload, review or record treatments; admin for accounts, in
+:mod:`db.accounts`); otherwise :class:`core.auth.AccessDenied` is raised and nothing is
+written. In a store **without** accounts (the demo, or batch use of the command line
+before any account exists) every write is allowed, as before accounts existed, and
+``account`` may be None where it is optional.
+
+Transactions start with ``BEGIN IMMEDIATE`` (:func:`write_transaction`): a write that
+first reads (a duplicate check, a role lookup) holds the write lock from its start, so
+several processes writing at once wait their turn (up to the busy timeout) instead of
+failing with "database is locked".
+"""
 
 from __future__ import annotations
 
@@ -6,13 +21,15 @@ import datetime as dt
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
 
+from core.auth import require_role
 from core.config import LABEL_BLADDER, VIEWS
 from core.scan import Scan
 
@@ -47,6 +64,36 @@ def decode_counts(dtype: str, blob: bytes, rows: int, cols: int) -> np.ndarray:
     return raw.reshape(rows, cols).astype(np.float32)
 
 
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """Run a block as one write transaction that holds the write lock from its start.
+
+    A deferred ``BEGIN`` (what ``db.atomic()`` issues) that reads before it writes
+    fails at once with "database is locked" in WAL mode when another process committed
+    in between; ``BEGIN IMMEDIATE`` takes the lock first, waiting up to the busy
+    timeout. Inside an open transaction the block is a savepoint of it.
+
+    Args:
+        db: An open store (autocommit connection, as :func:`db.connection.open_db` makes).
+
+    Yields:
+        ``db``; the block's writes are committed together, or rolled back on any error.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.conn.execute("COMMIT")
+    except BaseException:
+        # an error such as RAISE(ROLLBACK) may already have ended the transaction
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+
+
 def add_patient(
     db: Database,
     *,
@@ -57,23 +104,35 @@ def add_patient(
     birth_year: int | None = None,
     primary_tumour: str | None = None,
     synthetic: bool = False,
+    account: str | None = None,
 ) -> int:
     """Insert a patient and return its id.
 
+    ``account`` (who adds it; required once the store has accounts) may upload
+    (:func:`core.auth.require_role`); when given, the insert is audited.
+
     Raises:
         ValueError: If ``pseudonym`` is empty or ``sex`` is not M, F, O or None.
+        core.auth.AccessDenied: If ``account`` may not upload in this store.
     """
     if not pseudonym.strip():
         raise ValueError("pseudonym must not be empty")
     if sex not in (None, "M", "F", "O"):
         raise ValueError(f"sex must be 'M', 'F', 'O' or None, got {sex!r}")
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "upload")
         cursor = db.execute(
             "INSERT INTO patients (pseudonym, name, external_id, sex, birth_year, "
             "primary_tumour, synthetic) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [pseudonym, name, external_id, sex, birth_year, primary_tumour, int(synthetic)],
         )
-    return int(cursor.lastrowid or 0)
+        patient_id = int(cursor.lastrowid or 0)
+        if account is not None:
+            # the name and external id stay in the patients row only
+            audit(db, account=account, action="add_patient", entity="patient",
+                  entity_id=patient_id, before=None,
+                  after={"pseudonym": pseudonym, "synthetic": bool(synthetic)})  # fmt: skip
+    return patient_id
 
 
 @dataclass(frozen=True)
@@ -93,6 +152,7 @@ def store_study(
     source_sha256: str,
     study_date: dt.date | None = None,
     injection_delay_h: float | None = None,
+    account: str | None = None,
 ) -> StoredStudy:
     """Store a scan and its views together, or nothing at all.
 
@@ -106,16 +166,23 @@ def store_study(
         source_sha256: Hex SHA-256 of the source file bytes.
         study_date: Overrides ``scan.meta.study_date`` when given.
         injection_delay_h: Injection-to-scan delay in hours, when known.
+        account: Who uploads (required once the store has accounts); when given, a new
+            study is audited.
 
     Returns:
         The study id, with ``created=False`` when the file was stored before.
+
+    Raises:
+        ValueError: If ``source_sha256`` is not a SHA-256 digest.
+        core.auth.AccessDenied: If ``account`` may not upload in this store.
     """
     if len(source_sha256) != 64:
         raise ValueError("source_sha256 must be a hex SHA-256 digest (64 characters)")
     date = study_date or scan.meta.study_date
     spacing = scan.meta.pixel_spacing_mm
     encoded = {view: encode_counts(arr) for view, arr in scan.views.items()}
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "upload")
         row = db.execute(
             "SELECT id FROM studies WHERE source_sha256 = ?", [source_sha256]
         ).fetchone()
@@ -145,6 +212,11 @@ def store_study(
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [study_id, view, rows, cols, dtype, blob],
             )
+        if account is not None:
+            audit(db, account=account, action="store_study", entity="study",
+                  entity_id=study_id, before=None,
+                  after={"patient_id": patient_id, "source_sha256": source_sha256,
+                         "views": sorted(encoded)})  # fmt: skip
     return StoredStudy(study_id=study_id, created=True)
 
 
@@ -157,23 +229,35 @@ def add_treatment(
     end: dt.date | None = None,
     dose: str | None = None,
     note: str | None = None,
+    account: str | None = None,
 ) -> int:
     """Record a treatment (e.g. zoledronic acid) of a patient and return its id.
 
+    ``account`` (who records it; required once the store has accounts) may record
+    treatments (:func:`core.auth.require_role`); when given, the insert is audited.
+
     Raises:
         ValueError: If ``agent`` is empty or ``end`` is before ``start``.
+        core.auth.AccessDenied: If ``account`` may not record treatments in this store.
     """
     if not agent.strip():
         raise ValueError("agent must not be empty")
     if end is not None and end < start:
         raise ValueError(f"end ({end}) must not be before start ({start})")
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "treatments")
         cursor = db.execute(
             "INSERT INTO treatments (patient_id, agent, start_date, end_date, dose, note) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [patient_id, agent, start.isoformat(), end.isoformat() if end else None, dose, note],
         )
-    return int(cursor.lastrowid or 0)
+        treatment_id = int(cursor.lastrowid or 0)
+        if account is not None:
+            audit(db, account=account, action="add_treatment", entity="treatment",
+                  entity_id=treatment_id, before=None,
+                  after={"patient_id": patient_id, "agent": agent, "start": start.isoformat(),
+                         "end": end.isoformat() if end else None})  # fmt: skip
+    return treatment_id
 
 
 # --- analyses, masks, lesions and the audit log ------------------------------------
@@ -255,7 +339,7 @@ def decode_mask(blob: bytes, rows: int, cols: int) -> np.ndarray:
     return np.frombuffer(zlib.decompress(blob), dtype=np.uint8).reshape(rows, cols).copy()
 
 
-def _audit(
+def audit(
     db: Database,
     *,
     account: str,
@@ -265,6 +349,7 @@ def _audit(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
 ) -> None:
+    """Append an audit row inside the caller's transaction (values as sorted JSON)."""
     db.execute(
         "INSERT INTO audit_log (account, action, entity, entity_id, before_json, after_json) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -337,6 +422,7 @@ def store_analysis(
             empty, a probability or BSTBI is outside [0, 1], a per-image key is not a
             (view, level) of the scan, a mask is unfit, or a lesion names a view
             without a mask or repeats a (view, component).
+        core.auth.AccessDenied: If ``account`` may not upload in this store.
     """
     _check_account(account)
     if not analysis.model_version.strip() or not analysis.device.strip():
@@ -359,7 +445,8 @@ def store_analysis(
             raise ValueError(f"lesions: ({lesion.view!r}, {lesion.component}) appears twice")
         seen.add((lesion.view, lesion.component))
     per_image = [analysis.bstbi_images.get(key) for key in BSTBI_COLUMNS]
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "upload")
         if db.execute("SELECT 1 FROM studies WHERE id = ?", [study_id]).fetchone() is None:
             raise ValueError(f"study_id {study_id} does not exist")
         cursor = db.execute(
@@ -397,7 +484,7 @@ def store_analysis(
                 for les in lesions
             ],
         )  # fmt: skip
-        _audit(
+        audit(
             db,
             account=account,
             action="store_analysis",
@@ -445,6 +532,7 @@ def add_drawn_lesion(
     Raises:
         ValueError: If the analysis does not exist or has no mask of ``view``,
             ``drawn`` has another shape or no pixel, or ``account`` is empty.
+        core.auth.AccessDenied: If ``account`` may not review in this store.
     """
     _check_account(account)
     d = np.asarray(drawn)
@@ -457,7 +545,8 @@ def add_drawn_lesion(
         raise ValueError("drawn must have at least one pixel set")
     blob = encode_mask(d.astype(np.uint8))
     extra = lesion or LesionRecord(view=view, component=1, area_px=area_px)
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "review")
         shape = db.execute(
             "SELECT rows, cols FROM masks WHERE analysis_id = ? AND view = ?", [analysis_id, view]
         ).fetchone()
@@ -478,7 +567,7 @@ def add_drawn_lesion(
              extra.skeletal_region, extra.centroid_row, extra.centroid_col, blob],
         )  # fmt: skip
         lesion_id = int(cursor.lastrowid or 0)
-        _audit(
+        audit(
             db,
             account=account,
             action="add_lesion",
@@ -509,11 +598,13 @@ def set_lesion_status(db: Database, lesion_id: int, status: str, account: str, r
     Raises:
         ValueError: If ``status`` is unknown or not allowed for that lesion, the lesion
             does not exist, or ``account`` is empty.
+        core.auth.AccessDenied: If ``account`` may not review in this store.
     """
     _check_account(account)
     if status not in LESION_STATUSES:
         raise ValueError(f"status must be one of {LESION_STATUSES}, got {status!r}")
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "review")
         row = db.execute(
             "SELECT status, drawn_zlib IS NOT NULL FROM lesions WHERE id = ?", [lesion_id]
         ).fetchone()
@@ -527,7 +618,7 @@ def set_lesion_status(db: Database, lesion_id: int, status: str, account: str, r
         if status == before:
             return
         db.execute("UPDATE lesions SET status = ? WHERE id = ?", [status, lesion_id])
-        _audit(
+        audit(
             db,
             account=account,
             action="set_lesion_status",
@@ -565,6 +656,7 @@ def update_analysis_burden(
     Raises:
         ValueError: If the analysis does not exist, a value is out of range, a key of
             ``per_image`` is not a (view, level), or ``account`` is empty.
+        core.auth.AccessDenied: If ``account`` may not review in this store.
     """
     _check_account(account)
     _check_per_image(per_image)
@@ -574,7 +666,8 @@ def update_analysis_burden(
     if not (math.isfinite(lesion_area_cm2) and lesion_area_cm2 >= 0):
         raise ValueError(f"lesion_area_cm2 must be finite and >= 0, got {lesion_area_cm2}")
     new = [per_image.get(key) for key in BSTBI_COLUMNS] + [scan_bstbi, hotspots, lesion_area_cm2]
-    with db.atomic():
+    with write_transaction(db):
+        require_role(db, account, "review")
         row = db.execute(
             f"SELECT {', '.join(_BURDEN_COLUMNS)} FROM analyses WHERE id = ?", [analysis_id]
         ).fetchone()
@@ -584,7 +677,7 @@ def update_analysis_burden(
             f"UPDATE analyses SET {', '.join(f'{c} = ?' for c in _BURDEN_COLUMNS)} WHERE id = ?",
             [*new, analysis_id],
         )
-        _audit(
+        audit(
             db,
             account=account,
             action="update_burden",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import db_path
-from db.queries import patient_overview, store_summary
+from db.queries import patient_overview, store_summary, studies_without_analysis
 from ui.common import database
 
 st.title("Bone-scan tumour burden")
@@ -37,6 +37,7 @@ Every figure here is a decision aid for a nuclear-medicine physician, not a diag
 with database() as db:
     summary = store_summary(db)
     patients = patient_overview(db)
+    waiting = len(studies_without_analysis(db))
 for row in patients:
     row["treatments"] = row["treatments"] or "none recorded"
 
@@ -46,6 +47,13 @@ cols[0].metric("Patients", summary.patients)
 cols[1].metric("Studies", summary.studies)
 cols[2].metric("Synthetic patients", summary.synthetic_patients)
 st.caption(f"SQLite file: `{db_path()}`")
+if waiting:
+    st.warning(
+        f"{waiting} of {summary.studies} stored studies are waiting for analysis. On a first "
+        "start `scripts/run.sh` analyses the demo cohort in the background "
+        "(`python -m core analyze-stored`; log in data/logs/); reload to see progress.",
+        icon=":material/hourglass_top:",
+    )
 if summary.patients and summary.synthetic_patients == summary.patients:
     st.info("Every patient in this store is synthetic (generated phantom), for demonstration.")
 

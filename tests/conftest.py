@@ -15,3 +15,41 @@ def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 #: The dashboard's entry script, for Streamlit's AppTest.
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(scope="session")
+def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with random weights (valid cards and hashes), written once per run."""
+    from core.bench import write_untrained_models
+
+    return write_untrained_models(tmp_path_factory.mktemp("untrained-models"))
+
+
+@pytest.fixture
+def model_env(untrained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app and the CLI (``$BONESCAN_MODELS``) at the untrained model folder."""
+    monkeypatch.setenv("BONESCAN_MODELS", str(untrained_model_dir))
+    return untrained_model_dir
+
+
+@pytest.fixture(scope="session")
+def truth_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five demo patients with analyses from phantom truth, built once per run."""
+    from tests.store_fixtures import build_truth_store
+
+    return build_truth_store(tmp_path_factory.mktemp("truth-store") / "store.sqlite")
+
+
+@pytest.fixture
+def truth_store(truth_store_template: Path, db_file: Path) -> Path:
+    """A private copy of the truth store, set as the app's store ($BONESCAN_DB)."""
+    import sqlite3
+
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(truth_store_template)
+    dst = sqlite3.connect(db_file)
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return db_file

@@ -163,8 +163,9 @@ def test_ingest_stores_everything_and_deduplicates(
         n_lesions = len(first.result.lesions)
         assert n_lesions > 0
         assert _count(db, "lesions") == n_lesions and _count(db, "masks") == 2
-        row = db.execute("SELECT pseudonym FROM patients").fetchone()
+        row = db.execute("SELECT pseudonym, synthetic FROM patients").fetchone()
         assert row[0] == pseudonym_for(phantom.meta.patient_id, "0" * 64)
+        assert row[1] == 1  # the phantom's DICOM names the phantom as manufacturer
         again = ingest(db, files, models=models, account="test")
         assert not again.created and again.result is None
         assert (again.study_id, again.analysis_id) == (first.study_id, first.analysis_id)

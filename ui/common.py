@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlite_utils import Database
 
-from core.config import db_path
+from core.config import db_path, model_dir
 from core.device import describe_device
 from db.connection import open_db
+
+if TYPE_CHECKING:
+    from core.models import LoadedModels
+
+#: Account name written to the audit log while no login exists (demo mode).
+DEMO_ACCOUNT = "demo"
 
 
 class Keys:
@@ -18,6 +25,25 @@ class Keys:
 
     #: The patient chosen on one page and opened on another (patient id, int).
     PATIENT_ID = "patient_id"
+    #: The study chosen on one page and opened on another (study id, int).
+    STUDY_ID = "study_id"
+    #: Cohort page: the patient table's widget key (its row selection opens the patient).
+    COHORT_TABLE = "cohort_table"
+    #: Cohort page: the page number of the paginated patient table.
+    COHORT_PAGE = "cohort_page"
+    #: Model performance page: the labelled dataset folder to evaluate on.
+    EVAL_DATASET = "eval_dataset"
+    #: Review page: prefix of the lesion table's widget key (the analysis and its review
+    #: state are appended, so that a saved change redraws the table from the store).
+    REVIEW_EDITOR = "review_editor"
+    #: Review page: the last saved change (dict), shown once after the page reruns.
+    REVIEW_NOTICE = "review_notice"
+    #: The upload page's last stored result, shown again while its files stay dropped.
+    UPLOAD_RESULT = "upload_result"
+    #: The upload page's overlay opacity slider.
+    UPLOAD_OPACITY = "upload_opacity"
+    #: Patient page: its patient selectbox (kept in step with PATIENT_ID).
+    PATIENT_PICK = "patient_pick"
 
 
 @contextmanager
@@ -31,3 +57,28 @@ def database() -> Iterator[Database]:
 def device_label() -> str:
     """The inference device in words, computed once per process."""
     return describe_device()
+
+
+@st.cache_resource(show_spinner="Loading the models...")
+def _load_models(directory: str) -> LoadedModels:
+    from core.models import load_models
+
+    return load_models(directory)
+
+
+def models() -> LoadedModels:
+    """The model folder in use (``$BONESCAN_MODELS`` or ``models/``), loaded once per process.
+
+    Returns:
+        Both networks, on the GPU when there is one.
+
+    Raises:
+        core.models.ModelFileError: If the folder is missing, incomplete or its weights
+            do not match their recorded hash (not cached: the next run tries again).
+    """
+    return _load_models(str(model_dir()))
+
+
+def account() -> str:
+    """The account that page actions are recorded under (the audit log's ``who``)."""
+    return DEMO_ACCOUNT

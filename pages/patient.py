@@ -1,0 +1,362 @@
+"""Patient: BSTBI over time with the treatments, two studies side by side, the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+import streamlit as st
+
+from core.charts import COMMON_AGENTS, trajectory_figure
+from core.config import db_path
+from core.followup import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
+from core.patient_view import (
+    PatientRecord,
+    default_pair,
+    load_patient,
+    pair_pictures,
+    patient_info,
+    treatments_from_rows,
+)
+from core.report import build_patient_report, studies_csv, study_row
+from db.connection import open_db
+from db.queries import patient_overview, patient_time_series, study_with_masks
+from db.store import add_treatment
+from db.treatments import patient_treatments
+from ui.common import Keys, account, database
+
+OTHER_AGENT = "another agent (type it below)"
+EARLIEST_DATE = dt.date(1900, 1, 1)
+#: Width of a two-view picture on the page, CSS pixels (a 1024-row view stays on screen).
+PICTURE_WIDTH = 380
+
+
+@st.cache_data(max_entries=16, show_spinner="Matching lesions across the studies...")
+def _record(
+    path: str,
+    patient: dict[str, Any],
+    rows: list[dict[str, Any]],
+    treatments: list[dict[str, Any]],
+    start: dt.date | None,
+) -> PatientRecord:
+    # rows and treatments are only the cache key: a new analysis, a review (it changes
+    # the burden) or a new treatment must recompute the follow-up
+    del rows, treatments
+    with open_db(path) as db:
+        return load_patient(
+            db, patient_info(patient), treatment_start=start, use_default_start=False
+        )
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing the two studies...")
+def _pictures(path: str, first: int, second: int, key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    del key  # both studies' analysis ids and burden: a review redraws the pictures
+    with open_db(path) as db:
+        return pair_pictures(study_with_masks(db, first), study_with_masks(db, second))
+
+
+def _report(path: str, record: PatientRecord, figure: Any) -> bytes:
+    # runs on click, on another thread, outside the script run: no Streamlit here
+    with open_db(path) as db:
+        return build_patient_report(db, record, figure).encode("utf-8")
+
+
+def _picked() -> None:
+    st.session_state[Keys.PATIENT_ID] = st.session_state[Keys.PATIENT_PICK]
+
+
+st.title("Patient")
+with database() as db:
+    overview: list[dict[str, Any]] = patient_overview(db)
+patients = {int(row["id"]): row for row in overview}
+if not patients:
+    st.info(
+        "The store holds no patient yet. Analyse a scan on the upload page, or fill the store "
+        "with the synthetic demo cohort (`python -m core demo-cohort`)."
+    )
+    st.stop()
+
+# another page (cohort, upload) may have opened a patient: the selectbox follows it
+wanted = st.session_state.get(Keys.PATIENT_ID)
+if st.session_state.get(Keys.PATIENT_PICK) not in patients:
+    st.session_state.pop(Keys.PATIENT_PICK, None)
+if wanted in patients and st.session_state.get(Keys.PATIENT_PICK) != wanted:
+    st.session_state[Keys.PATIENT_PICK] = wanted
+picked = st.selectbox(
+    "Patient",
+    list(patients),
+    key=Keys.PATIENT_PICK,
+    format_func=lambda i: str(patients[i]["pseudonym"]),
+    on_change=_picked,
+)
+patient_id = int(picked if picked is not None else next(iter(patients)))
+st.session_state[Keys.PATIENT_ID] = patient_id
+row = patients[patient_id]
+info = patient_info(row)
+last_study = dt.date.fromisoformat(row["last_study"]) if row["last_study"] else None
+age = info.age_at(last_study)
+
+st.header(info.pseudonym)
+if info.synthetic:
+    st.badge(
+        "Synthetic patient (phantom), not a real person", icon=":material/science:", color="violet"
+    )
+facts = st.columns(4)
+facts[0].metric("Sex", info.sex or "not recorded")
+facts[1].metric("Age at last study", age if age is not None else "not recorded")
+facts[2].metric("Primary tumour", info.primary_tumour or "not recorded")
+facts[3].metric("Studies", row["studies"])
+
+# the trajectory is drawn after the treatment form below has stored a new treatment,
+# into this place above it, so that the new band shows in the same run
+trajectory = st.container()
+
+st.subheader("Treatments")
+list_box = st.container()
+with (
+    st.expander("Add a treatment", icon=":material/add:"),
+    st.form("add_treatment", clear_on_submit=True),
+):
+    agent_choice = st.selectbox("Agent", [*COMMON_AGENTS, OTHER_AGENT])
+    other_agent = st.text_input("Other agent", placeholder="e.g. denosumab, enzalutamide")
+    left, right = st.columns(2)
+    start = left.date_input(
+        "Start",
+        value=last_study or dt.date.today(),
+        min_value=EARLIEST_DATE,
+        max_value=dt.date.today(),
+    )
+    end = right.date_input(
+        "End (leave empty while ongoing)",
+        value=None,
+        min_value=EARLIEST_DATE,
+        max_value=dt.date.today() + dt.timedelta(days=3650),
+    )
+    dose = st.text_input("Dose and schedule", placeholder="e.g. 4 mg IV every 4 weeks")
+    note = st.text_input("Note")
+    submitted = st.form_submit_button("Add treatment", icon=":material/add:")
+if submitted:
+    agent = other_agent.strip() if agent_choice == OTHER_AGENT else agent_choice
+    if not agent:
+        st.error("Type the agent's name in 'Other agent'.")
+    elif not isinstance(start, dt.date):
+        st.error("Give the start date.")
+    elif isinstance(end, dt.date) and end < start:
+        st.error(f"The end ({end}) is before the start ({start}).")
+    else:
+        with database() as db:
+            add_treatment(
+                db,
+                patient_id=patient_id,
+                agent=agent,
+                start=start,
+                end=end if isinstance(end, dt.date) else None,
+                dose=dose.strip() or None,
+                note=note.strip() or None,
+                account=account(),
+            )
+        st.success(f"Added {agent} from {start}.", icon=":material/check:")
+
+with database() as db:
+    series = patient_time_series(db, patient_id)
+    treatment_rows = patient_treatments(db, patient_id)
+treatments = treatments_from_rows(treatment_rows)
+if treatments:
+    list_box.dataframe(
+        [
+            {
+                "agent": t.agent,
+                "start": t.start,
+                "end": t.end.isoformat() if t.end else "ongoing",
+                "dose": t.dose or "",
+                "note": t.note or "",
+            }
+            for t in treatments
+        ],
+        hide_index=True,
+        column_config={
+            "agent": "Agent",
+            "start": "Start",
+            "end": "End",
+            "dose": "Dose",
+            "note": "Note",
+        },
+    )
+else:
+    list_box.caption("None recorded.")
+
+with trajectory:
+    starts = sorted({t.start: t for t in reversed(treatments)}.items())
+    clock = None
+    if starts:
+        clock = st.columns([1, 2])[0].selectbox(
+            "PCWG3 clock starts at",
+            [d for d, _ in starts],
+            format_func=lambda d: f"{d} ({dict(starts)[d].agent})",
+            help="New lesions are counted from this treatment start (PCWG3 2+2 rule); the "
+            "earliest start by default.",
+        )
+    record = _record(str(db_path()), row, series, treatment_rows, clock)
+    if not record.studies:
+        st.info("No study of this patient yet.")
+        st.stop()
+    figure = trajectory_figure(
+        record.studies, record.treatments, title=f"BSTBI over time: {info.pseudonym}"
+    )
+    st.plotly_chart(figure, width="stretch")
+    reliable = [s for s in record.dated if s.reliable]
+    unreliable = [s for s in record.studies if not s.reliable]
+    if reliable:
+        base, latest = reliable[0], reliable[-1]
+        cols = st.columns(4)
+        cols[0].metric("Baseline BSTBI", f"{base.bstbi:.3f}", help=f"Study of {base.date}")
+        cols[1].metric(
+            "Latest BSTBI",
+            f"{latest.bstbi:.3f}",
+            delta=None if latest is base else f"{(latest.bstbi or 0) - (base.bstbi or 0):+.3f}",
+            delta_color="inverse",
+            help=f"Study of {latest.date}; the change is against the baseline",
+        )
+        cols[2].metric(
+            "New lesions at the latest study",
+            "baseline"
+            if latest is base
+            else ("n/a" if latest.new_vs_baseline is None else latest.new_vs_baseline),
+            help="Distinct new lesions against the baseline, counted once across views",
+        )
+        fu = record.followup
+        if fu is not None and fu.progression_date is not None:
+            cols[3].metric(
+                "PCWG3 progression",
+                fu.progression_date.isoformat(),
+                help=f"Bone-scan progression by the PCWG3 rule, clock from {fu.treatment_start}",
+            )
+        else:
+            pending = latest.pcwg3 == FLAG_PENDING
+            cols[3].metric("PCWG3 progression", "to confirm" if pending else "not met")
+        flags = {s.pcwg3 for s in record.studies}
+        if flags & {FLAG_CONFIRMED, FLAG_PROGRESSION, FLAG_PENDING}:
+            st.caption(
+                "Stars mark studies meeting the PCWG3 rule (>= 2 new lesions, and for an early "
+                "scan >= 2 further new lesions at least 6 weeks later); a hollow diamond an "
+                "early scan awaiting confirmation."
+            )
+    if unreliable:
+        st.warning(
+            "Without a reliable burden (grey crosses at 0, left out of the line and of "
+            "follow-up): " + "; ".join(f"{s.date or 'no date'}: {s.status}" for s in unreliable),
+            icon=":material/report:",
+        )
+    for warning in sorted({w for s in record.studies for w in s.warnings}):
+        st.warning(warning, icon=":material/schedule:")
+
+st.subheader("Two studies side by side")
+options = [s.study_id for s in record.studies]
+by_study = {s.study_id: s for s in record.studies}
+
+
+def _study_label(study_id: int) -> str:
+    s = by_study[study_id]
+    date = s.date.isoformat() if s.date else f"study {study_id} (no date)"
+    return date if s.reliable else f"{date} ({s.status})"
+
+
+pair = default_pair(record.studies)
+assert pair is not None  # record.studies is not empty here
+if len(options) == 1:
+    first_id = second_id = options[0]
+    st.caption("This patient has one study.")
+else:
+    left, right = st.columns(2)
+    first_id = left.selectbox(
+        "Left", options, index=options.index(pair[0].study_id), format_func=_study_label
+    )
+    second_id = right.selectbox(
+        "Right", options, index=options.index(pair[1].study_id), format_func=_study_label
+    )
+version = tuple(
+    (r["study_id"], r["analysis_id"], r["bstbi"])
+    for r in series
+    if r["study_id"] in (first_id, second_id)
+)
+pictures = _pictures(str(db_path()), first_id, second_id, version)
+n_new = pictures[2]
+shown = (
+    [(first_id, pictures[0])]
+    if first_id == second_id
+    else [(first_id, pictures[0]), (second_id, pictures[1])]
+)
+for column, (study_id, picture) in zip(st.columns(2), shown, strict=False):
+    column.image(
+        picture, caption=f"{_study_label(study_id)}: anterior | posterior", width=PICTURE_WIDTH
+    )
+if n_new is not None:
+    st.caption(
+        f"Metastasis red, bladder green (after review); {n_new} new lesion(s) of the later study "
+        "against the earlier one, ringed in yellow. Hot = dark (grey level 1)."
+    )
+else:
+    st.caption("Metastasis red, bladder green (after review). Hot = dark (grey level 1).")
+
+st.subheader("Studies")
+st.dataframe(
+    [study_row(s) for s in record.studies],
+    hide_index=True,
+    column_order=(
+        "study_date",
+        "quality",
+        "reliable",
+        "bstbi",
+        "bstbi_change_baseline",
+        "bstbi_change_previous",
+        "hotspots",
+        "lesion_area_cm2",
+        "new_vs_baseline",
+        "new_vs_previous",
+        "pcwg3",
+        "injection_delay_h",
+        "warnings",
+        "source_name",
+    ),
+    column_config={
+        "study_date": "Date",
+        "quality": "Quality",
+        "reliable": st.column_config.CheckboxColumn("Reliable burden"),
+        "bstbi": st.column_config.NumberColumn("BSTBI", format="%.3f"),
+        "bstbi_change_baseline": st.column_config.NumberColumn(
+            "Change vs baseline", format="%+.3f"
+        ),
+        "bstbi_change_previous": st.column_config.NumberColumn(
+            "Change vs previous", format="%+.3f"
+        ),
+        "hotspots": "Hotspots",
+        "lesion_area_cm2": st.column_config.NumberColumn("Lesion area (cm²)", format="%.1f"),
+        "new_vs_baseline": "New vs baseline",
+        "new_vs_previous": "New vs previous",
+        "pcwg3": "PCWG3",
+        "injection_delay_h": st.column_config.NumberColumn("Delay (h)", format="%.1f"),
+        "warnings": "Warnings",
+        "source_name": "File",
+    },
+)
+
+name = "".join(c if c.isalnum() else "_" for c in info.pseudonym)
+downloads = st.columns(2)
+downloads[0].download_button(
+    "Report (HTML)",
+    data=functools.partial(_report, str(db_path()), record, figure),
+    file_name=f"{name}-report.html",
+    mime="text/html",
+    icon=":material/description:",
+    on_click="ignore",
+    help="One self-contained file: the plot, baseline and latest overlays, the studies.",
+)
+downloads[1].download_button(
+    "Studies (CSV)",
+    data=studies_csv(record.studies),
+    file_name=f"{name}-studies.csv",
+    mime="text/csv",
+    icon=":material/table:",
+    on_click="ignore",
+)
