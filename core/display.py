@@ -23,12 +23,13 @@ far below 255). :func:`detect_polarity` tells them apart from the background lev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from core.config import VIEWS
-from core.scan import Polarity, Scan
+from core.scan import Polarity, Scan, ScanMeta
 
 #: Percentile of a view's counts that grey level 1 maps to black (0).
 GREY_LEVEL_1_PERCENTILE = 99.9
@@ -183,3 +184,20 @@ def detect_polarity(image: np.ndarray) -> PolarityGuess:
     mode_white = (mode - lo) / (hi - lo) > 0.5
     polarity: Polarity = "hot-dark" if mode_white else "hot-bright"
     return PolarityGuess(polarity, background, border_white == mode_white)
+
+
+def stored_display_images(
+    views: Mapping[str, np.ndarray], as_grey_level_1: bool = False
+) -> dict[tuple[str, int], np.ndarray]:
+    """Display images of a stored study's views (as :func:`display_images` made them at upload).
+
+    Args:
+        views: ``{view: counts}`` float (1024, 256), as the store returns them.
+        as_grey_level_1: The study's ``display_grey_level_1`` flag: its file was an 8-bit
+            export in the paper's display, whose pixels are grey level 1 as they are.
+
+    Returns:
+        ``{(view, level): uint8 image}`` for levels 1 and 2 of every view.
+    """
+    meta = ScanMeta(display_is_grey_level_1=bool(as_grey_level_1))
+    return display_images(Scan(views=dict(views), meta=meta))

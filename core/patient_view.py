@@ -26,7 +26,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from core.config import VIEWS
-from core.display import grey_level_1, grey_level_2
+from core.display import stored_display_images
 from core.followup import FollowUp, LesionPoint, StudyFindings, compare, followup
 from core.overlay import overlay_rgb
 from core.review import lesion_components, recompute_burden
@@ -419,12 +419,9 @@ def reviewed_masks(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
     if not removed and not added:
         return {v: np.asarray(m, dtype=np.uint8) for v, m in masks.items()}
     components = {v: lesion_components(np.asarray(m, dtype=np.uint8))[0] for v, m in masks.items()}
-    displays: dict[tuple[str, int], np.ndarray] = {}
-    for view, counts in data["views"].items():
-        if view in masks:
-            displays[(view, 1)] = g1 = grey_level_1(counts)
-            displays[(view, 2)] = grey_level_2(g1)
     study = data["study"]
+    shown = {v: c for v, c in data["views"].items() if v in masks}
+    displays = stored_display_images(shown, bool(study.get("display_grey_level_1")))
     row_mm, col_mm = study.get("pixel_spacing_row_mm"), study.get("pixel_spacing_col_mm")
     # the spacing only scales the lesion area, which is not used here
     spacing = FALLBACK_SPACING_MM if row_mm is None or col_mm is None else (row_mm, col_mm)
@@ -515,7 +512,9 @@ def study_picture(
     for view in present:
         tiles.append(
             overlay_rgb(
-                grey_level_1(views[view]),
+                stored_display_images(
+                    {view: views[view]}, bool(data["study"].get("display_grey_level_1"))
+                )[(view, 1)],
                 masks.get(view),
                 opacity,
                 highlight=None if highlight is None else highlight.get(view),

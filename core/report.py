@@ -193,6 +193,7 @@ def patient_report_html(
     pictures: Sequence[Picture] = (),
     *,
     generated: dt.datetime | None = None,
+    name: str | None = None,
 ) -> str:
     """Return the per-patient report as one self-contained HTML document.
 
@@ -202,6 +203,8 @@ def patient_report_html(
             is applied to a copy for print.
         pictures: Overlay pictures (e.g. baseline and latest), one ``<img>`` each.
         generated: When the report was made (None: now, local time).
+        name: The patient's name, shown beside the pseudonym; None (names hidden, or
+            none stored) leaves the report with the pseudonym only.
 
     Returns:
         The HTML text (UTF-8); plotly.js is inlined, so it opens without a network.
@@ -210,7 +213,7 @@ def patient_report_html(
     when = (generated or dt.datetime.now()).replace(microsecond=0)
     last = record.dated[-1].date if record.dated else None
     age = info.age_at(last)
-    facts = [
+    facts = ([f"name {name}"] if name else []) + [
         f"sex {info.sex or 'not recorded'}",
         f"age {age if age is not None else 'not recorded'}"
         + (f" (at {last.isoformat()})" if age is not None and last else ""),
@@ -333,7 +336,12 @@ def _label(point: StudyPoint) -> str:
 
 
 def build_patient_report(
-    db: Database, record: PatientRecord, figure: go.Figure, *, generated: dt.datetime | None = None
+    db: Database,
+    record: PatientRecord,
+    figure: go.Figure,
+    *,
+    generated: dt.datetime | None = None,
+    name: str | None = None,
 ) -> str:
     """Return the full per-patient HTML report, reading the pictures from the store.
 
@@ -342,5 +350,8 @@ def build_patient_report(
         record: The patient (:func:`core.patient_view.load_patient`).
         figure: Its trajectory (:func:`core.charts.trajectory_figure`).
         generated: When it was made (None: now).
+        name: The patient's name, or None for the pseudonym only (names hidden).
     """
-    return patient_report_html(record, figure, report_pictures(db, record), generated=generated)
+    return patient_report_html(
+        record, figure, report_pictures(db, record), generated=generated, name=name
+    )

@@ -306,7 +306,7 @@ def stored_scan(db: Database, study_id: int) -> Scan:
 
     row = db.execute(
         "SELECT study_date, pixel_spacing_row_mm, pixel_spacing_col_mm, manufacturer, "
-        "source_format, source_name FROM studies WHERE id = ?",
+        "source_format, source_name, display_grey_level_1 FROM studies WHERE id = ?",
         [study_id],
     ).fetchone()
     if row is None:
@@ -314,13 +314,14 @@ def stored_scan(db: Database, study_id: int) -> Scan:
     views = study_views(db, study_id)
     if not views:
         raise ValueError(f"study_id {study_id} holds no view")
-    date, srow, scol, manufacturer, fmt, name = row
+    date, srow, scol, manufacturer, fmt, name, as_displayed = row
     meta = ScanMeta(
         study_date=dt.date.fromisoformat(date) if date else None,
         pixel_spacing_mm=(float(srow), float(scol)) if srow and scol else None,
         manufacturer=manufacturer,
         source_format=fmt,
         source_files=(name,),
+        display_is_grey_level_1=bool(as_displayed),
     )
     return Scan(views=views, meta=meta)
 

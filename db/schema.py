@@ -164,3 +164,14 @@ def _accounts(db: Database) -> None:
         ) STRICT;
         """
     )
+
+
+@migrations(name="0004_studies_display_grey_level_1")
+def _studies_display_grey_level_1(db: Database) -> None:
+    # An 8-bit export already in the paper's display *is* grey level 1; its pixels
+    # (stored as counts) must be shown as they are, not re-windowed, or a burden
+    # recomputed from the store would differ from the one computed at upload.
+    db.execute(
+        "ALTER TABLE studies ADD COLUMN display_grey_level_1 INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (display_grey_level_1 IN (0, 1))"
+    )

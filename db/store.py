@@ -191,7 +191,7 @@ def store_study(
         cursor = db.execute(
             "INSERT INTO studies (patient_id, study_date, injection_delay_h, source_name, "
             "source_sha256, source_format, pixel_spacing_row_mm, pixel_spacing_col_mm, "
-            "manufacturer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "manufacturer, display_grey_level_1) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 patient_id,
                 date.isoformat() if date else None,
@@ -202,6 +202,7 @@ def store_study(
                 spacing[0] if spacing else None,
                 spacing[1] if spacing else None,
                 scan.meta.manufacturer,
+                int(scan.meta.display_is_grey_level_1),
             ],
         )
         study_id = int(cursor.lastrowid or 0)

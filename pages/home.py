@@ -6,8 +6,10 @@ import streamlit as st
 
 from core.config import db_path
 from db.queries import patient_overview, store_summary, studies_without_analysis
-from ui.common import database
+from ui.auth import guard, may
+from ui.common import Keys, database
 
+guard()
 st.title("Bone-scan tumour burden")
 st.markdown(
     """
@@ -89,4 +91,14 @@ else:
     st.info(
         "The store is empty. `bash scripts/run.sh` fills it with the synthetic demo cohort "
         "on first start, or run `python -m core demo-cohort`."
+    )
+
+if may("accounts") and st.session_state.get(Keys.ACCOUNT):
+    st.subheader("Accounts")
+    st.markdown(
+        "Accounts are managed at the server, not in the browser: "
+        "`python -m core user add NAME --role admin|clinician|viewer`, "
+        "`user passwd NAME`, `user disable NAME`, `user enable NAME`, `user remove NAME`, "
+        "`user list` (docs/trust.md). A viewer browses only; a clinician also uploads, "
+        "reviews and records treatments; an admin also manages accounts."
     )

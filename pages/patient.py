@@ -24,6 +24,7 @@ from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import add_treatment
 from db.treatments import patient_treatments
+from ui.auth import guard, may, refusal, shown_name
 from ui.common import Keys, account, database
 
 OTHER_AGENT = "another agent (type it below)"
@@ -56,16 +57,17 @@ def _pictures(path: str, first: int, second: int, key: tuple[Any, ...]) -> tuple
         return pair_pictures(study_with_masks(db, first), study_with_masks(db, second))
 
 
-def _report(path: str, record: PatientRecord, figure: Any) -> bytes:
+def _report(path: str, record: PatientRecord, figure: Any, name: str | None) -> bytes:
     # runs on click, on another thread, outside the script run: no Streamlit here
     with open_db(path) as db:
-        return build_patient_report(db, record, figure).encode("utf-8")
+        return build_patient_report(db, record, figure, name=name).encode("utf-8")
 
 
 def _picked() -> None:
     st.session_state[Keys.PATIENT_ID] = st.session_state[Keys.PATIENT_PICK]
 
 
+guard()
 st.title("Patient")
 with database() as db:
     overview: list[dict[str, Any]] = patient_overview(db)
@@ -97,7 +99,12 @@ info = patient_info(row)
 last_study = dt.date.fromisoformat(row["last_study"]) if row["last_study"] else None
 age = info.age_at(last_study)
 
-st.header(info.pseudonym)
+# the name only when "Hide patient names" is off; the report follows the same switch
+with database() as db:
+    patient_name = shown_name(db, patient_id)
+st.header(patient_name or info.pseudonym)
+if patient_name:
+    st.caption(f"Pseudonym {info.pseudonym}")
 if info.synthetic:
     st.badge(
         "Synthetic patient (phantom), not a real person", icon=":material/science:", color="violet"
@@ -114,28 +121,33 @@ trajectory = st.container()
 
 st.subheader("Treatments")
 list_box = st.container()
-with (
-    st.expander("Add a treatment", icon=":material/add:"),
-    st.form("add_treatment", clear_on_submit=True),
-):
-    agent_choice = st.selectbox("Agent", [*COMMON_AGENTS, OTHER_AGENT])
-    other_agent = st.text_input("Other agent", placeholder="e.g. denosumab, enzalutamide")
-    left, right = st.columns(2)
-    start = left.date_input(
-        "Start",
-        value=last_study or dt.date.today(),
-        min_value=EARLIEST_DATE,
-        max_value=dt.date.today(),
-    )
-    end = right.date_input(
-        "End (leave empty while ongoing)",
-        value=None,
-        min_value=EARLIEST_DATE,
-        max_value=dt.date.today() + dt.timedelta(days=3650),
-    )
-    dose = st.text_input("Dose and schedule", placeholder="e.g. 4 mg IV every 4 weeks")
-    note = st.text_input("Note")
-    submitted = st.form_submit_button("Add treatment", icon=":material/add:")
+# a viewer browses only: no form (the store would refuse the write anyway)
+submitted = False
+if may("treatments"):
+    with (
+        st.expander("Add a treatment", icon=":material/add:"),
+        st.form("add_treatment", clear_on_submit=True),
+    ):
+        agent_choice = st.selectbox("Agent", [*COMMON_AGENTS, OTHER_AGENT])
+        other_agent = st.text_input("Other agent", placeholder="e.g. denosumab, enzalutamide")
+        left, right = st.columns(2)
+        start = left.date_input(
+            "Start",
+            value=last_study or dt.date.today(),
+            min_value=EARLIEST_DATE,
+            max_value=dt.date.today(),
+        )
+        end = right.date_input(
+            "End (leave empty while ongoing)",
+            value=None,
+            min_value=EARLIEST_DATE,
+            max_value=dt.date.today() + dt.timedelta(days=3650),
+        )
+        dose = st.text_input("Dose and schedule", placeholder="e.g. 4 mg IV every 4 weeks")
+        note = st.text_input("Note")
+        submitted = st.form_submit_button("Add treatment", icon=":material/add:")
+else:
+    st.caption(refusal("treatments"))
 if submitted:
     agent = other_agent.strip() if agent_choice == OTHER_AGENT else agent_choice
     if not agent:
@@ -345,7 +357,7 @@ name = "".join(c if c.isalnum() else "_" for c in info.pseudonym)
 downloads = st.columns(2)
 downloads[0].download_button(
     "Report (HTML)",
-    data=functools.partial(_report, str(db_path()), record, figure),
+    data=functools.partial(_report, str(db_path()), record, figure, patient_name),
     file_name=f"{name}-report.html",
     mime="text/html",
     icon=":material/description:",

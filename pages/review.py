@@ -12,8 +12,10 @@ from core.config import VIEWS
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import BSTBI_COLUMNS
 from ui import review as rv
+from ui.auth import guard, may, refusal
 from ui.common import Keys, account, database
 
+guard()
 st.title("Review lesions")
 st.caption(
     "Untick a lesion the model found that is not a metastasis (a fracture, a degenerative "
@@ -116,7 +118,11 @@ with database() as db:
         st.subheader("Lesions")
         if not lesions:
             st.info("The model found no lesion on this study: nothing to review.")
-        reason = st.selectbox("Reason for excluding a lesion", rv.REASONS)
+        # a viewer sees the lesions but cannot change them (the store refuses anyway)
+        may_review = may("review")
+        if not may_review:
+            st.caption(refusal("review"))
+        reason = st.selectbox("Reason for excluding a lesion", rv.REASONS, disabled=not may_review)
         table = rv.lesion_table(lesions, history)
         state = zlib.crc32(",".join(les["status"] for les in lesions).encode())
         editor_key = f"{Keys.REVIEW_EDITOR}-{analysis['id']}-{state:08x}"
@@ -124,7 +130,7 @@ with database() as db:
             table,
             key=editor_key,
             hide_index=True,
-            disabled=[c for c in table.columns if c != "include"],
+            disabled=[c for c in table.columns if c != "include"] if may_review else True,
             column_config={
                 "include": st.column_config.CheckboxColumn(
                     "Include", help="Untick to exclude the lesion from the burden"
@@ -140,7 +146,7 @@ with database() as db:
                 "reason": "Reason",
             },
         )
-        changes = rv.changed_statuses(lesions, edited["include"].to_dict())
+        changes = rv.changed_statuses(lesions, edited["include"].to_dict()) if may_review else {}
         if changes:
             after = rv.save_review(
                 db,

@@ -18,6 +18,7 @@ from core.phantom.cohort import PRIMARIES
 from core.pipeline import ingest
 from core.scan import Scan, ScanReadError
 from db.queries import patient_overview, study_with_masks
+from ui.auth import guard
 from ui.common import Keys, account, database, models
 from ui.images import opacity_slider, show_overlays
 
@@ -191,6 +192,7 @@ def _show_result(shown: dict[str, Any]) -> None:
     _link("pages/patient.py", "Follow the patient", ":material/timeline:")
 
 
+guard("upload")
 st.title("Upload and analyse")
 st.caption(
     "Analyse a whole-body bone scan and store it with its result: the study, the models' "

@@ -9,9 +9,11 @@ from core.display import GREY_LEVELS, display_images
 from core.files import MAX_FILES_PER_SCAN, read_uploaded
 from core.quality import assess
 from core.scan import ScanReadError
+from ui.auth import guard
 
 UNKNOWN = "not given"
 
+guard()
 st.title("Read a scan")
 st.caption(
     "Check how a file is read: views, polarity, windowing and what the file says. "

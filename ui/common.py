@@ -44,6 +44,17 @@ class Keys:
     UPLOAD_OPACITY = "upload_opacity"
     #: Patient page: its patient selectbox (kept in step with PATIENT_ID).
     PATIENT_PICK = "patient_pick"
+    #: The signed-in account's username (str); absent while signed out or in demo mode.
+    ACCOUNT = "account"
+    #: The signed-in account's role, re-read from the store on every run (str), or None
+    #: in demo mode (every action allowed); absent while signed out.
+    ROLE = "role"
+    #: When the signed-in session last did something (aware UTC datetime), for idle expiry.
+    LAST_ACTIVITY = "last_activity"
+    #: A message for the login page (why the session was signed out), shown once.
+    LOGIN_NOTICE = "login_notice"
+    #: The sidebar switch "Hide patient names" (bool): pseudonyms only, pages and exports.
+    HIDE_NAMES = "hide_names"
 
 
 @contextmanager
@@ -51,6 +62,18 @@ def database() -> Iterator[Database]:
     """Open a fresh connection to the store for this script run."""
     with open_db(db_path()) as db:
         yield db
+
+
+@st.cache_resource(show_spinner=False)
+def start_logging() -> str:
+    """Set up logging (file and console, :func:`core.logs.setup_logging`) once per process.
+
+    Returns:
+        The log file's path.
+    """
+    from core.logs import setup_logging
+
+    return str(setup_logging())
 
 
 @st.cache_resource
@@ -80,5 +103,12 @@ def models() -> LoadedModels:
 
 
 def account() -> str:
-    """The account that page actions are recorded under (the audit log's ``who``)."""
-    return DEMO_ACCOUNT
+    """The account that page actions are recorded under (the audit log's ``who``).
+
+    Returns:
+        The signed-in account's username, or :data:`DEMO_ACCOUNT` when nobody is signed
+        in (demo mode, where the store allows every write; in a store with accounts the
+        store refuses a write by this name).
+    """
+    username = st.session_state.get(Keys.ACCOUNT)
+    return str(username) if username else DEMO_ACCOUNT

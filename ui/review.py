@@ -21,10 +21,9 @@ from scipy import ndimage
 from sqlite_utils import Database
 
 from core.config import LABEL_METASTASIS
-from core.display import display_images
+from core.display import stored_display_images
 from core.overlay import overlay_rgb
 from core.review import BurdenResult, lesion_components, recompute_burden
-from core.scan import Scan
 from db.store import set_lesion_status, update_analysis_burden
 
 #: Why a physician excludes a lesion (the paper's false positives, and a catch-all).
@@ -80,7 +79,7 @@ def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
         else DEFAULT_PIXEL_SPACING_MM
     )
     return StudyImages(
-        displays=display_images(Scan(views=dict(views))),
+        displays=stored_display_images(views, bool(study.get("display_grey_level_1"))),
         components={view: lesion_components(mask)[0] for view, mask in masks.items()},
         spacing_mm=spacing,
     )
