@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.pipeline import STAGES
@@ -92,7 +93,12 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def bench_device(
-    files: Sequence[Path], model_dir: Path | str, device: str, *, batch: bool = True
+    files: Sequence[Path],
+    model_dir: Path | str,
+    device: str,
+    *,
+    batch: bool = True,
+    segment: str = "auto",
 ) -> dict[str, Any]:
     """Time the pipeline on one device.
 
@@ -101,6 +107,7 @@ def bench_device(
         model_dir: The model folder.
         device: ``"cpu"`` or ``"cuda"``.
         batch: Also measure throughput in one batch of all scans.
+        segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
 
     Returns:
         ``{"device", "cases", "latency_s": {stage: {mean, sd, min, max}},
@@ -129,7 +136,7 @@ def bench_device(
             content = path.read_bytes()
             scan = read_scan(path)
             read_s = time.perf_counter() - start
-            (result,) = analyze([scan], models, read_seconds=[read_s])
+            (result,) = analyze([scan], models, read_seconds=[read_s], segment=segment)
             if k == 0:
                 continue  # warm-up, not stored (the same file is stored next)
             ingest(
@@ -141,6 +148,7 @@ def bench_device(
             per_case.append(timings)
     out: dict[str, Any] = {
         "device": describe_device(models.device),
+        "segment": segment,
         "cases": len(per_case),
         "latency_s": {s: _summary([c[s] for c in per_case]) for s in (*STAGES, "total")},
         "per_case_s": per_case,
@@ -148,7 +156,7 @@ def bench_device(
     if batch:
         scans = [read_scan(p) for p in files]
         start = time.perf_counter()
-        analyze(scans, models)
+        analyze(scans, models, segment=segment)
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -157,22 +165,79 @@ def bench_device(
     return out
 
 
-def run_bench(n: int, model_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
+def segment_agreement(files: Sequence[Path], model_dir: Path | str) -> dict[str, Any]:
+    """How far gated segmentation differs from whole-view segmentation (CPU).
+
+    Args:
+        files: DICOM files (at least one).
+        model_dir: The model folder.
+
+    Returns:
+        ``{"views", "pixels_differing", "pixels_labelled", "dice_metastasis",
+        "dice_bladder", "max_bstbi_difference"}``: label pixels that differ between the
+        two modes over all views, the labelled pixels of the whole-view masks, the Dice
+        of each label between the modes (pooled over the views), and the largest
+        difference of a scan's BSTBI.
+    """
+    from core.config import LABEL_BLADDER, LABEL_METASTASIS
+    from core.metrics import dice
+    from core.models import load_models
+    from core.pipeline import analyze
+    from core.readers import read_scan
+
+    if not files:
+        raise ValueError("files must not be empty")
+    models = load_models(model_dir, device="cpu")
+    scans = [read_scan(p) for p in files]
+    full = analyze(scans, models, segment="full")
+    gated = analyze(scans, models, segment="gated")
+    differing = labelled = 0
+    stacked: dict[str, list[np.ndarray]] = {"full": [], "gated": []}
+    for f, g in zip(full, gated, strict=True):
+        for view, mask in f.masks.items():
+            differing += int((mask != g.masks[view]).sum())
+            labelled += int((mask > 0).sum())
+            stacked["full"].append(mask)
+            stacked["gated"].append(g.masks[view])
+    a, b = np.stack(stacked["full"]), np.stack(stacked["gated"])
+    return {
+        "views": len(a),
+        "pixels_differing": differing,
+        "pixels_labelled": labelled,
+        "dice_metastasis": dice(a == LABEL_METASTASIS, b == LABEL_METASTASIS),
+        "dice_bladder": dice(a == LABEL_BLADDER, b == LABEL_BLADDER),
+        "max_bstbi_difference": max(
+            abs(f.raw_bstbi - g.raw_bstbi) for f, g in zip(full, gated, strict=True)
+        ),
+    }
+
+
+def run_bench(
+    n: int, model_dir: Path | str, *, seed: int = 0, segment: str = "auto"
+) -> dict[str, Any]:
     """Benchmark on the CPU and, when present, the GPU.
 
     Args:
         n: Phantom cases (>= 1).
         model_dir: The model folder.
         seed: Phantom dataset seed.
+        segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
 
     Returns:
-        ``{"cases", "torch_threads", "devices": [bench_device(...)]}``.
+        ``{"cases", "torch_threads", "devices": [bench_device(...)], "agreement"}``;
+        ``agreement`` is :func:`segment_agreement` on the same scans.
     """
     with tempfile.TemporaryDirectory(prefix="bonescan-bench-") as tmp:
         files = write_phantom_dicoms(tmp, n, seed)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        results = [bench_device(files, model_dir, d) for d in devices]
-    return {"cases": n, "torch_threads": torch.get_num_threads(), "devices": results}
+        results = [bench_device(files, model_dir, d, segment=segment) for d in devices]
+        agreement = segment_agreement(files, model_dir)
+    return {
+        "cases": n,
+        "torch_threads": torch.get_num_threads(),
+        "devices": results,
+        "agreement": agreement,
+    }
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -190,4 +255,13 @@ def format_table(report: dict[str, Any]) -> str:
         f"{'batch scans/s':16s}"
         + "".join(f"{d.get('throughput_scans_per_s', float('nan')):>28.2f}" for d in devices)
     )
+    agreement = report.get("agreement")
+    if agreement:
+        lines.append(
+            f"gated vs whole-view segmentation on {agreement['views']} views: "
+            f"{agreement['pixels_differing']} of {agreement['pixels_labelled']} labelled "
+            f"pixels differ; Dice metastasis {agreement['dice_metastasis']:.4f}, bladder "
+            f"{agreement['dice_bladder']:.4f}; largest BSTBI difference "
+            f"{agreement['max_bstbi_difference']:.5f}"
+        )
     return "\n".join(lines)

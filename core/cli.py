@@ -477,6 +477,13 @@ def _add_bench(sub: _Subparsers) -> None:
     )
     p.add_argument("--json", type=Path, help="JSON output (default: data/bench.json)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    p.add_argument(
+        "--segment",
+        choices=("auto", "full", "gated"),
+        default="auto",
+        help="segmenter coverage: whole views, only the rows the classifier opened, or auto "
+        "(gated on the CPU, whole views on a GPU)",
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -497,7 +504,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             model_dir = write_untrained_models(tmp)
             print("untrained models (random weights): timings only, outputs meaningless")
         try:
-            report = run_bench(args.cases, model_dir, seed=args.seed)
+            report = run_bench(args.cases, model_dir, seed=args.seed, segment=args.segment)
         except ModelFileError as exc:
             print(
                 f"error: no usable model in {model_dir} ({exc}); train one with "

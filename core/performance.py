@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd  # no pandas-stubs in the venv
 
 from core.config import AGE_GROUPS, data_dir
-from core.metrics import ALL_GROUP, Confusion, format_dice
+from core.metrics import ALL_GROUP, TABLE2_COLUMNS, Confusion, format_dice
 from core.models import CLASSIFIER, SEGMENTER, ModelFileError, read_card
 
 if TYPE_CHECKING:
@@ -78,14 +78,7 @@ HEADLINE: tuple[tuple[str, str], ...] = (
 )
 #: Columns of :func:`table2_frame`: Table 2's, then AUCs and bladder Dice.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "group",
-    "n",
-    "sensitivity",
-    "specificity",
-    "accuracy",
-    "PPV",
-    "NPV",
-    "Dice (metastasis)",
+    *TABLE2_COLUMNS,
     "AUC (metastasis)",
     "AUC (bladder)",
     "Dice (bladder)",

@@ -259,6 +259,7 @@ def analyze(
     *,
     pixel_spacing_default: tuple[float, float] = DEFAULT_PIXEL_SPACING_MM,
     read_seconds: Sequence[float] | None = None,
+    segment: str = "auto",
 ) -> list[AnalysisResult]:
     """Analyse scans: quality, models, lesions and burden, with timings per stage.
 
@@ -269,6 +270,7 @@ def analyze(
             spacing; both finite and > 0.
         read_seconds: Seconds each scan took to read, one per scan, to include as
             the ``read`` stage; None leaves ``read`` out.
+        segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
 
     Returns:
         One :class:`AnalysisResult` per scan, same order.
@@ -311,7 +313,7 @@ def analyze(
         t["display"] = time.perf_counter() - start
     start = time.perf_counter()
     with _network_clocks(models) as (_c_clock, s_clock):
-        predictions = predict_batch(models, [scan.views for scan in scans])
+        predictions = predict_batch(models, [scan.views for scan in scans], segment=segment)
     total = time.perf_counter() - start
     for t in timings:
         t["classify"] = (total - s_clock.total) / n

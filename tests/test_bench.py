@@ -1,0 +1,37 @@
+"""`python -m core bench`: per-stage latency, throughput and the gated/whole-view agreement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.bench import format_table, run_bench
+from core.cli import main
+from core.pipeline import STAGES
+
+
+def test_the_bench_reports_every_stage_and_the_agreement(untrained_model_dir: Path) -> None:
+    report = run_bench(1, untrained_model_dir, segment="gated")
+    (cpu,) = report["devices"]
+    assert cpu["segment"] == "gated" and cpu["cases"] == 1
+    assert set(cpu["latency_s"]) == {*STAGES, "total"}
+    total = cpu["latency_s"]["total"]["mean"]
+    assert total == pytest.approx(sum(cpu["per_case_s"][0][s] for s in STAGES))
+    assert cpu["throughput_scans_per_s"] > 0
+    agreement = report["agreement"]
+    assert agreement["views"] == 2
+    assert 0 <= agreement["pixels_differing"] <= 2 * 1024 * 256
+    assert 0.0 <= agreement["dice_metastasis"] <= 1.0
+    table = format_table(report)
+    assert "total" in table and "gated vs whole-view" in table
+
+
+def test_the_command_writes_json(untrained_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--cases", "1", "--model", str(untrained_model_dir), "--json", str(out)]
+    assert main([*args, "--segment", "full"]) == 0
+    report = json.loads(out.read_text())
+    assert report["devices"][0]["segment"] == "full"
+    assert report["cases"] == 1
