@@ -105,10 +105,11 @@ def _cell(value: object, fmt: str = "{}") -> str:
     return fmt.format(value)
 
 
-def study_row(point: StudyPoint) -> dict[str, object]:
+def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
     """Return one study as a flat dict keyed by :data:`CSV_COLUMNS` (tables, CSV).
 
-    The burden figures of a study that is not reliable are None.
+    The burden figures of a study that is not reliable are None; so is the uploaded
+    file's name when ``hide_files`` (names hidden: file names can carry a patient's name).
     """
     return {
         "study_date": point.date.isoformat() if point.date else None,
@@ -127,21 +128,23 @@ def study_row(point: StudyPoint) -> dict[str, object]:
         "metastasis_probability": point.metastasis_probability,
         "injection_delay_h": point.injection_delay_h,
         "warnings": "; ".join(point.warnings) or None,
-        "source_name": point.source_name,
+        "source_name": None if hide_files else point.source_name,
     }
 
 
-def studies_csv(studies: Sequence[StudyPoint]) -> str:
+def studies_csv(studies: Sequence[StudyPoint], hide_files: bool = False) -> str:
     """Return the studies as CSV text: a header of :data:`CSV_COLUMNS`, one row per study.
 
     Empty cells for unknown values; the burden figures (BSTBI, hotspots, lesion area)
-    of a study that is not reliable are empty, ``quality`` says why.
+    of a study that is not reliable are empty, ``quality`` says why; file names are
+    empty when ``hide_files``.
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for point in studies:
-        writer.writerow({k: "" if v is None else v for k, v in study_row(point).items()})
+        row = study_row(point, hide_files)
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -194,6 +197,7 @@ def patient_report_html(
     *,
     generated: dt.datetime | None = None,
     name: str | None = None,
+    hide_files: bool = False,
 ) -> str:
     """Return the per-patient report as one self-contained HTML document.
 
@@ -205,6 +209,7 @@ def patient_report_html(
         generated: When the report was made (None: now, local time).
         name: The patient's name, shown beside the pseudonym; None (names hidden, or
             none stored) leaves the report with the pseudonym only.
+        hide_files: Leave the uploaded files' names out (names hidden).
 
     Returns:
         The HTML text (UTF-8); plotly.js is inlined, so it opens without a network.
@@ -235,7 +240,7 @@ def patient_report_html(
         f"<figcaption>{html.escape(p.caption)}</figcaption></figure>"
         for p in pictures
     )
-    study_rows = [study_row(s) for s in record.studies]
+    study_rows = [study_row(s, hide_files) for s in record.studies]
     study_headers = ("Date", "Quality", "BSTBI", "Change vs baseline", "Change vs previous",
                      "Hotspots", "Lesion area (cm²)", "New vs baseline", "New vs previous",
                      "PCWG3", "Delay (h)", "File")  # fmt: skip
@@ -342,6 +347,7 @@ def build_patient_report(
     *,
     generated: dt.datetime | None = None,
     name: str | None = None,
+    hide_files: bool = False,
 ) -> str:
     """Return the full per-patient HTML report, reading the pictures from the store.
 
@@ -351,7 +357,13 @@ def build_patient_report(
         figure: Its trajectory (:func:`core.charts.trajectory_figure`).
         generated: When it was made (None: now).
         name: The patient's name, or None for the pseudonym only (names hidden).
+        hide_files: Leave the uploaded files' names out (names hidden).
     """
     return patient_report_html(
-        record, figure, report_pictures(db, record), generated=generated, name=name
+        record,
+        figure,
+        report_pictures(db, record),
+        generated=generated,
+        name=name,
+        hide_files=hide_files,
     )

@@ -14,6 +14,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from core.config import AGE_GROUPS, REPO_ROOT
 from db.queries import cohort_summary
+from ui.auth import guard
 from ui.common import Keys, database
 
 #: The patient page, written separately; the table opens it once it exists.
@@ -57,6 +58,7 @@ COLUMNS = {
     "response": "Response",
 }
 
+guard()
 st.title("Cohort")
 st.caption(
     "Every patient in the store, with the burden of the latest reliable analysis (quality "

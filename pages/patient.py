@@ -24,7 +24,7 @@ from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import add_treatment
 from db.treatments import patient_treatments
-from ui.auth import guard, may, refusal, shown_name
+from ui.auth import guard, may, names_hidden, refusal, shown_name
 from ui.common import Keys, account, database
 
 OTHER_AGENT = "another agent (type it below)"
@@ -57,10 +57,13 @@ def _pictures(path: str, first: int, second: int, key: tuple[Any, ...]) -> tuple
         return pair_pictures(study_with_masks(db, first), study_with_masks(db, second))
 
 
-def _report(path: str, record: PatientRecord, figure: Any, name: str | None) -> bytes:
+def _report(
+    path: str, record: PatientRecord, figure: Any, name: str | None, hide_files: bool
+) -> bytes:
     # runs on click, on another thread, outside the script run: no Streamlit here
     with open_db(path) as db:
-        return build_patient_report(db, record, figure, name=name).encode("utf-8")
+        report = build_patient_report(db, record, figure, name=name, hide_files=hide_files)
+    return report.encode("utf-8")
 
 
 def _picked() -> None:
@@ -313,7 +316,7 @@ else:
 
 st.subheader("Studies")
 st.dataframe(
-    [study_row(s) for s in record.studies],
+    [study_row(s, names_hidden()) for s in record.studies],
     hide_index=True,
     column_order=(
         "study_date",
@@ -357,7 +360,7 @@ name = "".join(c if c.isalnum() else "_" for c in info.pseudonym)
 downloads = st.columns(2)
 downloads[0].download_button(
     "Report (HTML)",
-    data=functools.partial(_report, str(db_path()), record, figure, patient_name),
+    data=functools.partial(_report, str(db_path()), record, figure, patient_name, names_hidden()),
     file_name=f"{name}-report.html",
     mime="text/html",
     icon=":material/description:",
@@ -366,7 +369,7 @@ downloads[0].download_button(
 )
 downloads[1].download_button(
     "Studies (CSV)",
-    data=studies_csv(record.studies),
+    data=studies_csv(record.studies, names_hidden()),
     file_name=f"{name}-studies.csv",
     mime="text/csv",
     icon=":material/table:",

@@ -30,6 +30,7 @@ from core.performance import (
     table2_frame,
 )
 from core.scan import ScanReadError
+from ui.auth import guard
 from ui.common import Keys, models
 
 #: Overlay colours of the product, reused for each label's ROC curve.
@@ -163,6 +164,7 @@ def _show_report(report: dict[str, Any]) -> None:
             column.plotly_chart(fig, width="stretch")
 
 
+guard()
 st.title("Model performance")
 st.caption(
     "The networks of Liu et al. 2021 as trained here, measured the way the paper measures "

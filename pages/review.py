@@ -12,7 +12,7 @@ from core.config import VIEWS
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import BSTBI_COLUMNS
 from ui import review as rv
-from ui.auth import guard, may, refusal
+from ui.auth import guard, may, names_hidden, refusal
 from ui.common import Keys, account, database
 
 guard()
@@ -60,7 +60,9 @@ with database() as db:
     study_ids = [int(s["study_id"]) for s in analysed]
     labels = {
         int(s["study_id"]): (
-            f"{s['study_date'] or 'no date'} - {s['source_name']} - "
+            f"{s['study_date'] or 'no date'} - "
+            + (f"study {s['study_id']}" if names_hidden() else str(s["source_name"]))
+            + " - "
             + (f"BSTBI {s['bstbi']:.4f}" if s["bstbi"] is not None else "burden not reliable")
         )
         for s in analysed

@@ -18,7 +18,7 @@ from core.phantom.cohort import PRIMARIES
 from core.pipeline import ingest
 from core.scan import Scan, ScanReadError
 from db.queries import patient_overview, study_with_masks
-from ui.auth import guard
+from ui.auth import guard, names_hidden
 from ui.common import Keys, account, database, models
 from ui.images import opacity_slider, show_overlays
 
@@ -114,7 +114,9 @@ def _fmt(value: float | None, spec: str) -> str:
 def _show_result(shown: dict[str, Any]) -> None:
     study, analysis = shown["study"], shown["analysis"]
     st.divider()
-    st.subheader(f"Result: {study['source_name']}")
+    st.subheader(
+        f"Result: study {study['id']}" if names_hidden() else f"Result: {study['source_name']}"
+    )
     if shown["created"]:
         st.success(
             f"Stored as study {study['id']} of patient {shown['pseudonym']}, "

@@ -5,6 +5,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _page_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages re-raise unexpected errors after logging them, so AppTest sees the exception.
+
+    In production a page shows a short message with an error id instead of a trace;
+    without this, ``assert not at.exception`` could not catch a crashing page.
+    """
+    monkeypatch.setenv("BONESCAN_DEBUG_ERRORS", "1")
+
+
 @pytest.fixture
 def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh SQLite path that the app and core.config use for this test."""

@@ -45,9 +45,7 @@ def test_bands_by_hand(open_rows: set[int], expected: list[tuple[int, int, int, 
 def test_either_label_opens_and_context_rounds_out() -> None:
     assert open_bands(_probs({512}, label=1), ORIGINS, 256, 0.5, 1024) == [(448, 832, 512, 768)]
     # 40 rows of context round out to the 32-row grid: 512-40 = 472 -> 448; 808 -> 832
-    assert open_bands(_probs({512}), ORIGINS, 256, 0.5, 1024, context=40) == [
-        (448, 832, 512, 768)
-    ]
+    assert open_bands(_probs({512}), ORIGINS, 256, 0.5, 1024, context=40) == [(448, 832, 512, 768)]
     assert open_bands(_probs({512}), ORIGINS, 256, 0.5, 1024, context=0) == [(512, 768, 512, 768)]
 
 
@@ -101,7 +99,10 @@ def _view(spots: list[tuple[int, int]]) -> np.ndarray:
 
 def test_gated_equals_full_for_a_pointwise_segmenter() -> None:
     models = _models()
-    scans = [{"ANT": _view([(300, 100)]), "POST": _view([])}, {"ANT": _view([(40, 80), (900, 120)])}]
+    scans = [
+        {"ANT": _view([(300, 100)]), "POST": _view([])},
+        {"ANT": _view([(40, 80), (900, 120)])},
+    ]
     full = predict_batch(models, scans, segment="full")
     seg = models.segmenter
     assert isinstance(seg, _PointwiseSegmenter)

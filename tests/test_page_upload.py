@@ -70,8 +70,10 @@ def test_offers_the_stored_patients_and_stores_the_study_under_the_one_chosen(
     db_file: Path, model_env: Path, dicom: tuple[bytes, dt.date]
 ) -> None:
     with open_db(db_file) as db:
-        add_patient(db, pseudonym="Alpha", sex="F", birth_year=1950, primary_tumour="breast")
-        beta = add_patient(db, pseudonym="Beta", sex="M")
+        add_patient(
+            db, pseudonym="Alpha", sex="F", birth_year=1950, primary_tumour="breast", synthetic=True
+        )
+        beta = add_patient(db, pseudonym="Beta", sex="M", synthetic=True)
     at = _open(dicom[0])
     at.radio[0].set_value("An existing patient").run()
     options = at.selectbox[0].options
@@ -173,7 +175,7 @@ def test_a_text_file_named_dcm_is_refused_and_nothing_is_stored(
     db_file: Path, model_env: Path
 ) -> None:
     with open_db(db_file) as db:
-        add_patient(db, pseudonym="Alpha")
+        add_patient(db, pseudonym="Alpha", synthetic=True)
     before = _counts(db_file)
     at = _open(b"just some text\n" * 20, name="notes.dcm")
     assert "notes.dcm" in at.error[0].value

@@ -145,3 +145,35 @@ def test_an_unexpected_error_shows_an_error_id_not_a_trace(
 
     monkeypatch.setenv(DEBUG_ERRORS_ENV, "1")  # developers get Streamlit's trace as well
     assert "disk on fire" in at.run().exception[0].message
+
+
+def test_a_page_run_without_the_app_still_asks_for_a_sign_in(truth_store: Path) -> None:
+    # Streamlit runs a pages/ file by itself when the first request of a fresh server
+    # process names it, before app.py's navigation exists: the page's own guard stops it.
+    add_account(truth_store, "lee", "admin")
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "patient.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.warning[0].value.startswith("Sign in first")
+    assert PATIENT not in all_text(at) and not at.header
+
+
+@pytest.mark.parametrize("role", ["viewer", "clinician"])
+def test_a_lesion_edit_is_saved_under_a_clinician_and_ignored_for_a_viewer(
+    truth_store: Path, role: str
+) -> None:
+    at = _as(truth_store, "kim", role)
+    at.switch_page("pages/review.py").run()
+    key = at.data_editor[0].key
+    assert key is not None
+    # what a browser would send; a viewer's disabled table cannot, but a forged one might
+    at.session_state[key] = {
+        "edited_rows": {0: {"include": False}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception
+    with open_db(truth_store) as db:
+        who = [r[0] for r in db.execute("SELECT account FROM audit_log WHERE entity = 'lesion'")]
+    assert who == ([] if role == "viewer" else ["kim"])

@@ -197,7 +197,7 @@ def guard(action: str = "browse") -> None:
         ValueError: If ``action`` is unknown.
     """
     if not gate().signed_in:
-        st.warning("Sign in first: [open the start page](/).", icon=":material/lock:")
+        st.warning("Sign in first: [open the start page](./).", icon=":material/lock:")
         st.stop()
     if not may(action):
         st.info(refusal(action), icon=":material/lock:")
