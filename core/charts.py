@@ -143,6 +143,10 @@ def hover_text(point: StudyPoint, *, baseline: bool = False) -> str:
     return "<br>".join(lines)
 
 
+#: Days shown on the time axis when a patient has a single study and no treatment.
+MIN_SPAN_DAYS = 60
+
+
 def trajectory_figure(
     studies: Sequence[StudyPoint],
     treatments: Sequence[Treatment] = (),
@@ -240,9 +244,16 @@ def trajectory_figure(
         )
         seen.add(agent)
     top = max((s.bstbi or 0.0 for s in reliable), default=0.0)
+    xaxis: dict[str, object] = {"title": {"text": "Study date"}, "type": "date"}
+    dates = {s.date for s in dated if s.date is not None}
+    if len(dates) == 1 and not treatments:
+        # one study: plotly would zoom to milliseconds around it; show a month each side
+        (only,) = dates
+        pad = dt.timedelta(days=MIN_SPAN_DAYS // 2)
+        xaxis["range"] = [(only - pad).isoformat(), (only + pad).isoformat()]
     fig.update_layout(
         title={"text": title},
-        xaxis={"title": {"text": "Study date"}, "type": "date"},
+        xaxis=xaxis,
         yaxis={
             "title": {"text": "BSTBI (dimensionless, 0-1)"},
             "range": [0, max(0.05, top * 1.2)],

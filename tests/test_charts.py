@@ -192,3 +192,12 @@ def test_every_band_lies_within_its_treatment_or_up_to_the_axis_end(
             assert x1 == max(t.end, t.start + dt.timedelta(days=1))
         else:
             assert x1 in (day(120), TODAY)
+
+
+def test_a_single_study_gets_a_readable_time_axis() -> None:
+    from core.charts import MIN_SPAN_DAYS
+
+    only = StudyPoint(1, day(0), "ok", 0.1, hotspots=1, in_followup=True)
+    fig = trajectory_figure([only])
+    lo, hi = (dt.date.fromisoformat(x) for x in fig.layout.xaxis.range)
+    assert (hi - lo).days == MIN_SPAN_DAYS and lo < day(0) < hi
