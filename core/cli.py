@@ -223,7 +223,7 @@ def _cmd_demo_cohort(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core.config import db_path
-    from core.demo import DEMO_PATIENTS, DEMO_SEED, case_sha256, demo_cohort
+    from core.demo import DEMO_PATIENTS, DEMO_SEED, DEMO_SETUP_ACCOUNT, case_sha256, demo_cohort
     from core.phantom.generate import to_scan
     from db.connection import open_db
     from db.queries import patient_id_by_pseudonym, store_summary
@@ -255,6 +255,7 @@ def _cmd_demo_cohort(args: argparse.Namespace) -> int:
                     birth_year=info.birth_year,
                     primary_tumour=info.primary,
                     synthetic=True,
+                    account=DEMO_SETUP_ACCOUNT,
                 )
                 for case in patient.cases:
                     store_study(
@@ -264,12 +265,13 @@ def _cmd_demo_cohort(args: argparse.Namespace) -> int:
                         source_name=f"{case.case_id}.dcm",
                         source_sha256=case_sha256(case),
                         injection_delay_h=case.injection_delay_h,
+                        account=DEMO_SETUP_ACCOUNT,
                     )
                     studies += 1
                 added += 1
                 for t in patient.treatments:
                     add_treatment(db, patient_id=pid, agent=t.agent, start=t.start, end=t.end,
-                                  dose=t.dose)  # fmt: skip
+                                  dose=t.dose, account=DEMO_SETUP_ACCOUNT)  # fmt: skip
     print(f"{path}: stored {added} synthetic patients with {studies} studies")
     return 0
 

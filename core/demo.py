@@ -18,6 +18,9 @@ from core.phantom.generate import PhantomCase, generate_case, generate_series
 DEMO_SEED = 2021
 #: Patients in the demo cohort: about 120 scans in all.
 DEMO_PATIENTS = 40
+#: The account the demo cohort's writes are audited under (``scripts/run.sh`` also
+#: analyses it under this name).
+DEMO_SETUP_ACCOUNT = "demo-setup"
 
 
 #: How the phantom's treatment codes are written for physicians.

@@ -30,7 +30,7 @@ import torch
 
 from core.config import VIEWS
 from core.crops import crop_origins, extract_crops, gate_mask, scan_probabilities
-from core.models import LoadedModels
+from core.models import LoadedModels, SegmenterConfig
 from core.normalise import normalise_view
 
 #: Crops per classifier forward pass.
@@ -206,7 +206,7 @@ def predict_batch(
                     multiple=s_cfg.size_multiple,
                 ):  # fmt: skip
                     x = torch.from_numpy(normalised[k, None, None, start:stop]).to(device)
-                    band = models.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy()[0]
+                    band = segment_labels(models.segmenter(x), s_cfg).cpu().numpy()[0]
                     labels_[k, keep_start:keep_stop] = band[keep_start - start : keep_stop - start]
     out: list[Prediction] = []
     for i in range(len(scans)):
@@ -238,8 +238,29 @@ def _segment_whole(models: LoadedModels, views: np.ndarray, batch: int) -> np.nd
     out = np.empty(views.shape, dtype=np.uint8)
     for sl in _chunks(len(views), batch):
         x = torch.from_numpy(views[sl][:, None]).to(models.device)
-        out[sl] = models.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
+        out[sl] = segment_labels(models.segmenter(x), models.segmenter_config).cpu().numpy()
     return out
+
+
+def segment_labels(logits: torch.Tensor, cfg: SegmenterConfig) -> torch.Tensor:
+    """Turn segmenter logits into label masks.
+
+    Args:
+        logits: float (N, 3, H, W): background, metastasis, bladder.
+        cfg: The segmenter's config; its ``metastasis_pixel_threshold`` (when set) makes
+            a pixel metastasis once its softmax probability reaches it, unless the
+            argmax says bladder.
+
+    Returns:
+        uint8 (N, H, W) labels 0, 1, 2.
+    """
+    labels = logits.argmax(dim=1)
+    t = cfg.metastasis_pixel_threshold
+    if t is not None:
+        p_met = torch.softmax(logits.float(), dim=1)[:, 1]
+        labels = torch.where((p_met >= t) & (labels != 2), torch.ones_like(labels), labels)
+        labels = torch.where((p_met < t) & (labels == 1), torch.zeros_like(labels), labels)
+    return labels.to(torch.uint8)
 
 
 def predict(models: LoadedModels, views: Mapping[str, np.ndarray]) -> Prediction:

@@ -107,6 +107,11 @@ class SegmenterConfig:
         size_multiple: Input sides must be multiples of this.
         threshold: Classifier probability that opens the gate of a label in a crop.
         normalisation: Name of the input normalisation (:mod:`core.normalise`).
+        metastasis_pixel_threshold: None: a pixel's label is the argmax of the softmax.
+            A number in (0, 1): a pixel is metastasis when its softmax metastasis
+            probability reaches it and the argmax is not bladder (an under-confident
+            network calibrated on data that neither training nor testing uses; the
+            card says where it was chosen).
     """
 
     architecture: str = "flexible-unet"
@@ -118,8 +123,12 @@ class SegmenterConfig:
     size_multiple: int = SEGMENTER_SIZE_MULTIPLE
     threshold: float = THRESHOLD
     normalisation: str = NORMALISATION_NAME
+    metastasis_pixel_threshold: float | None = None
 
     def __post_init__(self) -> None:
+        t = self.metastasis_pixel_threshold
+        if t is not None and not 0.0 < t < 1.0:
+            raise ValueError(f"metastasis_pixel_threshold must be in (0, 1) or None, got {t}")
         if self.architecture != "flexible-unet" or self.backbone != "resnet34":
             raise ValueError(
                 "architecture/backbone must be 'flexible-unet'/'resnet34', "

@@ -573,7 +573,12 @@ def _options_fingerprint(opts: TrainOptions) -> dict[str, Any]:
         "split_seed": opts.split_seed,
         "test_fraction": opts.test_fraction,
         "classifier": dataclasses.asdict(opts.classifier),
-        "segmenter": dataclasses.asdict(opts.segmenter),
+        # the metastasis pixel threshold is applied at inference only: training ignores it
+        "segmenter": {
+            k: v
+            for k, v in dataclasses.asdict(opts.segmenter).items()
+            if k != "metastasis_pixel_threshold"
+        },
     }
 
 
