@@ -349,8 +349,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         models = load_models(model_dir, device=args.device)
     except ModelFileError as exc:
         print(
-            f"error: no usable model in {model_dir} ({exc}).\nNo trained model is shipped yet: "
-            "train one with `python -m core generate DATA --cases 2000` and "
+            f"error: no usable model in {model_dir} ({exc}).\nThe shipped models live in "
+            "models/ of the repository; or train a model with `python -m core generate DATA "
+            "--cases 2000` and "
             f"`python -m core train DATA --out {model_dir}`, or pass --model DIR.",
             file=sys.stderr,
         )

@@ -180,7 +180,8 @@ if status.problems:
     st.warning(
         "No usable model: "
         + "; ".join(status.problems)
-        + ". No trained model may ship yet: train one with `python -m core generate DATA "
+        + ". The shipped models live in `models/` of the repository; or train one with "
+        "`python -m core generate DATA "
         f"--cases 2000` and `python -m core train DATA --out {status.directory}`. The "
         "classical baseline can still be evaluated below.",
         icon=":material/warning:",
