@@ -78,7 +78,7 @@ def test_no_model_says_how_to_train(
     code = main(["analyze", str(dicom), "--model", str(tmp_path / "missing")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "No trained model is shipped" in err and "python -m core train" in err
+    assert "no usable model" in err and "python -m core train" in err
 
 
 def test_no_input_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ def save_untrained(folder: Path) -> Path:
 
 
 def fake_predict_batch(
-    models: LoadedModels, scans: Sequence[Mapping[str, np.ndarray]], *_: object
+    models: LoadedModels, scans: Sequence[Mapping[str, np.ndarray]], *_: object, **__: object
 ) -> list[Prediction]:
     """Stand-in for the networks: metastasis = pixels above the view's 99.7th percentile."""
     out = []
