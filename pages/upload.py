@@ -12,15 +12,16 @@ from core.config import VIEWS
 from core.crops import THRESHOLD
 from core.dicom import PHANTOM_MANUFACTURER
 from core.display import GREY_LEVELS, display_images
-from core.files import MAX_FILES_PER_SCAN, read_uploaded, sha256_of
+from core.files import sha256_of
 from core.models import ModelFileError
 from core.phantom.cohort import PRIMARIES
 from core.pipeline import ingest
-from core.scan import Scan, ScanReadError
+from core.scan import Scan
 from db.queries import patient_overview, study_with_masks
 from ui.auth import guard, names_hidden
 from ui.common import Keys, account, database, models
 from ui.images import opacity_slider, show_overlays
+from ui.uploads import uploaded_scan
 
 FROM_FILE, EXISTING, NEW = "From the file", "An existing patient", "A new patient"
 SEXES: tuple[str | None, ...] = (None, "M", "F", "O")
@@ -211,24 +212,7 @@ except ModelFileError as exc:
     )
     st.stop()
 
-uploads = st.file_uploader(
-    "A DICOM NM whole-body file, an exported PNG/JPEG, or an anterior + posterior pair",
-    type=None,
-    accept_multiple_files=True,
-)
-if not uploads:
-    st.info("Drop a file to analyse it.")
-    st.stop()
-if len(uploads) > MAX_FILES_PER_SCAN:
-    st.error(f"Give one file, or two (anterior and posterior); got {len(uploads)}.")
-    st.stop()
-
-files = [(u.name, u.getvalue()) for u in uploads]
-try:
-    scan = read_uploaded(files)
-except ScanReadError as exc:
-    st.error(str(exc))
-    st.stop()
+files, scan = uploaded_scan("Drop a file to analyse it.")
 digest = sha256_of(files)
 meta = scan.meta
 st.caption(

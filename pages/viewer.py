@@ -6,10 +6,9 @@ import streamlit as st
 
 from core.config import VIEWS
 from core.display import GREY_LEVELS, display_images
-from core.files import MAX_FILES_PER_SCAN, read_uploaded
 from core.quality import assess
-from core.scan import ScanReadError
 from ui.auth import guard
+from ui.uploads import uploaded_scan
 
 UNKNOWN = "not given"
 
@@ -20,23 +19,7 @@ st.caption(
     "Nothing is stored on this page."
 )
 
-uploads = st.file_uploader(
-    "A DICOM NM whole-body file, an exported PNG/JPEG, or an anterior + posterior pair",
-    type=None,
-    accept_multiple_files=True,
-)
-if not uploads:
-    st.info("Drop a file to see how it is read.")
-    st.stop()
-if len(uploads) > MAX_FILES_PER_SCAN:
-    st.error(f"Give one file, or two (anterior and posterior); got {len(uploads)}.")
-    st.stop()
-
-try:
-    scan = read_uploaded([(u.name, u.getvalue()) for u in uploads])
-except ScanReadError as exc:
-    st.error(str(exc))
-    st.stop()
+_, scan = uploaded_scan("Drop a file to see how it is read.")
 
 verdict = assess(scan)
 if verdict.ok:
