@@ -8,7 +8,9 @@ temporary folder, then, on the CPU and (when present) the GPU:
   store (:func:`core.pipeline.ingest`); the seconds of every stage (:data:`
   core.pipeline.STAGES`) and their total are kept per case. One warm-up case runs
   first and is not counted (first calls allocate and pick kernels).
-* **throughput**: all scans (already read) analysed in one batch; scans per second.
+* **throughput**: all scans (already read) analysed in one batch; scans per second,
+  and the networks' share of that batch per scan (classify + segment), which is what a
+  GPU speeds up.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ def bench_device(
 
     Returns:
         ``{"device", "cases", "latency_s": {stage: {mean, sd, min, max}},
-        "per_case_s": [{stage: s}], "throughput_scans_per_s", "batch_s"}``; latency
-        includes ``total`` (read to stored result).
+        "per_case_s": [{stage: s}], "throughput_scans_per_s", "batch_s",
+        "batch_network_s_per_scan"}``; latency includes ``total`` (read to stored
+        result).
 
     Raises:
         ValueError: If ``files`` is empty.
@@ -156,12 +159,15 @@ def bench_device(
     if batch:
         scans = [read_scan(p) for p in files]
         start = time.perf_counter()
-        analyze(scans, models, segment=segment)
+        results = analyze(scans, models, segment=segment)
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         out["batch_s"] = seconds
         out["throughput_scans_per_s"] = len(scans) / seconds
+        out["batch_network_s_per_scan"] = statistics.fmean(
+            r.timings["classify"] + r.timings["segment"] for r in results
+        )
     return out
 
 
@@ -212,8 +218,17 @@ def segment_agreement(files: Sequence[Path], model_dir: Path | str) -> dict[str,
     }
 
 
+#: Which devices :func:`run_bench` times: ``auto`` is the CPU and, when present, the GPU.
+BENCH_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
 def run_bench(
-    n: int, model_dir: Path | str, *, seed: int = 0, segment: str = "auto"
+    n: int,
+    model_dir: Path | str,
+    *,
+    seed: int = 0,
+    segment: str = "auto",
+    devices: str = "auto",
 ) -> dict[str, Any]:
     """Benchmark on the CPU and, when present, the GPU.
 
@@ -222,22 +237,33 @@ def run_bench(
         model_dir: The model folder.
         seed: Phantom dataset seed.
         segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
+        devices: One of :data:`BENCH_DEVICES`; ``cuda`` times the GPU alone and skips
+            the CPU agreement check (for a lent GPU machine, whose time is short).
 
     Returns:
         ``{"cases", "torch_threads", "devices": [bench_device(...)], "agreement"}``;
-        ``agreement`` is :func:`segment_agreement` on the same scans.
+        ``agreement`` is :func:`segment_agreement` on the same scans (absent for
+        ``devices="cuda"``).
+
+    Raises:
+        ValueError: If ``devices`` is unknown, or ``cuda`` when no GPU is present.
     """
+    if devices not in BENCH_DEVICES:
+        raise ValueError(f"devices must be one of {BENCH_DEVICES}, got {devices!r}")
+    if devices == "cuda" and not torch.cuda.is_available():
+        raise ValueError("devices='cuda' but no CUDA GPU is present")
+    names = {
+        "auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
+        "cpu": ["cpu"],
+        "cuda": ["cuda"],
+    }[devices]
+    report: dict[str, Any] = {"cases": n, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="bonescan-bench-") as tmp:
         files = write_phantom_dicoms(tmp, n, seed)
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        results = [bench_device(files, model_dir, d, segment=segment) for d in devices]
-        agreement = segment_agreement(files, model_dir)
-    return {
-        "cases": n,
-        "torch_threads": torch.get_num_threads(),
-        "devices": results,
-        "agreement": agreement,
-    }
+        report["devices"] = [bench_device(files, model_dir, d, segment=segment) for d in names]
+        if "cpu" in names:
+            report["agreement"] = segment_agreement(files, model_dir)
+    return report
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -254,6 +280,10 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"{'batch scans/s':16s}"
         + "".join(f"{d.get('throughput_scans_per_s', float('nan')):>28.2f}" for d in devices)
+    )
+    lines.append(
+        f"{'batch net s/scan':16s}"
+        + "".join(f"{d.get('batch_network_s_per_scan', float('nan')):>28.4f}" for d in devices)
     )
     agreement = report.get("agreement")
     if agreement:

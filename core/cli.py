@@ -487,6 +487,13 @@ def _add_bench(sub: _Subparsers) -> None:
         help="segmenter coverage: whole views, only the rows the classifier opened, or auto "
         "(gated on the CPU, whole views on a GPU)",
     )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="devices to time: auto (the CPU and, when present, the GPU), cpu, or cuda "
+        "(the GPU alone, without the CPU agreement check)",
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -507,13 +514,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             model_dir = write_untrained_models(tmp)
             print("untrained models (random weights): timings only, outputs meaningless")
         try:
-            report = run_bench(args.cases, model_dir, seed=args.seed, segment=args.segment)
+            report = run_bench(
+                args.cases, model_dir, seed=args.seed, segment=args.segment, devices=args.device
+            )
         except ModelFileError as exc:
             print(
                 f"error: no usable model in {model_dir} ({exc}); train one with "
                 "`python -m core train DATA --out models`, or add --untrained",
                 file=sys.stderr,
             )
+            return 2
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     report["untrained"] = bool(args.untrained)
     out = args.json or data_dir() / "bench.json"

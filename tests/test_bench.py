@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.bench import format_table, run_bench
 from core.cli import main
@@ -35,3 +36,23 @@ def test_the_command_writes_json(untrained_model_dir: Path, tmp_path: Path) -> N
     report = json.loads(out.read_text())
     assert report["devices"][0]["segment"] == "full"
     assert report["cases"] == 1
+
+
+def test_a_cpu_only_bench_times_one_device_and_the_batch_networks(
+    untrained_model_dir: Path,
+) -> None:
+    report = run_bench(1, untrained_model_dir, segment="gated", devices="cpu")
+    (cpu,) = report["devices"]
+    assert cpu["device"].startswith("CPU")
+    assert 0 < cpu["batch_network_s_per_scan"] <= cpu["batch_s"]
+    assert "batch net s/scan" in format_table(report)
+
+
+def test_unknown_or_missing_devices_are_refused(untrained_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="devices"):
+        run_bench(1, untrained_model_dir, devices="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            run_bench(1, untrained_model_dir, devices="cuda")
+        assert main(["bench", "--cases", "1", "--model", str(untrained_model_dir),
+                     "--device", "cuda"]) == 2  # fmt: skip
