@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from core.config import LABEL_BLADDER, LABEL_METASTASIS, VIEWS
 from core.display import GREY_LEVELS
+from core.fastops import bounding_box, median, percentile
 
 #: The paper's scaling factor K of BSTBI.
 BSTBI_K = 5.0
@@ -60,6 +61,14 @@ def _binary_mask(name: str, mask: np.ndarray, shape: tuple[int, ...]) -> np.ndar
             f"label mask), got values in [{m.min()}, {m.max()}]"
         )
     return m.astype(bool)
+
+
+def _heat_sum(display: np.ndarray, mask: np.ndarray) -> int:
+    """Sum of ``255 - display`` over the pixels of a bool mask, as an exact integer."""
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return 0
+    return 255 * n - int(display[mask].sum(dtype=np.int64))
 
 
 def _check_2d(name: str, arr: np.ndarray) -> np.ndarray:
@@ -100,10 +109,11 @@ def bstbi(
         raise ValueError(f"k must be a finite number > 0, got {k!r}")
     bladder = _binary_mask("bladder_mask", bladder_mask, d.shape)
     lesion = _binary_mask("lesion_mask", lesion_mask, d.shape) & ~bladder
-    heat = 255 - d.astype(np.int64)  # integer sums are exact; converted once below
-    s_l = float(heat[lesion].sum())
-    s_r = float(heat.sum())
-    s_b = float(heat[bladder].sum())
+    # Integer sums are exact, so summing grey values and subtracting from 255 per pixel
+    # gives the heat sums themselves, without an int64 copy of the image.
+    s_l = float(_heat_sum(d, lesion))
+    s_r = float(255 * d.size - int(d.sum(dtype=np.int64)))
+    s_b = float(_heat_sum(d, bladder))
     if s_l == 0.0:
         return 0.0
     value = k * s_l / ((k - 1.0) * s_l + s_r - s_b)
@@ -187,16 +197,21 @@ def bstbi_images(
             values other than 0, 1, 2, or anything :func:`bstbi` refuses.
     """
     out: dict[tuple[str, int], float] = {}
+    # Each view's mask is checked and split once, for both of its grey levels.
+    split: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, image in displays.items():
         view = key[0]
-        if view not in masks:
-            raise ValueError(f"masks has no label mask for view {view!r} (needed by {key!r})")
-        mask = np.asarray(masks[view])
-        if mask.dtype != np.uint8:
-            raise ValueError(f"masks[{view!r}] must be a uint8 label mask, got {mask.dtype}")
-        if mask.size and mask.max() > LABEL_BLADDER:
-            raise ValueError(f"masks[{view!r}] must hold only labels 0, 1, 2")
-        out[key] = bstbi(image, mask == LABEL_METASTASIS, mask == LABEL_BLADDER, k)
+        if view not in split:
+            if view not in masks:
+                raise ValueError(f"masks has no label mask for view {view!r} (needed by {key!r})")
+            mask = np.asarray(masks[view])
+            if mask.dtype != np.uint8:
+                raise ValueError(f"masks[{view!r}] must be a uint8 label mask, got {mask.dtype}")
+            if mask.size and mask.max() > LABEL_BLADDER:
+                raise ValueError(f"masks[{view!r}] must hold only labels 0, 1, 2")
+            split[view] = (mask == LABEL_METASTASIS, mask == LABEL_BLADDER)
+        lesion, bladder = split[view]
+        out[key] = bstbi(image, lesion, bladder, k)
     return out
 
 
@@ -219,7 +234,11 @@ def hotspot_count(lesion_mask: np.ndarray) -> int:
     """
     m = _check_2d("lesion_mask", lesion_mask)
     lesion = _binary_mask("lesion_mask", m, m.shape)
-    _, n = ndimage.label(lesion, structure=HOTSPOT_STRUCTURE)
+    box = bounding_box(lesion)
+    if box is None:
+        return 0
+    # Components lie inside the mask's bounding box; labelling only it is faster.
+    _, n = ndimage.label(lesion[box], structure=HOTSPOT_STRUCTURE)
     return int(n)
 
 
@@ -281,19 +300,22 @@ def normal_bone_reference(
     excluded = lesion.copy()
     if bladder_mask is not None:
         bladder = _binary_mask("bladder_mask", bladder_mask, c.shape)
-        if bladder.any():
-            excluded |= ndimage.binary_dilation(
-                bladder, structure=HOTSPOT_STRUCTURE, iterations=BLADDER_MARGIN_PX
+        box = bounding_box(bladder, margin=BLADDER_MARGIN_PX)
+        if box is not None:
+            # The grown bladder stays within its box plus the margin; dilating only that
+            # part gives the same pixels (outside it is no bladder, as beyond the edge).
+            excluded[box] |= ndimage.binary_dilation(
+                bladder[box], structure=HOTSPOT_STRUCTURE, iterations=BLADDER_MARGIN_PX
             )
     kept = ~excluded
     if not kept.any():
         return kept
     # The percentile leaves lesions and bladder out: a hot bladder would otherwise
     # push the body threshold above the soft tissue.
-    body = kept & (c > BODY_FRACTION * np.percentile(c[kept], 99.9))
+    body = kept & (c > BODY_FRACTION * percentile(c[kept], 99.9))
     if not body.any():
         return body
-    return body & (c > np.median(c[body]))
+    return body & (c > median(c[body]))
 
 
 def lesion_uptake_ratio(

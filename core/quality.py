@@ -62,6 +62,7 @@ import numpy as np
 from scipy import ndimage
 
 from core.config import COLS, ROWS, VIEWS
+from core.fastops import bounding_box, fill_holes, gaussian_passes, median, percentile
 from core.scan import Scan
 
 #: Gaussian smoothing used for every shape measure, pixels of the 1024 x 256 grid.
@@ -127,6 +128,9 @@ CODES: tuple[str, ...] = (
     "saturated",
 )
 
+# Pixels touching by an edge or a corner are one part.
+_EIGHT = np.ones((3, 3), dtype=bool)
+
 
 @dataclass(frozen=True)
 class QualityVerdict:
@@ -146,37 +150,98 @@ class QualityVerdict:
     measures: dict[str, float] = field(default_factory=dict)
 
 
-def _ceiling(a: np.ndarray, bit_depth: int | None) -> float:
+def _ceiling(a_max: float, bit_depth: int | None) -> float:
     # Exports clip or wrap at their format's top value; counts have no fixed ceiling.
     if bit_depth is not None:
         return float(2**bit_depth - 1)
-    return float(a.max())
+    return a_max
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+def _largest_component_size(mask: np.ndarray) -> int:
+    """Pixels of the largest 8-connected part of ``mask`` (0 when empty)."""
+    box = bounding_box(mask)
+    if box is None:
+        return 0
+    labels, n = ndimage.label(mask[box], structure=_EIGHT)
     if n == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+        return 0
+    return int(np.bincount(labels.ravel())[1:].max())
 
 
 def _symmetry(s: np.ndarray, body: np.ndarray) -> float:
     """Correlation of the smoothed body with its mirror about its centre of mass column."""
     cols = np.nonzero(body.any(axis=0))[0]
-    weights = (s * body).sum(axis=0)
+    sb = s * body
+    weights = sb.sum(axis=0)
     centre = float((np.arange(s.shape[1]) * weights).sum() / max(weights.sum(), 1e-12))
     half = int(max(centre - cols[0], cols[-1] - centre)) + 1
     c = round(centre)
-    padded = np.pad(s * body, ((0, 0), (half + 1, half + 1)))
-    win = padded[:, c + 1 : c + 2 * half + 2]
     rows = body.any(axis=1)
-    x = win[rows].ravel()
-    y = win[rows][:, ::-1].ravel()
+    # The 2 * half + 1 columns centred on column c, zeros beyond the field's sides (the
+    # same values as slicing the body padded with zeros, without padding the whole view).
+    win = np.zeros((int(rows.sum()), 2 * half + 1))
+    lo, hi = max(c - half, 0), min(c + half + 1, s.shape[1])
+    win[:, lo - (c - half) : hi - (c - half)] = sb[rows, lo:hi]
+    x = win.ravel()
+    y = win[:, ::-1].ravel()
     if x.std() == 0:
         return 0.0
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def _gauss(a: np.ndarray, axis: int, cval: float) -> np.ndarray:
+    return ndimage.gaussian_filter1d(a, SMOOTH_SIGMA_PX, axis=axis, mode="constant", cval=cval)
+
+
+def _smooth_clipped(
+    a: np.ndarray, clipped: np.ndarray, s: np.ndarray, down: np.ndarray, cval: float
+) -> np.ndarray:
+    """Return ``gaussian_filter`` of ``clipped`` (as for ``a``), reusing ``a``'s passes.
+
+    ``clipped`` differs from ``a`` in a few hot pixels only. A 1-D pass computes each
+    output from the kernel's radius of input around it, the same way everywhere, so
+    the first pass of ``clipped`` equals ``a``'s except in the columns holding changed
+    pixels, and its rows equal ``a``'s more than a radius away from every changed row;
+    the second pass of such a row equals ``a``'s too. Only the other lines are filtered
+    again, each with a radius of its input around it (or the view's edge, where the
+    ``cval`` padding is the same), which gives the numbers filtering the whole view gives.
+    """
+    changed = clipped != a
+    cols = np.flatnonzero(changed.any(axis=0))
+    if cols.size == 0:
+        return s.copy()
+    # gaussian_filter1d's radius is int(4 sigma + 0.5); one more row is harmless.
+    radius = int(4.0 * SMOOTH_SIGMA_PX + 0.5) + 1
+    near = ndimage.binary_dilation(
+        changed.any(axis=1), structure=np.ones(2 * radius + 1, dtype=bool)
+    )
+    rows = np.flatnonzero(near)
+    # First pass of the changed columns, on the rows needed and a radius beyond them.
+    r0, r1 = max(int(rows[0]) - radius, 0), min(int(rows[-1]) + radius + 1, a.shape[0])
+    down_cols = _gauss(clipped[r0:r1, cols], 0, cval)
+    down_rows = down[rows]
+    down_rows[:, cols] = down_cols[rows - r0]
+    out = s.copy()
+    out[rows] = _gauss(down_rows, 1, cval)
+    return out
+
+
+def _wrap_px(a: np.ndarray, ceiling: float) -> float:
+    """Wrapped-around pixels of an export: near zero, next to a hot pixel, in a hot region."""
+    hot = a >= WRAP_HOT * ceiling
+    box = bounding_box(hot, margin=1)
+    if box is None:
+        return 0.0
+    # maximum_filter(a, size=3) >= t is "a 3 x 3 neighbour (inside the field) is >= t":
+    # the reflected border repeats pixels of the window itself. Only pixels within one
+    # of a hot pixel can have one, so the hot pixels' box with a margin of 1 suffices.
+    hot_next = np.zeros(a.shape, dtype=bool)
+    hot_next[box] = ndimage.binary_dilation(hot[box], structure=_EIGHT)
+    candidates = hot_next & (a <= WRAP_LOW * ceiling)
+    if not candidates.any():
+        return 0.0
+    hot_region = ndimage.uniform_filter(a, size=7) >= WRAP_REGION * ceiling
+    return float((candidates & hot_region).sum())
 
 
 def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
@@ -200,17 +265,20 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
     a = np.asarray(a, dtype=np.float64)
     if a.shape != (ROWS, COLS) or not np.isfinite(a).all():
         raise ValueError(f"a must be a finite array of shape ({ROWS}, {COLS}), got {a.shape}")
-    m: dict[str, float] = {"total": float(a.sum()), "flat": float(a.max() == a.min())}
-    background = float(np.median(a))
-    s = ndimage.gaussian_filter(a, SMOOTH_SIGMA_PX, mode="constant", cval=background)
+    a_max = float(a.max())
+    m: dict[str, float] = {"total": float(a.sum()), "flat": float(a_max == a.min())}
+    background = median(a)
+    s, down = gaussian_passes(
+        a, SMOOTH_SIGMA_PX, mode="constant", cval=background, background=background
+    )
     s_rel = s - background
-    hi = float(np.percentile(s_rel, 99.5))
+    hi = percentile(s_rel, 99.5)
     body_all = s_rel > MASK_FRACTION * hi if hi > 0 else np.zeros(a.shape, dtype=bool)
     m["signal_px"] = float(body_all.sum())
     var_a = float(a.var())
     m["structure_raw"] = float(s.var() / var_a) if var_a > 0 else 0.0
-    clipped = np.minimum(a, np.percentile(a, STRUCTURE_CLIP_PERCENTILE))
-    s_clip = ndimage.gaussian_filter(clipped, SMOOTH_SIGMA_PX, mode="constant", cval=background)
+    clipped = np.minimum(a, percentile(a, STRUCTURE_CLIP_PERCENTILE))
+    s_clip = _smooth_clipped(a, clipped, s, down, background)
     var_c = float(clipped.var())
     m["structure"] = float(s_clip.var() / var_c) if var_c > 0 else 0.0
 
@@ -228,20 +296,27 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         0.0,
     )
     m.update(zero_shape)
-    if m["signal_px"] > 0:
+    box = bounding_box(body_all) if m["signal_px"] > 0 else None
+    if box is not None:
         # Every sizeable part counts (faint legs may be apart from the trunk); specks not.
-        labels, _ = ndimage.label(body_all, structure=np.ones((3, 3), dtype=bool))
+        # Labelling the signal's bounding box finds the same parts as the whole view.
+        labels, _ = ndimage.label(body_all[box], structure=_EIGHT)
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         keep = sizes >= max(MIN_PART_PX, 0.05 * sizes.max())
-        body = ndimage.binary_fill_holes(keep[labels])
+        body = fill_holes(keep[labels])
         widths = body.sum(axis=1).astype(np.float64)
         rows = np.nonzero(widths)[0]
         top, bottom = int(rows[0]), int(rows[-1])
         max_w = float(widths.max())
         height = bottom - top + 1
+        full_body = np.zeros(a.shape, dtype=bool)
+        full_body[box] = body
+        body = full_body
         # A skull and feet start thin; a cut (rows blanked) starts at full trunk width.
-        prof = np.clip(a - background, 0, None).sum(axis=1)
+        prof = a - background
+        np.clip(prof, 0, None, out=prof)
+        prof = prof.sum(axis=1)
         typical = float(np.sort(prof)[-TYPICAL_ROWS:].mean())
         ends = np.nonzero(prof > 0.05 * typical)[0] if typical > 0 else np.array([0])
         t0, b0 = int(ends[0]), int(ends[-1])
@@ -258,16 +333,13 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
             bottom_edge_frac=float(body[-EDGE_ROWS:].any(axis=0).sum()) / COLS,
         )
 
-    ceiling = _ceiling(a, bit_depth)
+    ceiling = _ceiling(a_max, bit_depth)
     if ceiling > 0:
-        plateau = a >= PLATEAU_LEVEL * ceiling
-        m["plateau_px"] = float(_largest_component(plateau).sum()) if plateau.any() else 0.0
+        m["plateau_px"] = float(_largest_component_size(a >= PLATEAU_LEVEL * ceiling))
         # Blurred camera images never jump from near the top to near zero between
-        # neighbours inside a hot region; wrapped integers do.
-        low = (a <= WRAP_LOW * ceiling) if bit_depth is not None else np.zeros(a.shape, bool)
-        hot_next = ndimage.maximum_filter(a, size=3) >= WRAP_HOT * ceiling
-        hot_region = ndimage.uniform_filter(a, size=7) >= WRAP_REGION * ceiling
-        m["wrap_px"] = float((low & hot_next & hot_region).sum())
+        # neighbours inside a hot region; wrapped integers do. Count images have no
+        # fixed top to wrap at, and nothing is "low" there.
+        m["wrap_px"] = _wrap_px(a, ceiling) if bit_depth is not None else 0.0
     else:
         m["plateau_px"] = m["wrap_px"] = 0.0
     return m

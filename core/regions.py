@@ -42,6 +42,7 @@ from scipy import ndimage
 
 from core.config import VIEWS
 from core.display import grey_level_1
+from core.fastops import bounding_box, gaussian_passes
 
 #: Every region :func:`skeletal_region` returns.
 REGIONS: tuple[str, ...] = (
@@ -149,12 +150,19 @@ def body_box(counts: np.ndarray) -> BodyBox:
     """
     heat = 255.0 - grey_level_1(counts).astype(np.float32)
     rows, cols = heat.shape
-    smooth = ndimage.gaussian_filter(heat, _SMOOTH_SIGMA_PX)
-    labels, n = ndimage.label(smooth >= _BODY_HEAT)
-    if n == 0:
+    # ndimage.gaussian_filter(heat, _SMOOTH_SIGMA_PX), computed once for the rows of no
+    # heat above the head and below the feet (the same numbers).
+    smooth, _ = gaussian_passes(heat, _SMOOTH_SIGMA_PX, mode="reflect", background=0.0)
+    warm = smooth >= _BODY_HEAT
+    box = bounding_box(warm)
+    if box is None:
         return BodyBox(0.0, float(rows - 1), (cols - 1) / 2.0)
+    # Parts lie inside the warm pixels' bounding box, numbered in the same raster order
+    # as in the whole view (the first largest wins alike); labelling only it is faster.
+    labels, _ = ndimage.label(warm[box])
     sizes = np.bincount(labels.ravel())[1:]
-    body = labels == int(np.argmax(sizes)) + 1
+    body = np.zeros(heat.shape, dtype=bool)
+    body[box] = labels == int(np.argmax(sizes)) + 1
     body_rows = np.flatnonzero(body.any(axis=1))
     top, bottom = float(body_rows[0]), float(body_rows[-1])
     if bottom <= top:

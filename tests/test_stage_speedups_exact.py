@@ -1,0 +1,499 @@
+"""The faster per-scan CPU stages give exactly (bit for bit) what the straightforward code gave.
+
+The straightforward versions (numpy/scipy calls on the whole view, as the modules had
+them before) are kept here as references; every float is compared with ``==`` (no
+tolerance) and every array with ``np.array_equal`` and its dtype. No timings are tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage
+
+from core import fastops
+from core.burden import (
+    BLADDER_MARGIN_PX,
+    BODY_FRACTION,
+    HOTSPOT_STRUCTURE,
+    bstbi,
+    bstbi_images,
+    hotspot_count,
+    normal_bone_reference,
+)
+from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
+from core.display import GREY_LEVEL_1_PERCENTILE, display_images, grey_level_1, grey_level_2
+from core.phantom.generate import generate_case, to_scan
+from core.quality import assess, measure_view
+from core.regions import BodyBox, body_box
+from core.review import ComponentStats, lesion_components
+from core.scan import Scan, ScanMeta
+
+EXPORT_8BIT = ScanMeta(source_format="png", polarity="hot-bright", bit_depth=8)
+
+# --- references: the code as it was, whole-view numpy/scipy calls ---------------------------
+
+
+def _ref_symmetry(s: np.ndarray, body: np.ndarray) -> float:
+    cols = np.nonzero(body.any(axis=0))[0]
+    weights = (s * body).sum(axis=0)
+    centre = float((np.arange(s.shape[1]) * weights).sum() / max(weights.sum(), 1e-12))
+    half = int(max(centre - cols[0], cols[-1] - centre)) + 1
+    c = round(centre)
+    padded = np.pad(s * body, ((0, 0), (half + 1, half + 1)))
+    win = padded[:, c + 1 : c + 2 * half + 2]
+    rows = body.any(axis=1)
+    x = win[rows].ravel()
+    y = win[rows][:, ::-1].ravel()
+    if x.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ref_largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def _ref_measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
+    a = np.asarray(a, dtype=np.float64)
+    m: dict[str, float] = {"total": float(a.sum()), "flat": float(a.max() == a.min())}
+    background = float(np.median(a))
+    s = ndimage.gaussian_filter(a, 4.0, mode="constant", cval=background)
+    s_rel = s - background
+    hi = float(np.percentile(s_rel, 99.5))
+    body_all = s_rel > 0.08 * hi if hi > 0 else np.zeros(a.shape, dtype=bool)
+    m["signal_px"] = float(body_all.sum())
+    var_a = float(a.var())
+    m["structure_raw"] = float(s.var() / var_a) if var_a > 0 else 0.0
+    clipped = np.minimum(a, np.percentile(a, 99.0))
+    s_clip = ndimage.gaussian_filter(clipped, 4.0, mode="constant", cval=background)
+    var_c = float(clipped.var())
+    m["structure"] = float(s_clip.var() / var_c) if var_c > 0 else 0.0
+    shape = (
+        "height_frac",
+        "aspect",
+        "symmetry",
+        "fill_frac",
+        "top_end",
+        "bottom_end",
+        "top_edge_frac",
+        "bottom_edge_frac",
+    )
+    m.update(dict.fromkeys(shape, 0.0))
+    if m["signal_px"] > 0:
+        labels, _ = ndimage.label(body_all, structure=np.ones((3, 3), dtype=bool))
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        keep = sizes >= max(200, 0.05 * sizes.max())
+        body = ndimage.binary_fill_holes(keep[labels])
+        widths = body.sum(axis=1).astype(np.float64)
+        rows = np.nonzero(widths)[0]
+        top, bottom = int(rows[0]), int(rows[-1])
+        max_w = float(widths.max())
+        height = bottom - top + 1
+        prof = np.clip(a - background, 0, None).sum(axis=1)
+        typical = float(np.sort(prof)[-400:].mean())
+        ends = np.nonzero(prof > 0.05 * typical)[0] if typical > 0 else np.array([0])
+        t0, b0 = int(ends[0]), int(ends[-1])
+        m.update(
+            height_frac=height / ROWS,
+            aspect=height / max_w,
+            symmetry=_ref_symmetry(s_rel, body),
+            fill_frac=float(body_all.sum()) / body.size,
+            top_end=float(prof[t0 : t0 + 3].mean()) / max(typical, 1e-12),
+            bottom_end=float(prof[max(b0 - 2, 0) : b0 + 1].mean()) / max(typical, 1e-12),
+            top_edge_frac=float(body[:3].any(axis=0).sum()) / COLS,
+            bottom_edge_frac=float(body[-3:].any(axis=0).sum()) / COLS,
+        )
+    ceiling = float(2**bit_depth - 1) if bit_depth is not None else float(a.max())
+    if ceiling > 0:
+        plateau = a >= 0.98 * ceiling
+        m["plateau_px"] = float(_ref_largest_component(plateau).sum()) if plateau.any() else 0.0
+        low = (a <= 0.2 * ceiling) if bit_depth is not None else np.zeros(a.shape, bool)
+        hot_next = ndimage.maximum_filter(a, size=3) >= 0.8 * ceiling
+        hot_region = ndimage.uniform_filter(a, size=7) >= 0.3 * ceiling
+        m["wrap_px"] = float((low & hot_next & hot_region).sum())
+    else:
+        m["plateau_px"] = m["wrap_px"] = 0.0
+    return m
+
+
+def _ref_lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats]]:
+    labels, n = ndimage.label(mask == LABEL_METASTASIS, structure=HOTSPOT_STRUCTURE)
+    labels = labels.astype(np.int32, copy=False)
+    if n == 0:
+        return labels, []
+    index = np.arange(1, n + 1)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    centroids = ndimage.center_of_mass(np.ones(mask.shape), labels, index)
+    return labels, [
+        ComponentStats(int(i), int(a), float(c[0]), float(c[1]))
+        for i, a, c in zip(index, areas, centroids, strict=True)
+    ]
+
+
+def _ref_normal_bone_reference(
+    counts: np.ndarray, lesion: np.ndarray, bladder: np.ndarray | None
+) -> np.ndarray:
+    c = np.asarray(counts).astype(np.float64)
+    excluded = lesion.astype(bool)
+    if bladder is not None and bladder.any():
+        excluded |= ndimage.binary_dilation(
+            bladder.astype(bool), structure=HOTSPOT_STRUCTURE, iterations=BLADDER_MARGIN_PX
+        )
+    kept = ~excluded
+    if not kept.any():
+        return kept
+    body = kept & (c > BODY_FRACTION * np.percentile(c[kept], 99.9))
+    if not body.any():
+        return body
+    return body & (c > np.median(c[body]))
+
+
+def _ref_body_box(counts: np.ndarray) -> BodyBox:
+    heat = 255.0 - _ref_grey_level_1(counts).astype(np.float32)
+    rows, cols = heat.shape
+    smooth = ndimage.gaussian_filter(heat, 2.0)
+    labels, n = ndimage.label(smooth >= 6.0)
+    if n == 0:
+        return BodyBox(0.0, float(rows - 1), (cols - 1) / 2.0)
+    sizes = np.bincount(labels.ravel())[1:]
+    body = labels == int(np.argmax(sizes)) + 1
+    body_rows = np.flatnonzero(body.any(axis=1))
+    top, bottom = float(body_rows[0]), float(body_rows[-1])
+    if bottom <= top:
+        return BodyBox(0.0, float(rows - 1), (cols - 1) / 2.0)
+    lo = int(top + 0.20 * (bottom - top))
+    hi = int(top + 0.45 * (bottom - top)) + 1
+    weights = smooth[lo:hi] * body[lo:hi]
+    sums = weights.sum(axis=1)
+    valid = sums > 0
+    if not valid.any():
+        return BodyBox(top, bottom, (cols - 1) / 2.0)
+    centres = (weights[valid] @ np.arange(cols, dtype=np.float64)) / sums[valid]
+    return BodyBox(top, bottom, float(np.median(centres)))
+
+
+def _ref_grey_level_1(counts: np.ndarray) -> np.ndarray:
+    a = np.asarray(counts).astype(np.float64)
+    top = float(np.percentile(a, GREY_LEVEL_1_PERCENTILE))
+    if top <= 0:
+        return np.full(a.shape, 255, dtype=np.uint8)
+    darkness = 255.0 * np.clip(a / top, 0.0, 1.0)
+    return (255 - np.floor(darkness + 0.5)).astype(np.uint8)
+
+
+def _ref_grey_level_2(g1: np.ndarray) -> np.ndarray:
+    return (255 - np.clip(2 * (255 - g1.astype(np.int32)), 0, 255)).astype(np.uint8)
+
+
+def _ref_bstbi(display: np.ndarray, lesion: np.ndarray, bladder: np.ndarray, k: float) -> float:
+    lesion = lesion & ~bladder
+    heat = 255 - display.astype(np.int64)
+    s_l = float(heat[lesion].sum())
+    if s_l == 0.0:
+        return 0.0
+    value = k * s_l / ((k - 1.0) * s_l + float(heat.sum()) - float(heat[bladder].sum()))
+    return min(1.0, max(0.0, value))
+
+
+# --- scans ----------------------------------------------------------------------------------
+
+
+def _mapped(scan: Scan, f: Callable[[np.ndarray], np.ndarray], meta: ScanMeta) -> Scan:
+    views = {
+        v: np.asarray(f(np.array(a, dtype=np.float64)), dtype=np.float32)
+        for v, a in scan.views.items()
+    }
+    return Scan(views=views, meta=meta)
+
+
+def _rows_cut(a: np.ndarray) -> np.ndarray:
+    return np.where(np.arange(ROWS)[:, None] < 300, 0.0, a)
+
+
+def _hot_corner(a: np.ndarray) -> np.ndarray:
+    out = np.round(a / a.max() * 200)
+    out[:4, :30] = 255  # hot pixels at the field's edge: filters' borders are exercised
+    out[2, 5:9] = 0  # wrapped pixels right beside them
+    return out
+
+
+@pytest.fixture(scope="module")
+def phantoms() -> list[Scan]:
+    return [to_scan(generate_case(0, i)) for i in range(3)] + [
+        to_scan(generate_case(7, 0, pattern="superscan")),
+        to_scan(generate_case(7, 1, age=12)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def variants(phantoms: list[Scan]) -> list[Scan]:
+    ph = phantoms[1]
+    rng = np.random.default_rng(0)
+    return [
+        _mapped(ph, lambda a: np.round(a / a.max() * 200), EXPORT_8BIT),
+        _mapped(ph, lambda a: np.minimum(np.round(a / a.max() * 600), 255), EXPORT_8BIT),
+        _mapped(ph, lambda a: np.mod(np.round(a / a.max() * 400), 256), EXPORT_8BIT),
+        _mapped(ph, _hot_corner, EXPORT_8BIT),
+        _mapped(ph, lambda a: rng.poisson(3.0, a.shape), ph.meta),
+        _mapped(ph, lambda a: rng.poisson(3.0, a.shape), EXPORT_8BIT),
+        _mapped(ph, lambda a: a * 0.0, ph.meta),
+        _mapped(ph, lambda a: a * 0.0 + 7.0, EXPORT_8BIT),
+        _mapped(ph, _rows_cut, ph.meta),
+        _mapped(ph, lambda a: a + rng.random(a.shape), ph.meta),  # no row is all background
+        _mapped(ph, lambda a: np.roll(a, 500, axis=0), ph.meta),  # body across both edges
+    ]
+
+
+# --- quality --------------------------------------------------------------------------------
+
+
+def test_measure_view_is_bit_identical(phantoms: list[Scan], variants: list[Scan]) -> None:
+    for scan in phantoms + variants:
+        for a in scan.views.values():
+            assert measure_view(a, scan.meta.bit_depth) == _ref_measure_view(a, scan.meta.bit_depth)
+
+
+def test_assess_verdicts_unchanged(phantoms: list[Scan], variants: list[Scan]) -> None:
+    codes = []
+    for scan in phantoms + variants:
+        verdict = assess(scan)
+        assert verdict.measures == {
+            f"{v}.{k}": x
+            for v, a in scan.views.items()
+            for k, x in _ref_measure_view(a, scan.meta.bit_depth).items()
+        }
+        codes.append(verdict.code)
+    # the variants reach most checks, so the measures compared above decide verdicts
+    assert {"ok", "no_body", "noise_only", "saturated", "body_cut_off"} <= set(codes)
+
+
+# --- lesions and burden ---------------------------------------------------------------------
+
+
+def _masks_of(case_seed: int, index: int) -> tuple[Scan, dict[str, np.ndarray]]:
+    case = generate_case(case_seed, index)
+    return to_scan(case), case.masks
+
+
+def _edge_masks() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    out = []
+    m = np.zeros((ROWS, COLS), np.uint8)
+    out.append(m.copy())  # no lesion
+    m[0, 0] = m[1, 1] = m[ROWS - 1, COLS - 1] = 1  # corners, 8-connected pair
+    m[500:520, 100:140] = 2
+    m[510, 98:103] = 1  # a lesion touching the bladder
+    out.append(m.copy())
+    out.append((rng.random((ROWS, COLS)) < 0.02).astype(np.uint8))  # many specks
+    full = np.ones((ROWS, COLS), np.uint8)
+    out.append(full)
+    bladder_edge = np.zeros((ROWS, COLS), np.uint8)
+    bladder_edge[ROWS - 3 :, :4] = 2  # bladder at the corner: dilation meets the edge
+    bladder_edge[100:103, 50] = 1
+    out.append(bladder_edge)
+    return out
+
+
+def _cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for seed, index in ((0, 1), (0, 6), (2, 3)):
+        scan, masks = _masks_of(seed, index)
+        pairs += [(scan.views[v], masks[v]) for v in scan.views]
+    counts = pairs[0][0]
+    pairs += [(counts, m) for m in _edge_masks()]
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def lesion_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    return _cases()
+
+
+def test_lesion_components_are_bit_identical(
+    lesion_cases: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    for _, mask in lesion_cases:
+        labels, stats = lesion_components(mask)
+        ref_labels, ref_stats = _ref_lesion_components(mask)
+        assert labels.dtype == ref_labels.dtype and np.array_equal(labels, ref_labels)
+        assert stats == ref_stats
+
+
+def test_hotspot_count_matches_whole_view_labelling(
+    lesion_cases: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    for _, mask in lesion_cases:
+        lesion = mask == LABEL_METASTASIS
+        assert hotspot_count(lesion) == ndimage.label(lesion, structure=HOTSPOT_STRUCTURE)[1]
+
+
+def test_normal_bone_reference_is_bit_identical(
+    lesion_cases: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    for counts, mask in lesion_cases:
+        lesion, bladder = mask == LABEL_METASTASIS, mask == LABEL_BLADDER
+        for b in (bladder, None):
+            got = normal_bone_reference(counts, lesion, b)
+            assert np.array_equal(got, _ref_normal_bone_reference(counts, lesion, b))
+
+
+def test_bstbi_is_bit_identical(lesion_cases: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for counts, mask in lesion_cases:
+        g1 = _ref_grey_level_1(counts)
+        displays = {("ANT", 1): g1, ("ANT", 2): _ref_grey_level_2(g1)}
+        got = bstbi_images(displays, {"ANT": mask})
+        for key, image in displays.items():
+            lesion, bladder = mask == LABEL_METASTASIS, mask == LABEL_BLADDER
+            want = _ref_bstbi(image, lesion, bladder, 5.0)
+            assert got[key] == want == bstbi(image, lesion, bladder)
+
+
+def test_body_box_and_display_are_bit_identical(phantoms: list[Scan], variants: list[Scan]) -> None:
+    for scan in phantoms + variants:
+        disp = display_images(scan)
+        for view, a in scan.views.items():
+            assert body_box(a) == _ref_body_box(a)
+            g1 = grey_level_1(a)
+            assert g1.dtype == np.uint8 and np.array_equal(g1, _ref_grey_level_1(a))
+            assert np.array_equal(disp[(view, 2)], _ref_grey_level_2(disp[(view, 1)]))
+
+
+def test_grey_level_2_table_covers_every_value() -> None:
+    g1 = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    got = grey_level_2(g1)
+    assert got.dtype == np.uint8 and np.array_equal(got, _ref_grey_level_2(g1))
+
+
+# --- fastops against numpy / scipy ----------------------------------------------------------
+
+_QS = (0.0, 0.1, 1.0, 25.0, 50.0, 75.0, 99.0, 99.5, 99.9, 100.0)
+
+
+def _arrays_for_order_stats() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    out = []
+    for n in (1, 2, 3, 5, 100, 8192, 8193, 20_000, ROWS * COLS):
+        out += [
+            rng.random(n),
+            rng.poisson(2, n).astype(np.float64),
+            np.zeros(n),
+            np.full(n, 3.5),
+            (rng.random(n) < 0.9) * 5.0,
+            np.sort(rng.random(n)),
+            np.sort(rng.random(n))[::-1].copy(),
+            rng.standard_normal(n),
+        ]
+    one_column = np.zeros((ROWS, COLS))
+    one_column[:, 128] = rng.random(ROWS) * 100  # a sample on a few columns would miss it
+    stripes = np.zeros((ROWS, COLS))
+    stripes[:, ::2] = 1.0
+    out += [one_column, stripes, rng.poisson(3, (ROWS, COLS)).astype(np.float32)]
+    return out
+
+
+def test_percentile_and_median_equal_numpy() -> None:
+    for x in _arrays_for_order_stats():
+        for q in _QS:
+            assert fastops.percentile(x, q) == float(np.percentile(x.astype(np.float64), q))
+        assert fastops.median(x) == float(np.median(x.astype(np.float64)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=arrays(
+        np.float64,
+        st.integers(1, 20_000),
+        elements=st.sampled_from([0.0, 1.0, 2.5, -3.0, 1e-300, 7.0, 1e12]) | st.floats(-1e6, 1e6),
+    ),
+    q=st.floats(0.0, 100.0),
+)
+def test_percentile_and_median_equal_numpy_hypothesis(x: np.ndarray, q: float) -> None:
+    assert fastops.percentile(x, q) == float(np.percentile(x, q))
+    assert fastops.median(x) == float(np.median(x))
+
+
+def test_order_stats_refuse_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="q must be"):
+        fastops.percentile(np.ones(3), 100.5)
+    with pytest.raises(ValueError, match="must not be empty"):
+        fastops.median(np.array([]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 40), st.integers(1, 40))))
+def test_fill_holes_equals_binary_fill_holes(mask: np.ndarray) -> None:
+    got = fastops.fill_holes(mask)
+    assert got.dtype == np.bool_ and np.array_equal(got, ndimage.binary_fill_holes(mask))
+
+
+def test_fill_holes_hand_made() -> None:
+    ring = np.zeros((7, 7), bool)
+    ring[1:6, 1:6] = True
+    ring[2:5, 2:5] = False
+    ring[3, 3] = True  # an island inside the hole
+    assert fastops.fill_holes(ring).sum() == 25
+    open_ring = ring.copy()
+    open_ring[1, 3] = False  # the hole reaches the border: not a hole
+    assert np.array_equal(fastops.fill_holes(open_ring), open_ring)
+    diagonal = np.eye(5, dtype=bool) | np.eye(5, dtype=bool)[::-1]
+    assert np.array_equal(fastops.fill_holes(diagonal), ndimage.binary_fill_holes(diagonal))
+    assert not fastops.fill_holes(np.zeros((3, 4), bool)).any()
+
+
+def test_bounding_box() -> None:
+    m = np.zeros((6, 5), bool)
+    assert fastops.bounding_box(m) is None
+    m[2, 1] = m[3, 3] = True
+    assert fastops.bounding_box(m) == (slice(2, 4), slice(1, 4))
+    assert fastops.bounding_box(m, margin=2) == (slice(0, 6), slice(0, 5))
+    with pytest.raises(ValueError, match="margin"):
+        fastops.bounding_box(m, margin=-1)
+
+
+def _images_for_gaussian() -> list[tuple[np.ndarray, float]]:
+    rng = np.random.default_rng(5)
+    out: list[tuple[np.ndarray, float]] = []
+    for top, bottom in ((0, ROWS), (0, 40), (ROWS - 40, ROWS), (300, 700), (5, 6), (0, 0)):
+        for bg in (0.0, 2.0):
+            a = np.full((ROWS, COLS), bg)
+            a[top:bottom] = rng.poisson(4, (bottom - top, COLS))
+            out.append((a, bg))
+    return out
+
+
+@pytest.mark.parametrize("mode", fastops.GAUSSIAN_MODES)
+@pytest.mark.parametrize("sigma", [4.0, 2.0, 1.3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gaussian_passes_equal_gaussian_filter(mode: str, sigma: float, dtype: type) -> None:
+    for a, bg in _images_for_gaussian():
+        x: np.ndarray = a.astype(dtype)
+        cval = bg if mode == "constant" else 0.0
+        got, first = fastops.gaussian_passes(x, sigma, mode=mode, cval=cval, background=bg)
+        want = ndimage.gaussian_filter(x, sigma, mode=mode, cval=cval)
+        want_first = ndimage.gaussian_filter1d(x, sigma, axis=0, mode=mode, cval=cval)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(first, want_first)
+
+
+def test_gaussian_passes_refuse_bad_arguments() -> None:
+    a = np.zeros((4, 4))
+    with pytest.raises(ValueError, match="mode"):
+        fastops.gaussian_passes(a, 1.0, mode="wrap")
+    with pytest.raises(ValueError, match="background"):
+        fastops.gaussian_passes(a, 1.0, mode="constant", cval=1.0, background=0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        fastops.gaussian_passes(a, 0.0)
+    with pytest.raises(ValueError, match="2-D"):
+        fastops.gaussian_passes(np.zeros(4), 1.0)
