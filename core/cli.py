@@ -611,6 +611,90 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_calibrate(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="choose the classifier's scan-level metastasis threshold on a held-aside set",
+        description="Compute each scan's metastasis probability (the maximum over its "
+        "crops) on a labelled dataset that neither training nor testing uses, print "
+        "sensitivity and specificity at the paper's 0.5 and at the threshold with the "
+        "largest Youden index, and with --write store that threshold in the classifier "
+        "card (it then decides the scan's call and opens the segmentation gate).",
+    )
+    p.add_argument("dataset", type=Path, help="labelled dataset folder (not the test set)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--cases", type=int, help="only the first N cases")
+    p.add_argument("--write", action="store_true", help="store the threshold in the card")
+    p.add_argument("--json", type=Path, help="write the per-scan probabilities and the choice")
+    p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    from core.calibrate import apply_calibration, choose_threshold, scan_scores
+    from core.config import model_dir as default_model_dir
+    from core.models import ModelFileError, load_models
+    from core.scan import ScanReadError
+
+    model_dir = args.model or default_model_dir()
+    try:
+        models = load_models(model_dir, device="cpu")
+        ids, truth, scores = scan_scores(
+            models,
+            args.dataset,
+            args.cases,
+            progress=lambda done, total: print(f"\r{done}/{total} scans", end="", file=sys.stderr),
+        )
+        print(file=sys.stderr)
+        choice = choose_threshold(truth, scores)
+    except (ModelFileError, ScanReadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    y, s = np.asarray(truth), np.asarray(scores)
+    current = models.classifier_config.thresholds()["metastasis"]
+    for label, t in (("paper's 0.5", 0.5), ("card's now", current)):
+        sens, spec = float((s[y] >= t).mean()), float((s[~y] < t).mean())
+        print(f"{label:12s} threshold {t:.4f}: sensitivity {sens:.3f}, specificity {spec:.3f}")
+    print(
+        f"{'Youden best':12s} threshold {choice.threshold:.4f}: sensitivity "
+        f"{choice.sensitivity:.3f}, specificity {choice.specificity:.3f} "
+        f"({len(ids)} scans, {int(y.sum())} with metastasis)"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "choice": dataclasses.asdict(choice),
+                    "scans": [
+                        {"case": c, "metastasis": t, "probability": p}
+                        for c, t, p in zip(ids, truth, scores, strict=True)
+                    ],
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    if args.write:
+        command = f"python -m core calibrate {args.dataset} --model {model_dir} --write"
+        if args.cases is not None:
+            command += f" --cases {args.cases}"
+        apply_calibration(
+            model_dir,
+            choice,
+            dataset=str(args.dataset),
+            n_cases=len(ids),
+            n_positive=int(y.sum()),
+            command=command,
+        )
+        print(f"metastasis threshold {choice.threshold:.4f} stored in {model_dir}/classifier.json")
+    return 0
+
+
 #: Every command's ``_add_`` function, in the order ``--help`` lists them.
 SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_info,
@@ -622,6 +706,7 @@ SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_analyze_stored,
     _add_bench,
     _add_evaluate,
+    _add_calibrate,
     *ADMIN_SUBCOMMANDS,  # user, backup, restore (core/cli_admin.py)
 ]
 

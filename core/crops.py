@@ -9,12 +9,14 @@ stride does not land there, so every pixel is in at least one crop for any size.
 
 **Scan probability.** A label's probability for a scan is the maximum of that
 label's crop probabilities over the crops of all its views (both ANT and POST);
-the scan is positive for the label when that maximum is >= the threshold (0.5).
+the scan is positive for the label when that maximum is >= the label's threshold
+(the paper's 0.5, unless the classifier card holds a calibrated one:
+:attr:`core.models.ClassifierConfig.label_thresholds`).
 
 **Gating.** The segmenter's mask counts only where the classifier found the label,
 crop by crop: a pixel the segmenter calls metastasis is kept only if it lies in at
-least one crop *of the same view* whose metastasis probability is >= the threshold
-(the union of those crops); bladder pixels likewise with the bladder probability.
+least one crop *of the same view* whose metastasis probability is >= the metastasis
+threshold (the union of those crops); bladder pixels likewise with the bladder probability.
 Pixels that fail the gate become background (0), not the other label.
 """
 
@@ -136,7 +138,7 @@ def gate_mask(
     crop_probs: np.ndarray,
     origins: Sequence[tuple[int, int]],
     size: int = CROP_SIZE,
-    threshold: float = THRESHOLD,
+    threshold: float | Sequence[float] = THRESHOLD,
     label_values: Sequence[int] = CLASSIFIER_MASK_VALUES,
 ) -> np.ndarray:
     """Keep a segmented label only inside the crops where the classifier found it.
@@ -149,18 +151,20 @@ def gate_mask(
         origins: Top-left corner of each crop, same order as ``crop_probs``' rows.
         size: Side of the square crops.
         threshold: A crop opens the gate of a label when its probability is
-            ``>= threshold``.
+            ``>= threshold``: one value for every label, or one per label (same order
+            as ``label_values``).
         label_values: Mask value of each classifier column; default
             (metastasis=1, bladder=2).
 
     Returns:
         uint8 mask of ``mask``'s shape: pixels of label ``label_values[j]`` outside
-        the union of crops with ``crop_probs[:, j] >= threshold`` are set to 0; all
+        the union of crops with ``crop_probs[:, j] >= threshold[j]`` are set to 0; all
         other pixels unchanged.
 
     Raises:
         ValueError: If shapes disagree (``crop_probs`` rows vs ``origins``, columns vs
-            ``label_values``), ``mask`` is not 2-D, or ``threshold`` is not in [0, 1].
+            ``label_values``), ``mask`` is not 2-D, or a threshold is not in [0, 1] or
+            their number is not that of ``label_values``.
     """
     m = np.asarray(mask)
     p = np.asarray(crop_probs, dtype=np.float64)
@@ -168,13 +172,17 @@ def gate_mask(
         raise ValueError(f"mask must be 2-D, got shape {m.shape}")
     if p.ndim != 2 or p.shape[0] != len(origins) or p.shape[1] != len(label_values):
         raise ValueError(f"crop_probs must be ({len(origins)}, {len(label_values)}), got {p.shape}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    given = np.asarray(threshold, dtype=np.float64)
+    if given.ndim > 1 or (given.ndim == 1 and len(given) != len(label_values)):
+        raise ValueError(f"threshold must be one value or one per label, got {threshold!r}")
+    if not ((given >= 0.0) & (given <= 1.0)).all():
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    t = np.broadcast_to(given, (len(label_values),))
     out = m.astype(np.uint8, copy=True)
     for j, value in enumerate(label_values):
         allowed = np.zeros(m.shape, dtype=bool)
         for (r, c), prob in zip(origins, p[:, j], strict=True):
-            if prob >= threshold:
+            if prob >= t[j]:
                 allowed[r : r + size, c : c + size] = True
         out[(m == value) & ~allowed] = LABEL_BACKGROUND
     return out

@@ -22,7 +22,9 @@ batch costs less than many bands) segments every view whole.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +35,14 @@ from core.crops import crop_origins, extract_crops, gate_mask, scan_probabilitie
 from core.models import LoadedModels, SegmenterConfig
 from core.normalise import normalise_view
 
-#: Crops per classifier forward pass.
+#: Crops per classifier forward pass on the CPU.
 CLASSIFIER_BATCH = 64
-#: Whole views per segmenter forward pass.
+#: Whole views per segmenter forward pass on the CPU.
 SEGMENTER_BATCH = 8
+#: The same on a GPU, where small passes leave it idle: 448 crops (32 scans) and 64
+#: views take a few GB in half precision.
+CLASSIFIER_BATCH_GPU = 448
+SEGMENTER_BATCH_GPU = 64
 #: Rows of context the segmenter sees beyond an open band, on each side (gated mode).
 CONTEXT_ROWS = 64
 #: How the segmenter covers a view: "full" (whole views), "gated" (open bands only),
@@ -51,8 +57,8 @@ class Prediction:
     Attributes:
         probabilities: ``{"metastasis": p, "bladder": p}``, each the maximum crop
             probability over the scan's views, in [0, 1].
-        positive: ``{label: probability >= threshold}``.
-        threshold: The threshold used (from the classifier config).
+        positive: ``{label: probability >= that label's threshold}``.
+        thresholds: ``{label: threshold}`` used (from the classifier config).
         crop_origins: Top-left (row, col) of each crop, same for every view.
         crop_probabilities: ``{view: float32 (n_crops, 2)}``; columns are
             (metastasis, bladder), rows follow ``crop_origins``.
@@ -64,7 +70,7 @@ class Prediction:
 
     probabilities: dict[str, float]
     positive: dict[str, bool]
-    threshold: float
+    thresholds: dict[str, float]
     crop_origins: tuple[tuple[int, int], ...]
     crop_probabilities: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
@@ -97,7 +103,7 @@ def open_bands(
     crop_probs: np.ndarray,
     origins: Sequence[tuple[int, int]],
     crop_size: int,
-    threshold: float,
+    threshold: float | Sequence[float],
     rows: int,
     context: int = CONTEXT_ROWS,
     multiple: int = 32,
@@ -108,7 +114,8 @@ def open_bands(
         crop_probs: float (n_crops, n_labels) crop probabilities of one view.
         origins: Top-left (row, col) of each crop.
         crop_size: Side of a crop, pixels.
-        threshold: Probability at or above which a crop opens the gate of a label.
+        threshold: Probability at or above which a crop opens the gate of a label: one
+            value, or one per label (the columns of ``crop_probs``).
         rows: Rows of the view (a multiple of ``multiple``).
         context: Rows of context added on each side of an open stretch (>= 0).
         multiple: Band heights are rounded out to multiples of this (> 0).
@@ -130,7 +137,8 @@ def open_bands(
         )
     stretches: list[list[int]] = []
     probs = np.asarray(crop_probs)
-    opened = sorted(r for (r, _), p in zip(origins, probs, strict=True) if (p >= threshold).any())
+    limits = np.asarray(threshold, dtype=np.float64)
+    opened = sorted(r for (r, _), p in zip(origins, probs, strict=True) if (p >= limits).any())
     for r in opened:
         if stretches and r <= stretches[-1][1]:
             stretches[-1][1] = max(stretches[-1][1], r + crop_size)
@@ -144,11 +152,60 @@ def open_bands(
     return bands
 
 
+#: Threads that normalise the views of a batch (numpy's partition and torch's arithmetic
+#: release the GIL); a batch of many scans on a GPU machine would otherwise wait on it.
+NORMALISE_THREADS = min(8, os.cpu_count() or 1)
+
+
+def _normalise_all(views: list[np.ndarray]) -> np.ndarray:
+    if len(views) <= 2 or NORMALISE_THREADS == 1:
+        return np.stack([normalise_view(v) for v in views])
+    with ThreadPoolExecutor(NORMALISE_THREADS) as pool:
+        return np.stack(list(pool.map(normalise_view, views)))
+
+
+def crop_probabilities(
+    models: LoadedModels, normalised: np.ndarray, batch: int | None = None
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Run the classifier on every crop of normalised views.
+
+    Args:
+        models: From :func:`core.models.load_models`.
+        normalised: float32 (n_views, rows, cols) views from
+            :func:`core.normalise.normalise_view` (values in [0, 2]).
+        batch: Crops per forward pass (>= 1); None: :data:`CLASSIFIER_BATCH` on the CPU,
+            :data:`CLASSIFIER_BATCH_GPU` on a GPU.
+
+    Returns:
+        The crop origins (row, col) and float32 (n_views, n_crops, n_labels) sigmoid
+        probabilities in [0, 1], crops in origin order.
+
+    Raises:
+        ValueError: If ``normalised`` is not 3-D or ``batch`` < 1.
+    """
+    if normalised.ndim != 3:
+        raise ValueError(f"normalised must be (n_views, rows, cols), got {normalised.shape}")
+    if batch is None:
+        batch = CLASSIFIER_BATCH_GPU if models.device.type == "cuda" else CLASSIFIER_BATCH
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    c_cfg = models.classifier_config
+    origins = crop_origins(normalised.shape[1:], c_cfg.crop_size, c_cfg.crop_stride)
+    crops = np.concatenate([extract_crops(v, origins, c_cfg.crop_size) for v in normalised])
+    probs = np.empty((len(crops), len(c_cfg.labels)), dtype=np.float32)
+    models.classifier.eval()
+    with torch.inference_mode(), _autocast(models.device):
+        for sl in _chunks(len(crops), batch):
+            x = torch.from_numpy(crops[sl][:, None]).to(models.device)
+            probs[sl] = torch.sigmoid(models.classifier(x).float()).cpu().numpy()
+    return origins, probs.reshape(len(normalised), len(origins), len(c_cfg.labels))
+
+
 def predict_batch(
     models: LoadedModels,
     scans: Sequence[Mapping[str, np.ndarray]],
-    classifier_batch: int = CLASSIFIER_BATCH,
-    segmenter_batch: int = SEGMENTER_BATCH,
+    classifier_batch: int | None = None,
+    segmenter_batch: int | None = None,
     segment: str = "auto",
 ) -> list[Prediction]:
     """Run both networks on several scans at once.
@@ -158,8 +215,10 @@ def predict_batch(
         scans: Each ``{view: counts}`` with views among ``"ANT"``, ``"POST"``; counts
             2-D float arrays of the segmenter's input shape (1024, 256), >= 0, hot =
             high. A scan may hold one view only.
-        classifier_batch: Crops per classifier forward pass (>= 1).
-        segmenter_batch: Views per segmenter forward pass (>= 1; whole-view mode).
+        classifier_batch: Crops per classifier forward pass (>= 1); None: the
+            device's default (:data:`CLASSIFIER_BATCH`, :data:`CLASSIFIER_BATCH_GPU`).
+        segmenter_batch: Views per segmenter forward pass (>= 1; whole-view mode);
+            None: the device's default (:data:`SEGMENTER_BATCH`, :data:`SEGMENTER_BATCH_GPU`).
         segment: One of :data:`SEGMENT_MODES` (see the module notes).
 
     Returns:
@@ -170,6 +229,11 @@ def predict_batch(
         ValueError: If a scan is empty, names an unknown view, has a view of the wrong
             shape or non-finite counts, a batch size is < 1, or ``segment`` is unknown.
     """
+    on_gpu = models.device.type == "cuda"
+    if classifier_batch is None:
+        classifier_batch = CLASSIFIER_BATCH_GPU if on_gpu else CLASSIFIER_BATCH
+    if segmenter_batch is None:
+        segmenter_batch = SEGMENTER_BATCH_GPU if on_gpu else SEGMENTER_BATCH
     if classifier_batch < 1 or segmenter_batch < 1:
         raise ValueError("classifier_batch and segmenter_batch must be >= 1")
     if segment not in SEGMENT_MODES:
@@ -182,27 +246,22 @@ def predict_batch(
     if not scans:
         return []
     keys = [(i, name) for i, views in enumerate(scans) for name in VIEWS if name in views]
-    normalised = np.stack([normalise_view(np.asarray(scans[i][name])) for i, name in keys])
-    origins = crop_origins((shape[0], shape[1]), c_cfg.crop_size, c_cfg.crop_stride)
-    crops = np.concatenate([extract_crops(v, origins, c_cfg.crop_size) for v in normalised])
+    normalised = _normalise_all([np.asarray(scans[i][name]) for i, name in keys])
+    origins, per_view = crop_probabilities(models, normalised, classifier_batch)
     device = models.device
-    models.classifier.eval()
     models.segmenter.eval()
-    crop_probs = np.empty((len(crops), len(c_cfg.labels)), dtype=np.float32)
     if segment == "auto":
         segment = "full" if device.type == "cuda" else "gated"
+    thresholds = c_cfg.thresholds()
+    gate = tuple(thresholds.values())
     with torch.inference_mode(), _autocast(device):
-        for sl in _chunks(len(crops), classifier_batch):
-            x = torch.from_numpy(crops[sl][:, None]).to(device)
-            crop_probs[sl] = torch.sigmoid(models.classifier(x).float()).cpu().numpy()
-        per_view = crop_probs.reshape(len(keys), len(origins), len(c_cfg.labels))
         if segment == "full":
             labels_ = _segment_whole(models, normalised, segmenter_batch)
         else:
             labels_ = np.zeros(normalised.shape, dtype=np.uint8)
             for k in range(len(keys)):
                 for start, stop, keep_start, keep_stop in open_bands(
-                    per_view[k], origins, c_cfg.crop_size, s_cfg.threshold, shape[0],
+                    per_view[k], origins, c_cfg.crop_size, gate, shape[0],
                     multiple=s_cfg.size_multiple,
                 ):  # fmt: skip
                     x = torch.from_numpy(normalised[k, None, None, start:stop]).to(device)
@@ -215,15 +274,15 @@ def predict_batch(
         by_view = {keys[k][1]: per_view[k].copy() for k in idx}
         ungated = {keys[k][1]: labels_[k] for k in idx}
         gated = {
-            name: gate_mask(m, by_view[name], origins, c_cfg.crop_size, s_cfg.threshold)
+            name: gate_mask(m, by_view[name], origins, c_cfg.crop_size, gate)
             for name, m in ungated.items()
         }
         named = {label: float(p) for label, p in zip(c_cfg.labels, probs, strict=True)}
         out.append(
             Prediction(
                 probabilities=named,
-                positive={label: p >= c_cfg.threshold for label, p in named.items()},
-                threshold=c_cfg.threshold,
+                positive={label: p >= thresholds[label] for label, p in named.items()},
+                thresholds=dict(thresholds),
                 crop_origins=tuple(origins),
                 crop_probabilities=by_view,
                 masks=gated,

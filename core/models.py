@@ -63,11 +63,17 @@ class ClassifierConfig:
         labels: Names of the sigmoid outputs, in order.
         crop_size: Side of the square input crops, pixels.
         crop_stride: Step between crop origins along a view's rows, pixels.
-        threshold: Probability at or above which a label is present.
+        threshold: Probability at or above which a label is present (the paper's 0.5).
         normalisation: Name of the input normalisation (:mod:`core.normalise`).
         stem_kernel: Kernel of the first convolution (7 in He et al.).
         stem_stride: Stride of the first convolution (2 in He et al.).
         max_pool: Whether the stem has its 3 x 3 stride-2 max-pool.
+        label_thresholds: None: ``threshold`` for every label. Else one threshold per
+            label (same order as ``labels``), chosen on a calibration set that neither
+            training nor testing uses (``python -m core calibrate``; the card's
+            ``calibration`` says where and why). It decides both a scan's label (the
+            maximum over its crops) and which crops open the segmentation gate, so
+            that a scan called negative never keeps a segmented lesion.
     """
 
     architecture: str = "resnet34"
@@ -80,8 +86,17 @@ class ClassifierConfig:
     stem_kernel: int = 7
     stem_stride: int = 2
     max_pool: bool = True
+    label_thresholds: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.label_thresholds is not None and (
+            len(self.label_thresholds) != len(self.labels)
+            or not all(0.0 <= t <= 1.0 for t in self.label_thresholds)
+        ):
+            raise ValueError(
+                f"label_thresholds must hold one value in [0, 1] per label {self.labels}, "
+                f"got {self.label_thresholds}"
+            )
         if self.architecture != "resnet34":
             raise ValueError(f"architecture must be 'resnet34', got {self.architecture!r}")
         if self.in_channels < 1 or not self.labels:
@@ -90,6 +105,11 @@ class ClassifierConfig:
             raise ValueError(f"crop_stride must be in [1, crop_size], got {self.crop_stride}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+
+    def thresholds(self) -> dict[str, float]:
+        """Return each label's threshold: ``label_thresholds`` or else ``threshold``."""
+        values = self.label_thresholds or (self.threshold,) * len(self.labels)
+        return dict(zip(self.labels, values, strict=True))
 
 
 @dataclass(frozen=True)
@@ -105,7 +125,6 @@ class SegmenterConfig:
         train_crop: (rows, columns) of the random crops it is trained on; 256 x 256
             by default (a 512 x 256 step costs 2.3x as much; on a GPU it is affordable).
         size_multiple: Input sides must be multiples of this.
-        threshold: Classifier probability that opens the gate of a label in a crop.
         normalisation: Name of the input normalisation (:mod:`core.normalise`).
         metastasis_pixel_threshold: None: a pixel's label is the argmax of the softmax.
             A number in (0, 1): a pixel is metastasis when its softmax metastasis
@@ -121,7 +140,6 @@ class SegmenterConfig:
     input_shape: tuple[int, int] = (ROWS, COLS)
     train_crop: tuple[int, int] = (256, 256)
     size_multiple: int = SEGMENTER_SIZE_MULTIPLE
-    threshold: float = THRESHOLD
     normalisation: str = NORMALISATION_NAME
     metastasis_pixel_threshold: float | None = None
 
@@ -140,8 +158,6 @@ class SegmenterConfig:
                 raise ValueError(
                     f"{name} sides must be positive multiples of {self.size_multiple}, got {shape}"
                 )
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
 ModelConfig = ClassifierConfig | SegmenterConfig
@@ -364,8 +380,49 @@ def update_card(directory: Path | str, name: str, **entries: Any) -> dict[str, A
         raise ValueError(f"entries must not set the reserved keys {sorted(clash)}")
     card = read_card(directory, name)
     card.update(entries)
-    path = Path(directory) / f"{name}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    _write_card(Path(directory) / f"{name}.json", card)
+    return card
+
+
+def _write_card(path: Path, card: Mapping[str, Any]) -> None:
+    # write then rename: a crash mid-write must not leave a half card beside the weights
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def set_config(directory: Path | str, config: ModelConfig, **entries: Any) -> dict[str, Any]:
+    """Replace a model card's config (e.g. a calibrated threshold), keeping its weights.
+
+    Only settings used at inference may change this way; the architecture must stay
+    what the weights were trained as.
+
+    Args:
+        directory: The model folder.
+        config: The new config; its type names the model.
+        **entries: Other top-level entries to set with it (e.g. ``calibration=...``).
+
+    Returns:
+        The card as written.
+
+    Raises:
+        ModelFileError: If the card is missing or invalid.
+        ValueError: If an entry uses a reserved key, or the new config would build
+            another network than the card's (its state-dict shapes differ).
+    """
+    name = CLASSIFIER if isinstance(config, ClassifierConfig) else SEGMENTER
+    clash = _RESERVED_KEYS & set(entries)
+    if clash:
+        raise ValueError(f"entries must not set the reserved keys {sorted(clash)}")
+    card = read_card(directory, name)
+    old = config_from_dict(name, card["config"])
+    shapes_old = {k: v.shape for k, v in _build(old).state_dict().items()}
+    shapes_new = {k: v.shape for k, v in _build(config).state_dict().items()}
+    if shapes_old != shapes_new:
+        raise ValueError(f"config builds another {name} network than the card's")
+    card["config"] = config_to_dict(config)
+    card.update(entries)
+    _write_card(Path(directory) / f"{name}.json", card)
     return card
 
 
@@ -380,7 +437,8 @@ def load_model(
         device: Where to put it; the GPU when available, else the CPU, when None.
 
     Returns:
-        (model in eval mode with float32 weights on ``device``, config, card).
+        (model in eval mode with float32 weights in channels-last memory format on
+        ``device``, config, card).
 
     Raises:
         ModelFileError: If a file is missing, the weights' sha256 differs from the
@@ -419,7 +477,10 @@ def load_model(
         model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
     except (KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{weights}: weights do not fit the {name} config ({exc})") from exc
+    # Channels-last lets oneDNN (CPU) and cuDNN (GPU, half precision) pick their fastest
+    # convolutions; outputs equal NCHW's within float rounding (tests/test_channels_last.py).
     model.to(torch.device(device) if device is not None else select_device())
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
     model.eval()
     return model, config, card
 

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from core.config import LABEL_BLADDER, LABEL_METASTASIS, VIEWS
+from core.crops import THRESHOLD
 from core.scan import Scan
 
 if TYPE_CHECKING:
@@ -105,7 +106,9 @@ class AnalysisResult:
         quality: The quality verdict (:class:`core.quality.QualityVerdict`).
         reliable: ``quality.ok``; when False the burden figures below are None.
         probabilities: ``{"metastasis": p, "bladder": p}`` in [0, 1].
-        positives: ``{label: p >= threshold}``.
+        positives: ``{label: p >= thresholds[label]}``.
+        thresholds: ``{label: threshold}`` the decision used (the classifier card's:
+            0.5, or a calibrated value).
         masks: ``{view: uint8 (1024, 256)}`` gated label masks, values 0, 1, 2.
         lesions: Every lesion of every view, views in ``VIEWS`` order.
         bstbi_images: ``{(view, level): bstbi}`` in [0, 1], or None when unreliable.
@@ -128,6 +131,7 @@ class AnalysisResult:
     reliable: bool
     probabilities: dict[str, float]
     positives: dict[str, bool]
+    thresholds: dict[str, float]
     masks: dict[str, np.ndarray]
     lesions: tuple[Lesion, ...]
     bstbi_images: dict[tuple[str, int], float] | None
@@ -330,6 +334,7 @@ def analyze(
                 pred.masks,
                 pred.probabilities,
                 positives=pred.positive,
+                thresholds=pred.thresholds,
                 verdict=verdict,
                 display=disp,
                 timings=t,
@@ -348,6 +353,7 @@ def result_from_masks(
     probabilities: Mapping[str, float],
     *,
     positives: Mapping[str, bool] | None = None,
+    thresholds: Mapping[str, float] | None = None,
     verdict: QualityVerdict | None = None,
     display: Mapping[tuple[str, int], np.ndarray] | None = None,
     timings: dict[str, float] | None = None,
@@ -366,7 +372,8 @@ def result_from_masks(
         masks: ``{view: label mask}`` for the views of ``scan``, (1024, 256), values
             0 background, 1 metastasis, 2 bladder.
         probabilities: ``{"metastasis": p, "bladder": p}`` in [0, 1].
-        positives: ``{label: present}``; ``p >= 0.5`` when None.
+        positives: ``{label: present}``; ``p >= thresholds[label]`` when None.
+        thresholds: ``{label: threshold}`` of the decision; 0.5 each when None.
         verdict: The quality verdict; :func:`core.quality.assess` when None.
         display: The display images (:func:`core.display.display_images`); made when None.
         timings: Seconds per stage so far; ``lesions_burden`` is added to it.
@@ -382,7 +389,6 @@ def result_from_masks(
         ValueError: If a mask's view is not in ``scan`` or its shape differs from the view's.
     """
     from core.burden import bstbi_images, hotspot_count, lesion_area_cm2, scan_bstbi
-    from core.crops import THRESHOLD
     from core.display import display_images
     from core.quality import assess
 
@@ -393,8 +399,10 @@ def result_from_masks(
     t = {} if timings is None else timings
     verdict = assess(scan) if verdict is None else verdict
     disp = display_images(scan) if display is None else display
+    if thresholds is None:
+        thresholds = dict.fromkeys(probabilities, THRESHOLD)
     if positives is None:
-        positives = {k: p >= THRESHOLD for k, p in probabilities.items()}
+        positives = {k: p >= thresholds[k] for k, p in probabilities.items()}
     notes: list[str] = []
     spacing = scan.meta.pixel_spacing_mm
     if spacing is None:
@@ -422,6 +430,7 @@ def result_from_masks(
         reliable=reliable,
         probabilities=dict(probabilities),
         positives=dict(positives),
+        thresholds=dict(thresholds),
         masks=label_masks,
         lesions=tuple(lesions),
         bstbi_images=dict(per_image) if reliable else None,
@@ -463,6 +472,7 @@ def to_records(
         quality="ok" if result.quality.ok else result.quality.reason,
         timings_s=dict(result.timings),
         metastasis_probability=result.probabilities.get("metastasis"),
+        metastasis_threshold=result.thresholds.get("metastasis", THRESHOLD),
         bladder_probability=result.probabilities.get("bladder"),
         bstbi_images=dict(result.bstbi_images or {}),
         bstbi=result.bstbi,

@@ -10,7 +10,6 @@ import numpy as np
 from sqlite_utils import Database
 
 from core.config import AGE_GROUPS, age_group
-from core.crops import THRESHOLD
 from core.scan import Scan, ScanMeta
 from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
 
@@ -106,14 +105,14 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     Returns:
         One dict per study, oldest first (then by id), with keys ``study_id,
         study_date, injection_delay_h, source_name, analysis_id, quality, bstbi,
-        hotspots, lesion_area_cm2, metastasis_probability, bladder_probability,
-        analysed_at``; the analysis keys are None for a study never analysed.
+        hotspots, lesion_area_cm2, metastasis_probability, metastasis_threshold,
+        bladder_probability, analysed_at``; the analysis keys are None for a study never analysed.
     """
     rows = db.execute(
         f"""
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
                a.bstbi, a.hotspots, a.lesion_area_cm2, a.metastasis_probability,
-               a.bladder_probability, a.created_at
+               a.metastasis_threshold, a.bladder_probability, a.created_at
         FROM studies s LEFT JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
         WHERE s.patient_id = ?
         ORDER BY s.study_date, s.id
@@ -122,7 +121,7 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
             "quality", "bstbi", "hotspots", "lesion_area_cm2", "metastasis_probability",
-            "bladder_probability", "analysed_at")  # fmt: skip
+            "metastasis_threshold", "bladder_probability", "analysed_at")  # fmt: skip
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -146,8 +145,9 @@ def cohort_summary(
         db: An open store.
         primary: Keep only this primary tumour (exact match), or None for all.
         age_group: Keep only this age group (one of ``AGE_GROUPS``), or None.
-        metastasis: True: latest metastasis probability >= 0.5 (:data:`core.crops.THRESHOLD`);
-            False: below it; None: no filter (patients without one included).
+        metastasis: True: the latest reliable analysis called the scan positive (its
+            metastasis probability >= the threshold that analysis was decided with);
+            False: negative; None: no filter (patients without one included).
         limit: At most this many rows (>= 0), or None for all.
         offset: Skip this many rows first (>= 0).
 
@@ -180,8 +180,7 @@ def cohort_summary(
         where.append("age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year) = ?")
         params.append(age_group)
     if metastasis is not None:
-        where.append(f"r.metastasis_probability {'>=' if metastasis else '<'} ?")
-        params.append(THRESHOLD)
+        where.append(f"r.metastasis_probability {'>=' if metastasis else '<'} r.threshold")
     rows = db.execute(
         f"""
         WITH st AS (
@@ -190,6 +189,7 @@ def cohort_summary(
         ),
         reliable AS (
             SELECT s.patient_id, a.bstbi, a.metastasis_probability,
+                   a.metastasis_threshold AS threshold,
                    row_number() OVER w_last AS last_rank,
                    first_value(a.bstbi) OVER w_first AS baseline
             FROM studies s JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
@@ -201,7 +201,8 @@ def cohort_summary(
         SELECT p.id, p.pseudonym, p.sex,
                age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year),
                p.primary_tumour, p.synthetic, coalesce(st.n, 0), st.last_date,
-               r.bstbi, r.baseline, r.bstbi - r.baseline, r.metastasis_probability
+               r.bstbi, r.baseline, r.bstbi - r.baseline,
+               r.metastasis_probability >= r.threshold
         FROM patients p
         LEFT JOIN st ON st.patient_id = p.id
         LEFT JOIN r ON r.patient_id = p.id
@@ -217,8 +218,8 @@ def cohort_summary(
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for row in out:
         row["synthetic"] = bool(row["synthetic"])
-        p = row["metastasis"]
-        row["metastasis"] = None if p is None else bool(p >= THRESHOLD)
+        called = row["metastasis"]
+        row["metastasis"] = None if called is None else bool(called)
     return out
 
 

@@ -175,3 +175,15 @@ def _studies_display_grey_level_1(db: Database) -> None:
         "ALTER TABLE studies ADD COLUMN display_grey_level_1 INTEGER NOT NULL DEFAULT 0 "
         "CHECK (display_grey_level_1 IN (0, 1))"
     )
+
+
+@migrations(name="0005_analyses_metastasis_threshold")
+def _analyses_metastasis_threshold(db: Database) -> None:
+    # A calibrated classifier calls a scan positive at its own threshold, not at 0.5:
+    # each analysis keeps the one it was decided with, so that the cohort's and the
+    # pages' positive/negative stays what the model said, whichever model comes later.
+    # Analyses stored before were all decided at the paper's 0.5.
+    db.execute(
+        "ALTER TABLE analyses ADD COLUMN metastasis_threshold REAL NOT NULL DEFAULT 0.5 "
+        "CHECK (metastasis_threshold BETWEEN 0 AND 1)"
+    )

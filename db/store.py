@@ -31,6 +31,7 @@ from sqlite_utils import Database
 
 from core.auth import require_role
 from core.config import LABEL_BLADDER, VIEWS
+from core.crops import THRESHOLD
 from core.scan import Scan
 
 #: zlib level for pixel data: 6 is within a few % of 9 in size at a third of the time.
@@ -285,6 +286,8 @@ class AnalysisRecord:
         quality: ``"ok"`` or the reason the scan is not a diagnostic whole-body scan.
         timings_s: Seconds per stage, e.g. ``{"read": 0.02, "segment": 0.3}``.
         metastasis_probability: Scan probability of metastasis in [0, 1], or None.
+        metastasis_threshold: The probability at or above which this analysis calls
+            the scan positive for metastasis (the model's: 0.5 or a calibrated value).
         bladder_probability: Scan probability of bladder in [0, 1], or None.
         bstbi_images: ``{(view, level): bstbi}`` for the display images present.
         bstbi: The scan's BSTBI in [0, 1], or None (e.g. not computed).
@@ -298,6 +301,7 @@ class AnalysisRecord:
     weights_sha256: str | None = None
     timings_s: Mapping[str, float] = field(default_factory=dict)
     metastasis_probability: float | None = None
+    metastasis_threshold: float = THRESHOLD
     bladder_probability: float | None = None
     bstbi_images: Mapping[tuple[str, int], float] = field(default_factory=dict)
     bstbi: float | None = None
@@ -431,6 +435,7 @@ def store_analysis(
     if not analysis.quality.strip():
         raise ValueError("analysis.quality must be 'ok' or the reason, not empty")
     _check_unit("analysis.metastasis_probability", analysis.metastasis_probability)
+    _check_unit("analysis.metastasis_threshold", analysis.metastasis_threshold)
     _check_unit("analysis.bladder_probability", analysis.bladder_probability)
     _check_unit("analysis.bstbi", analysis.bstbi)
     _check_per_image(analysis.bstbi_images)
@@ -452,9 +457,9 @@ def store_analysis(
             raise ValueError(f"study_id {study_id} does not exist")
         cursor = db.execute(
             "INSERT INTO analyses (study_id, model_version, weights_sha256, device, "
-            "timings_json, metastasis_probability, bladder_probability, "
+            "timings_json, metastasis_probability, metastasis_threshold, bladder_probability, "
             f"{', '.join(BSTBI_COLUMNS.values())}, bstbi, hotspots, lesion_area_cm2, quality) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 study_id,
                 analysis.model_version,
@@ -462,6 +467,7 @@ def store_analysis(
                 analysis.device,
                 json.dumps(dict(analysis.timings_s), sort_keys=True),
                 analysis.metastasis_probability,
+                analysis.metastasis_threshold,
                 analysis.bladder_probability,
                 *per_image,
                 analysis.bstbi,

@@ -17,7 +17,7 @@ Reads **99mTc-MDP whole-body bone scans** (planar anterior and posterior views,
 1024 x 256) and follows the method of *Liu et al. 2021*:
 
 1. a **ResNet34** classifier tells, on 256 x 256 crops, whether a scan shows bone
-   metastasis and the bladder (threshold 0.5);
+   metastasis and the bladder (threshold 0.5, or the model's calibrated one);
 2. a **UNet** outlines the metastasis and bladder pixels;
 3. the **Bone Scan Tumour Burden Index** sums the lesions' uptake on the inverted
    8-bit display, leaving out the bladder, and averages it over 4 images

@@ -61,7 +61,15 @@ def _card_facts(card: dict[str, Any]) -> dict[str, str]:
         data_text = str(data) if data else "not recorded"
     validation = training.get("validation") or {}
     params = weights.get("parameters")
-    return {
+    thresholds = config.get("label_thresholds")
+    calibration = (card.get("calibration") or {}).get("metastasis_threshold") or {}
+    threshold_text = (
+        f"metastasis {thresholds[0]}, bladder {thresholds[1]}: calibrated on "
+        f"{calibration.get('chosen_on', 'a held-aside set')}"
+        if thresholds
+        else f"{config.get('threshold', 0.5)} (the paper's)"
+    )
+    facts = {
         "architecture": str(config.get("architecture", "?")),
         "parameters": f"{params / 1e6:.1f} M" if isinstance(params, int) else "?",
         "weights": f"{weights.get('file', '?')}, {weights.get('dtype', '?')}, "
@@ -78,6 +86,14 @@ def _card_facts(card: dict[str, Any]) -> dict[str, str]:
         )
         or "not recorded",
     }
+    if config.get("architecture") == "resnet34":
+        facts["decision threshold"] = threshold_text
+    else:
+        pixel = config.get("metastasis_pixel_threshold")
+        facts["decision threshold"] = (
+            f"metastasis pixels at softmax >= {pixel}" if pixel else "argmax"
+        ) + "; kept only in crops the classifier's thresholds open"
+    return facts
 
 
 def _roc_figure(report: dict[str, Any], label: str) -> go.Figure | None:

@@ -141,18 +141,24 @@ def _show_result(shown: dict[str, Any]) -> None:
             "no burden is reported as reliable for this scan."
         )
     cols = st.columns(5)
-    for column, name, key in (
-        (cols[0], "Metastasis", "metastasis_probability"),
-        (cols[1], "Bladder", "bladder_probability"),
+    for column, name, key, threshold in (
+        (cols[0], "Metastasis", "metastasis_probability", analysis["metastasis_threshold"]),
+        (cols[1], "Bladder", "bladder_probability", THRESHOLD),
     ):
         p = analysis[key]
+        why = (
+            "the paper's threshold"
+            if threshold == THRESHOLD
+            else "this model's threshold, calibrated on phantom scans it was neither "
+            "trained nor tested on"
+        )
         column.metric(
             f"{name} probability",
             _fmt(p, ".2f"),
-            delta=None if p is None else ("positive" if p >= THRESHOLD else "negative"),
+            delta=None if p is None else ("positive" if p >= threshold else "negative"),
             delta_color="off",
             delta_arrow="off",
-            help=f"Positive at {THRESHOLD} or above (the paper's threshold).",
+            help=f"Positive at {threshold:.2f} or above ({why}).",
         )
     cols[2].metric(
         "BSTBI",

@@ -92,7 +92,7 @@ def _prediction(p_met: float, p_bl: float, masks: Mapping[str, np.ndarray]) -> P
     return Prediction(
         probabilities={"metastasis": p_met, "bladder": p_bl},
         positive={"metastasis": p_met >= 0.5, "bladder": p_bl >= 0.5},
-        threshold=0.5,
+        thresholds={"metastasis": 0.5, "bladder": 0.5},
         crop_origins=origins,
         crop_probabilities=crops,
         masks=dict(masks),

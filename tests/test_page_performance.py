@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,24 @@ def test_untrained_models_show_their_card_and_no_evaluation(model_env: Path, db_
     card = at.dataframe[0].value.set_index("property")
     assert card.loc["architecture"].tolist() == ["resnet34", "flexible-unet"]
     assert card.loc["SHA-256", "classifier"].endswith("...")
+    assert card.loc["decision threshold", "classifier"] == "0.5 (the paper's)"
     assert not any("figure" in d.value.columns for d in at.dataframe)
+
+
+def test_a_calibrated_threshold_is_shown_with_where_it_came_from(
+    untrained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_file: Path
+) -> None:
+    from core.calibrate import ThresholdChoice, apply_calibration
+
+    folder = Path(shutil.copytree(untrained_model_dir, tmp_path / "m"))
+    choice = ThresholdChoice(0.7276, 0.73, 0.9, 0.63)
+    apply_calibration(folder, choice, dataset="phantom seed 3", n_cases=400, n_positive=170,
+                      command="cmd")  # fmt: skip
+    monkeypatch.setenv("BONESCAN_MODELS", str(folder))
+    at = _open()
+    card = at.dataframe[0].value.set_index("property")
+    shown = card.loc["decision threshold", "classifier"]
+    assert shown.startswith("metastasis 0.7276, bladder 0.5: calibrated on 400 scans (170")
 
 
 def test_a_missing_model_folder_still_renders(

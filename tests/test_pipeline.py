@@ -41,7 +41,7 @@ def fake_predict_batch(
             Prediction(
                 probabilities={"metastasis": 0.9, "bladder": 0.2},
                 positive={"metastasis": True, "bladder": False},
-                threshold=0.5,
+                thresholds={"metastasis": 0.5, "bladder": 0.5},
                 crop_origins=(),
                 crop_probabilities={},
                 masks=masks,
