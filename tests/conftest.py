@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from core.models import LoadedModels
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +38,23 @@ def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.bench import write_untrained_models
 
     return write_untrained_models(tmp_path_factory.mktemp("untrained-models"))
+
+
+@pytest.fixture(scope="session")
+def untrained_models(untrained_model_dir: Path) -> LoadedModels:
+    """The untrained models, loaded once per run on the CPU (do not mutate them)."""
+    from core.models import load_models
+
+    return load_models(untrained_model_dir, "cpu")
+
+
+def body_view(seed: int) -> np.ndarray:
+    """A (1024, 256) Poisson view: background 2, a body of 30 and one hot spot of 400."""
+    rng = np.random.default_rng(seed)
+    lam = np.full((1024, 256), 2.0)
+    lam[100:900, 70:190] = 30.0
+    lam[550:590, 100:160] = 400.0
+    return rng.poisson(lam).astype(np.float32)
 
 
 @pytest.fixture

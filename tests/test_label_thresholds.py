@@ -7,25 +7,20 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.bench import write_untrained_models
 from core.calibrate import calibrated_config
 from core.config import LABEL_METASTASIS
 from core.crops import crop_origins, gate_mask
 from core.inference import open_bands, predict_batch
-from core.models import LoadedModels, load_models
+from core.models import LoadedModels
+from tests.conftest import body_view
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> LoadedModels:
-    return load_models(write_untrained_models(tmp_path_factory.mktemp("models")), "cpu")
+def models(untrained_models: LoadedModels) -> LoadedModels:
+    return untrained_models
 
 
-def _view(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    lam = np.full((1024, 256), 2.0)
-    lam[100:900, 70:190] = 30.0
-    lam[550:590, 100:160] = 400.0
-    return rng.poisson(lam).astype(np.float32)
+_view = body_view
 
 
 def test_gate_mask_takes_one_threshold_per_label() -> None:
