@@ -229,12 +229,9 @@ def predict_batch(
         ValueError: If a scan is empty, names an unknown view, has a view of the wrong
             shape or non-finite counts, a batch size is < 1, or ``segment`` is unknown.
     """
-    on_gpu = models.device.type == "cuda"
-    if classifier_batch is None:
-        classifier_batch = CLASSIFIER_BATCH_GPU if on_gpu else CLASSIFIER_BATCH
     if segmenter_batch is None:
-        segmenter_batch = SEGMENTER_BATCH_GPU if on_gpu else SEGMENTER_BATCH
-    if classifier_batch < 1 or segmenter_batch < 1:
+        segmenter_batch = SEGMENTER_BATCH_GPU if models.device.type == "cuda" else SEGMENTER_BATCH
+    if (classifier_batch is not None and classifier_batch < 1) or segmenter_batch < 1:
         raise ValueError("classifier_batch and segmenter_batch must be >= 1")
     if segment not in SEGMENT_MODES:
         raise ValueError(f"segment must be one of {SEGMENT_MODES}, got {segment!r}")

@@ -521,10 +521,9 @@ def validate(
     case_true = np.zeros(val.view_case.max() + 1, dtype=bool)
     np.maximum.at(case_prob, val.view_case, probs[:, :, 0].max(1))
     np.logical_or.at(case_true, val.view_case, val.crop_targets[:, :, 0].max(1) > 0)
-    gate = tuple(c_cfg.thresholds().values())
-    out["acc_metastasis"] = float(
-        np.mean((case_prob >= c_cfg.thresholds()["metastasis"]) == case_true)
-    )
+    thresholds = c_cfg.thresholds()
+    gate = tuple(thresholds.values())
+    out["acc_metastasis"] = float(np.mean((case_prob >= thresholds["metastasis"]) == case_true))
     gated = [gate_mask(preds[v], probs[v], val.origins, size, gate) for v in range(n_views)]
     for value, label in ((LABEL_METASTASIS, "metastasis"), (LABEL_BLADDER, "bladder")):
         for suffix, masks in (("", gated), ("_ungated", list(preds))):
