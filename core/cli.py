@@ -376,7 +376,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                 "quality": "ok" if result.quality.ok else result.quality.reason,
                 "metastasis_probability": round(result.probabilities["metastasis"], 4),
                 "bladder_probability": round(result.probabilities["bladder"], 4),
-                "metastasis": bool(result.positives["metastasis"]),
+                # the model's call, like the burden, only for a diagnostic scan
+                "metastasis": bool(result.positives["metastasis"]) if result.reliable else None,
                 "bstbi": None if result.bstbi is None else round(result.bstbi, 4),
                 "bstbi_images": None
                 if result.bstbi_images is None

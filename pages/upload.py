@@ -146,6 +146,7 @@ def _show_result(shown: dict[str, Any]) -> None:
         (cols[1], "Bladder", "bladder_probability", THRESHOLD),
     ):
         p = analysis[key]
+        called = p is not None and analysis["quality"] == "ok"
         why = (
             "the paper's threshold"
             if threshold == THRESHOLD
@@ -155,10 +156,11 @@ def _show_result(shown: dict[str, Any]) -> None:
         column.metric(
             f"{name} probability",
             _fmt(p, ".2f"),
-            delta=None if p is None else ("positive" if p >= threshold else "negative"),
+            delta=("positive" if p >= threshold else "negative") if called else None,
             delta_color="off",
             delta_arrow="off",
-            help=f"Positive at {threshold:.2f} or above ({why}).",
+            help=f"Positive at {threshold:.2f} or above ({why})."
+            + ("" if called else " Not called: the scan failed the quality gate."),
         )
     cols[2].metric(
         "BSTBI",

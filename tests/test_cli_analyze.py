@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -84,3 +85,23 @@ def test_no_model_says_how_to_train(
 def test_no_input_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze"]) == 2
     assert "no scan given" in capsys.readouterr().err
+
+
+def test_a_scan_refused_by_the_quality_gate_gets_no_call(
+    tmp_path: Path,
+    model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    scan = to_scan(generate_case(3, 1))
+    rng = np.random.default_rng(0)
+    noise = {v: rng.poisson(3.0, a.shape).astype(np.float32) for v, a in scan.views.items()}
+    path = tmp_path / "noise.dcm"
+    write_nm_dicom(path, dataclasses.replace(scan, views=noise), uid_seed="noise")
+    assert main(["analyze", str(path), "--json", "--model", str(model_dir)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["quality"] != "ok" and "noise" in line["quality"]
+    # the networks' probability is printed, but neither a call nor a burden is made
+    assert 0.0 <= line["metastasis_probability"] <= 1.0
+    assert line["metastasis"] is None and line["bstbi"] is None and line["hotspots"] is None

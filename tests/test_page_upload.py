@@ -194,6 +194,9 @@ def test_an_unreadable_quality_scan_reports_no_burden(db_file: Path, model_env: 
     _analyse(at)
     assert "no burden is reported as reliable" in at.warning[0].value
     assert _metric(at, "BSTBI") == "not reported"
+    # the probability is shown for inspection, but no positive/negative call is made
+    metastasis = next(m for m in at.metric if m.label == "Metastasis probability")
+    assert not metastasis.delta
     assert _counts(db_file)["analyses"] == 1
 
 
