@@ -42,6 +42,23 @@ class ThresholdChoice:
     youden: float
 
 
+def rates_at(truth: np.ndarray, scores: np.ndarray, threshold: float) -> ThresholdChoice:
+    """Return sensitivity, specificity and Youden index when ``scores >= threshold`` is positive.
+
+    Args:
+        truth: bool (n,), both classes present.
+        scores: float (n,) probabilities.
+        threshold: The cut-off, in [0, 1] (just above 1 calls nothing positive).
+
+    Returns:
+        The threshold with its rates.
+    """
+    called = scores >= threshold
+    sens = float(called[truth].mean())
+    spec = float((~called[~truth]).mean())
+    return ThresholdChoice(float(threshold), sens, spec, sens + spec - 1.0)
+
+
 def choose_threshold(truth: Sequence[bool], scores: Sequence[float]) -> ThresholdChoice:
     """Return the threshold with the largest Youden index.
 
@@ -77,10 +94,7 @@ def choose_threshold(truth: Sequence[bool], scores: Sequence[float]) -> Threshol
         candidates.append(np.nextafter(distinct[-1], 2.0))
     best: ThresholdChoice | None = None
     for t in candidates:
-        called = s >= t
-        sens = float(called[y].mean())
-        spec = float((~called[~y]).mean())
-        choice = ThresholdChoice(float(t), sens, spec, sens + spec - 1.0)
+        choice = rates_at(y, s, float(t))
         if best is None or choice.youden >= best.youden:
             best = choice
     assert best is not None

@@ -635,7 +635,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from core.calibrate import apply_calibration, choose_threshold, scan_scores
+    from core.calibrate import apply_calibration, choose_threshold, rates_at, scan_scores
     from core.config import model_dir as default_model_dir
     from core.models import ModelFileError, load_models
     from core.scan import ScanReadError
@@ -657,8 +657,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     y, s = np.asarray(truth), np.asarray(scores)
     current = models.classifier_config.thresholds()["metastasis"]
     for label, t in (("paper's 0.5", 0.5), ("card's now", current)):
-        sens, spec = float((s[y] >= t).mean()), float((s[~y] < t).mean())
-        print(f"{label:12s} threshold {t:.4f}: sensitivity {sens:.3f}, specificity {spec:.3f}")
+        at = rates_at(y, s, t)
+        print(
+            f"{label:12s} threshold {t:.4f}: sensitivity {at.sensitivity:.3f}, "
+            f"specificity {at.specificity:.3f}"
+        )
     print(
         f"{'Youden best':12s} threshold {choice.threshold:.4f}: sensitivity "
         f"{choice.sensitivity:.3f}, specificity {choice.specificity:.3f} "
