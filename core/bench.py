@@ -101,6 +101,7 @@ def bench_device(
     *,
     batch: bool = True,
     segment: str = "auto",
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Time the pipeline on one device.
 
@@ -110,9 +111,11 @@ def bench_device(
         device: ``"cpu"`` or ``"cuda"``.
         batch: Also measure throughput in one batch of all scans.
         segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
+        precision: The classifier's screening arithmetic
+            (:data:`core.device.PRECISIONS`); None: ``$BONESCAN_PRECISION`` or ``auto``.
 
     Returns:
-        ``{"device", "cases", "latency_s": {stage: {mean, sd, min, max}},
+        ``{"device", "precision", "cases", "latency_s": {stage: {mean, sd, min, max}},
         "per_case_s": [{stage: s}], "throughput_scans_per_s", "batch_s",
         "batch_network_s_per_scan"}``; latency includes ``total`` (read to stored
         result).
@@ -128,7 +131,7 @@ def bench_device(
 
     if not files:
         raise ValueError("files must not be empty")
-    models = load_models(model_dir, device=device)
+    models = load_models(model_dir, device=device, precision=precision)
     per_case: list[dict[str, float]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bonescan-bench-db-") as tmp,
@@ -151,6 +154,7 @@ def bench_device(
             per_case.append(timings)
     out: dict[str, Any] = {
         "device": describe_device(models.device),
+        "precision": models.precision,
         "segment": segment,
         "cases": len(per_case),
         "latency_s": {s: _summary([c[s] for c in per_case]) for s in (*STAGES, "total")},
@@ -218,6 +222,56 @@ def segment_agreement(files: Sequence[Path], model_dir: Path | str) -> dict[str,
     }
 
 
+def precision_agreement(
+    files: Sequence[Path], model_dir: Path | str, precision: str
+) -> dict[str, Any]:
+    """How far screening in ``precision`` (then deciding in float32) differs from float32 (CPU).
+
+    Args:
+        files: DICOM files (at least one).
+        model_dir: The model folder.
+        precision: The screening arithmetic to compare (``bfloat16``).
+
+    Returns:
+        ``{"precision", "scans", "calls_differing", "pixels_differing",
+        "max_probability_difference": {label: value}, "confirmed_crops_per_scan":
+        {"mean", "max"}}``: scans whose call of any label differs, mask pixels that
+        differ over all views, the largest difference of a scan probability, and the
+        crops run again in float32.
+
+    Raises:
+        ValueError: If ``files`` is empty or ``precision`` does not suit the CPU.
+    """
+    from core.inference import predict_batch
+    from core.models import load_models
+    from core.readers import read_scan
+
+    if not files:
+        raise ValueError("files must not be empty")
+    reference = load_models(model_dir, device="cpu", precision="float32")
+    screened = load_models(model_dir, device="cpu", precision=precision)
+    calls = pixels = 0
+    worst: dict[str, float] = {}
+    confirmed = []
+    for path in files:
+        views = read_scan(path).views
+        (a,) = predict_batch(reference, [views])
+        (b,) = predict_batch(screened, [views])
+        calls += int(a.positive != b.positive)
+        pixels += sum(int((a.masks[v] != b.masks[v]).sum()) for v in a.masks)
+        for label, p in a.probabilities.items():
+            worst[label] = max(worst.get(label, 0.0), abs(p - b.probabilities[label]))
+        confirmed.append(b.confirmed_crops)
+    return {
+        "precision": screened.precision,
+        "scans": len(files),
+        "calls_differing": calls,
+        "pixels_differing": pixels,
+        "max_probability_difference": worst,
+        "confirmed_crops_per_scan": {"mean": statistics.fmean(confirmed), "max": max(confirmed)},
+    }
+
+
 #: Which devices :func:`run_bench` times: ``auto`` is the CPU and, when present, the GPU.
 BENCH_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -229,6 +283,7 @@ def run_bench(
     seed: int = 0,
     segment: str = "auto",
     devices: str = "auto",
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark on the CPU and, when present, the GPU.
 
@@ -238,12 +293,17 @@ def run_bench(
         seed: Phantom dataset seed.
         segment: How the segmenter covers a view (:data:`core.inference.SEGMENT_MODES`).
         devices: One of :data:`BENCH_DEVICES`; ``cuda`` times the GPU alone and skips
-            the CPU agreement check (for a lent GPU machine, whose time is short).
+            the CPU agreement checks (for a lent GPU machine, whose time is short).
+        precision: The classifier's screening arithmetic on each device
+            (:data:`core.device.PRECISIONS`); None: ``$BONESCAN_PRECISION`` or ``auto``.
 
     Returns:
-        ``{"cases", "torch_threads", "devices": [bench_device(...)], "agreement"}``;
-        ``agreement`` is :func:`segment_agreement` on the same scans (absent for
-        ``devices="cuda"``).
+        ``{"cases", "torch_threads", "cpu", "cpu_native_bfloat16", "devices":
+        [bench_device(...)], "agreement",
+        "precision_agreement"}``; ``agreement`` is :func:`segment_agreement` on the same
+        scans (absent for ``devices="cuda"``), ``precision_agreement`` is
+        :func:`precision_agreement` (present when the CPU screened in another precision
+        than float32).
 
     Raises:
         ValueError: If ``devices`` is unknown, or ``cuda`` when no GPU is present.
@@ -257,20 +317,38 @@ def run_bench(
         "cpu": ["cpu"],
         "cuda": ["cuda"],
     }[devices]
-    report: dict[str, Any] = {"cases": n, "torch_threads": torch.get_num_threads()}
+    from core.device import cpu_model, native_bfloat16
+
+    report: dict[str, Any] = {
+        "cases": n,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cpu_native_bfloat16": native_bfloat16(),
+    }
     with tempfile.TemporaryDirectory(prefix="bonescan-bench-") as tmp:
         files = write_phantom_dicoms(tmp, n, seed)
-        report["devices"] = [bench_device(files, model_dir, d, segment=segment) for d in names]
+        report["devices"] = [
+            bench_device(files, model_dir, d, segment=segment, precision=precision) for d in names
+        ]
         if "cpu" in names:
             report["agreement"] = segment_agreement(files, model_dir)
+            cpu = report["devices"][0]["precision"]
+            if cpu != "float32":
+                report["precision_agreement"] = precision_agreement(files, model_dir, cpu)
     return report
 
 
 def format_table(report: dict[str, Any]) -> str:
     """Return the benchmark as a text table: mean +- sd seconds per stage and device."""
     devices = report["devices"]
-    header = f"{'stage':16s}" + "".join(f"{d['device'][:26]:>28s}" for d in devices)
-    lines = [header]
+    lines = []
+    if "cpu" in report:
+        bf16 = "with" if report.get("cpu_native_bfloat16") else "without"
+        lines.append(f"CPU: {report['cpu']}, {bf16} bfloat16 instructions")
+    header = f"{'stage':16s}" + "".join(
+        f"{(d['device'] + ', ' + d.get('precision', 'float32'))[:26]:>28s}" for d in devices
+    )
+    lines.append(header)
     for stage in (*STAGES, "total"):
         cells = "".join(
             f"{d['latency_s'][stage]['mean']:>17.3f} +- {d['latency_s'][stage]['sd']:6.3f}"
@@ -293,5 +371,16 @@ def format_table(report: dict[str, Any]) -> str:
             f"pixels differ; Dice metastasis {agreement['dice_metastasis']:.4f}, bladder "
             f"{agreement['dice_bladder']:.4f}; largest BSTBI difference "
             f"{agreement['max_bstbi_difference']:.5f}"
+        )
+    screened = report.get("precision_agreement")
+    if screened:
+        worst = ", ".join(f"{k} {v:.4f}" for k, v in screened["max_probability_difference"].items())
+        lines.append(
+            f"{screened['precision']} screen + float32 decisions vs float32 on "
+            f"{screened['scans']} scans: {screened['calls_differing']} calls and "
+            f"{screened['pixels_differing']} mask pixels differ; largest probability "
+            f"difference {worst}; crops run again in float32 per scan "
+            f"{screened['confirmed_crops_per_scan']['mean']:.2f} (max "
+            f"{screened['confirmed_crops_per_scan']['max']})"
         )
     return "\n".join(lines)

@@ -133,7 +133,8 @@ def scan_scores(
     for k, case in enumerate(cases):
         scan = load_case_views(case)
         views = np.stack([normalise_view(np.asarray(v)) for v in scan.views.values()])
-        _, probs = crop_probabilities(models, views)
+        # float32 throughout: the threshold is chosen where decisions are made
+        probs = crop_probabilities(models, views, precision="float32").probabilities
         ids.append(case.case_id)
         truth.append(bool(case.metastasis))
         scores.append(float(probs[:, :, column].max()))

@@ -495,6 +495,13 @@ def _add_bench(sub: _Subparsers) -> None:
         help="devices to time: auto (the CPU and, when present, the GPU), cpu, or cuda "
         "(the GPU alone, without the CPU agreement check)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16", "float16"),  # core.device.PRECISIONS
+        help="classifier screening arithmetic (default: $BONESCAN_PRECISION or auto: "
+        "bfloat16 on a CPU with bfloat16 instructions, float16 on a GPU, else float32); "
+        "decisions are float32's",
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -516,7 +523,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             print("untrained models (random weights): timings only, outputs meaningless")
         try:
             report = run_bench(
-                args.cases, model_dir, seed=args.seed, segment=args.segment, devices=args.device
+                args.cases,
+                model_dir,
+                seed=args.seed,
+                segment=args.segment,
+                devices=args.device,
+                precision=args.precision,
             )
         except ModelFileError as exc:
             print(

@@ -497,6 +497,9 @@ class LoadedModels:
         cards: ``{"classifier": card, "segmenter": card}`` as read from the JSONs.
         device: Where both models are.
         directory: The model folder.
+        precision: The arithmetic the classifier screens crops in (``float32``,
+            ``bfloat16`` or ``float16``; :func:`core.device.resolve_precision`);
+            decisions are float32's whatever it is (:mod:`core.inference`).
     """
 
     classifier: nn.Module
@@ -506,6 +509,7 @@ class LoadedModels:
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     directory: Path | None = None
+    precision: str = "float32"
 
     @property
     def weights_sha256(self) -> dict[str, str]:
@@ -514,7 +518,9 @@ class LoadedModels:
 
 
 def load_models(
-    directory: Path | str | None = None, device: torch.device | str | None = None
+    directory: Path | str | None = None,
+    device: torch.device | str | None = None,
+    precision: str | None = None,
 ) -> LoadedModels:
     """Load the classifier and the segmenter of a model folder (hashes checked).
 
@@ -522,18 +528,22 @@ def load_models(
         directory: The model folder; :func:`core.config.model_dir` (the shipped
             ``models/`` unless ``$BONESCAN_MODELS`` names another) when None.
         device: Where to put them; the GPU when available, else the CPU, when None.
+        precision: The classifier's screening arithmetic, one of
+            :data:`core.device.PRECISIONS`; None: ``$BONESCAN_PRECISION`` or ``auto``.
 
     Returns:
         The loaded models with their configs and cards.
 
     Raises:
         ModelFileError: As :func:`load_model`, for either model.
+        ValueError: If ``precision`` is unknown or does not suit the device.
     """
     from core.config import model_dir
-    from core.device import select_device
+    from core.device import resolve_precision, select_device
 
     directory = model_dir() if directory is None else directory
     dev = torch.device(device) if device is not None else select_device()
+    arithmetic = resolve_precision(precision, dev)
     classifier, c_cfg, c_card = load_model(directory, CLASSIFIER, dev)
     segmenter, s_cfg, s_card = load_model(directory, SEGMENTER, dev)
     assert isinstance(c_cfg, ClassifierConfig) and isinstance(s_cfg, SegmenterConfig)
@@ -545,4 +555,5 @@ def load_models(
         cards={CLASSIFIER: c_card, SEGMENTER: s_card},
         device=dev,
         directory=Path(directory),
+        precision=arithmetic,
     )

@@ -122,7 +122,9 @@ class AnalysisResult:
         pixel_spacing_mm: (row, column) spacing used for areas, mm.
         notes: Remarks (e.g. the default pixel spacing was used).
         timings: Seconds per stage (:data:`STAGES`), for this scan.
-        device: Where the models ran (:func:`core.device.describe_device`).
+        device: Where the models ran (:func:`core.device.describe_device`), with the
+            classifier's screening arithmetic when it is not float32
+            (:func:`core.inference.precision_note`).
         model_version: Names the models (with short weight hashes).
         weights_sha256: sha256 over both models' weight hashes.
     """
@@ -286,7 +288,7 @@ def analyze(
     """
     from core.device import describe_device
     from core.display import display_images
-    from core.inference import predict_batch
+    from core.inference import precision_note, predict_batch
     from core.quality import assess
 
     if len(pixel_spacing_default) != 2 or not all(
@@ -322,7 +324,8 @@ def analyze(
     for t in timings:
         t["classify"] = (total - s_clock.total) / n
         t["segment"] = s_clock.total / n
-    device = describe_device(models.device)
+    note = precision_note(models.precision)
+    device = describe_device(models.device) + (f", classifier {note}" if note else "")
     version, weights = model_identity(models)
     out: list[AnalysisResult] = []
     for scan, verdict, disp, pred, t in zip(

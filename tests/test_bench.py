@@ -25,8 +25,12 @@ def test_the_bench_reports_every_stage_and_the_agreement(untrained_model_dir: Pa
     assert agreement["views"] == 2
     assert 0 <= agreement["pixels_differing"] <= 2 * 1024 * 256
     assert 0.0 <= agreement["dice_metastasis"] <= 1.0
+    assert report["cpu"] and isinstance(report["cpu_native_bfloat16"], bool)
     table = format_table(report)
+    assert table.startswith(f"CPU: {report['cpu']}, with")
     assert "total" in table and "gated vs whole-view" in table
+    # a CPU that screens in bfloat16 is compared with float32 on the same scans
+    assert ("precision_agreement" in report) == (cpu["precision"] == "bfloat16")
 
 
 def test_the_command_writes_json(untrained_model_dir: Path, tmp_path: Path) -> None:
