@@ -117,19 +117,17 @@ class CropProbabilities:
     precision: str
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    # the segmenter: half precision only where it is fast and safe (CUDA); on the CPU it
-    # stays float32, so that masks are float32's
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _screening(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     if precision == "float32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def _segmenter_precision(device: torch.device) -> str:
+    # half precision only where it is fast and safe (CUDA); on the CPU the segmenter
+    # stays float32, so that masks are float32's
+    return "float16" if device.type == "cuda" else "float32"
 
 
 def precision_note(precision: str) -> str:
@@ -263,7 +261,7 @@ def _normalise_all(views: list[np.ndarray]) -> np.ndarray:
 
 def _logits(models: LoadedModels, crops: np.ndarray, batch: int, precision: str) -> np.ndarray:
     out = np.empty((len(crops), len(models.classifier_config.labels)), dtype=np.float32)
-    with torch.inference_mode(), _screening(models.device, precision):
+    with torch.inference_mode(), _autocast(models.device, precision):
         for sl in _chunks(len(crops), batch):
             x = torch.from_numpy(crops[sl][:, None]).to(models.device)
             out[sl] = models.classifier(x).float().cpu().numpy()
@@ -375,7 +373,7 @@ def predict_batch(
         segment = "full" if device.type == "cuda" else "gated"
     thresholds = c_cfg.thresholds()
     gate = tuple(thresholds.values())
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), _autocast(device, _segmenter_precision(device)):
         if segment == "full":
             labels_ = _segment_whole(models, normalised, segmenter_batch)
         else:
