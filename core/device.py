@@ -11,8 +11,10 @@ import os
 
 import torch
 
-#: Classifier arithmetic: ``auto`` (:func:`resolve_precision`), or one named.
-PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+#: The arithmetics the classifier can screen in (:func:`resolve_precision` picks one).
+ARITHMETICS: tuple[str, ...] = ("float32", "bfloat16", "float16")
+#: Classifier arithmetic as asked for: ``auto`` (:func:`resolve_precision`), or one named.
+PRECISIONS: tuple[str, ...] = ("auto", *ARITHMETICS)
 #: Environment variable that sets the precision for the whole process (e.g. ``float32``
 #: to screen in float32 too); ``auto`` when unset.
 PRECISION_ENV = "BONESCAN_PRECISION"

@@ -46,6 +46,7 @@ import torch
 
 from core.config import VIEWS
 from core.crops import crop_origins, extract_crops, gate_mask, scan_probabilities
+from core.device import ARITHMETICS
 from core.models import LoadedModels, SegmenterConfig
 from core.normalise import normalise_view
 
@@ -299,8 +300,8 @@ def crop_probabilities(
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     precision = models.precision if precision is None else precision
-    if precision not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"precision must be float32, bfloat16 or float16, got {precision!r}")
+    if precision not in ARITHMETICS:
+        raise ValueError(f"precision must be one of {ARITHMETICS}, got {precision!r}")
     c_cfg = models.classifier_config
     origins = crop_origins(normalised.shape[1:], c_cfg.crop_size, c_cfg.crop_stride)
     crops = np.concatenate([extract_crops(v, origins, c_cfg.crop_size) for v in normalised])
