@@ -53,10 +53,10 @@ def test_views_are_float32_counts_of_the_canonical_shape() -> None:
 
 
 def test_total_counts_are_realistic() -> None:
-    for i in range(4):
-        c = generate_case(9, i)
-        for v in VIEWS:
-            assert 0.5e6 <= float(c.views[v].sum()) <= 4.0e6
+    # real whole-body views hold 0.3-1.5 million counts (GE Discovery 670: 0.36-0.68 M)
+    totals = [float(generate_case(9, i).views[v].sum()) for i in range(8) for v in VIEWS]
+    assert all(0.25e6 <= t <= 2.0e6 for t in totals)
+    assert min(totals) < 0.7e6 and max(totals) > 0.8e6  # the level varies from scan to scan
 
 
 def test_noise_free_render_is_the_poisson_mean() -> None:
@@ -127,7 +127,7 @@ def test_any_case_is_well_formed(seed: int, index: int) -> None:
     for v in VIEWS:
         assert c.views[v].shape == (ROWS, COLS) and c.views[v].dtype == np.float32
         assert set(np.unique(c.masks[v])) <= {0, 1, 2}
-        assert 0.5e6 <= float(c.views[v].sum()) <= 4.0e6
+        assert 0.25e6 <= float(c.views[v].sum()) <= 2.0e6
     assert c.has_metastasis == any((c.masks[v] == 1).any() for v in VIEWS)
     assert c.case_id == f"phantom-s{seed}-{index:05d}"
     json.dumps(c.truth)  # JSON-able as it is

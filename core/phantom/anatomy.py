@@ -238,25 +238,29 @@ def _tube(
 
 #: Relative MDP uptake per region (multiplies each primitive's own uptake).
 REGION_UPTAKE: dict[str, float] = {
-    "skull": 0.85,
-    "mandible": 0.9,
-    "cervical_spine": 1.3,
+    # Tuned (issue 13) so that each region's level against the lumbar spine matches the
+    # real scans of ``../shared/real-scans`` (docs/phantom.md, realism table): the
+    # lumbar bodies are large and were far too hot against ribs, pelvis and cervical
+    # spine; limb shafts and knees were too hot.
+    "skull": 0.78,
+    "mandible": 0.7,
+    "cervical_spine": 2.2,
     "thoracic_spine": 1.3,
-    "lumbar_spine": 1.3,
-    "sacrum": 1.5,
-    "pelvis": 1.5,
-    "ribs": 0.9,
-    "sternum": 1.3,
+    "lumbar_spine": 0.9,
+    "sacrum": 1.25,
+    "pelvis": 2.2,
+    "ribs": 1.5,
+    "sternum": 1.7,
     "clavicle": 1.0,
     "scapula": 1.0,
-    "humerus": 0.75,
-    "forearm": 0.7,
-    "hand": 0.8,
-    "femur": 0.75,
-    "patella": 0.6,
-    "tibia": 0.7,
-    "fibula": 0.7,
-    "foot": 0.8,
+    "humerus": 0.5,
+    "forearm": 0.55,
+    "hand": 0.7,
+    "femur": 0.4,
+    "patella": 0.4,
+    "tibia": 0.45,
+    "fibula": 0.5,
+    "foot": 0.6,
 }
 
 
@@ -514,7 +518,8 @@ def build_body(
                 d,
                 tt,
                 1.0,
-                power=4.0,
+                # rounder than a box: real vertebrae blur into a column, not beads
+                power=2.5,
             )
         )
         # posterior elements (pedicles, laminae, spinous process), deeper

@@ -366,6 +366,9 @@ def lesion_shape(lesion: Lesion, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     p = dx * ca + dy * sa
     q = -dx * sa + dy * ca
     n = int(min(4, 1 + r.poisson(1.0)))
+    # edge profile: 0.3 a plateau with a sharp rim, 1.5 an ill-defined, tapering focus
+    # (real metastases are often ill-defined; issue 13)
+    edge = 0.3 if r.random() < 0.3 else float(r.uniform(0.5, 1.5))
     shape = np.zeros(np.broadcast(p, q).shape)
     for k in range(n):
         if k == 0:
@@ -381,7 +384,7 @@ def lesion_shape(lesion: Lesion, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         qq = -(p - op) * sr + (q - oq) * cr
         u2 = (pp / a) ** 2 + (qq / b) ** 2
         # a flat-topped profile: lesions are plateaus of uptake with a soft edge
-        np.maximum(shape, np.clip(1.0 - u2, 0.0, None) ** 0.3, out=shape)
+        np.maximum(shape, np.clip(1.0 - u2, 0.0, None) ** edge, out=shape)
     tex = np.zeros_like(shape)
     for _ in range(3):
         wl = lesion.size_mm * r.uniform(0.5, 1.2)
@@ -465,8 +468,10 @@ def sample_lesions(
                 ratio = float(rng.uniform(1.5, 3.5))
             else:
                 site = sample_site(rng, body)
-                size = float(np.exp(rng.normal(math.log(15.0), 0.5)))
-                ratio = float(np.exp(rng.normal(math.log(3.2), 0.45)))
+                # real malignant boxes: contrast 1.8-7 (p10-p90), median 3.3, and
+                # often faint; sizes from a few pixels to a large region
+                size = float(np.exp(rng.normal(math.log(14.0), 0.65)))
+                ratio = float(np.exp(rng.normal(math.log(2.8), 0.5)))
                 if i == 0:
                     size, ratio = max(size, 10.0), max(ratio, 2.0)
             if _clear(site, size, avoid):
@@ -601,14 +606,62 @@ def _growth_plates(rng: np.random.Generator, body: Body) -> list[Benign]:
 
 def _degenerative(rng: np.random.Generator, body: Body) -> list[Benign]:
     out: list[Benign] = []
-    sites = ["knee", "shoulder", "lumbar_facet", "foot"]
-    n = int(rng.integers(1, 4))
-    for where in rng.choice(sites, size=n, replace=True):
+    # Where real benign boxes sit (../shared/real-stats.md): thorax and spine first,
+    # then lumbar, femora, shoulders; nearly as hot as metastases (contrast median 2.6).
+    sites = [
+        "knee",
+        "shoulder",
+        "lumbar_facet",
+        "foot",
+        "spine_osteophyte",
+        "vertebral_endplate",
+        "sternoclavicular",
+        "trochanter",
+        "hip",
+        "si_joint",
+        "rib_costochondral",
+    ]
+    weights = np.array([0.1, 0.1, 0.1, 0.04, 0.2, 0.08, 0.08, 0.1, 0.05, 0.05, 0.1])
+    n = int(rng.integers(1, 6))
+    for where in rng.choice(sites, size=n, replace=True, p=weights / weights.sum()):
         side = "right" if rng.random() < 0.5 else "left"
         sgn = -1.0 if side == "right" else 1.0
-        size = float(rng.uniform(10.0, 22.0))
-        ratio = round(float(rng.uniform(1.5, 3.0)), 3)
-        if where == "knee":
+        size = float(rng.uniform(8.0, 24.0))
+        ratio = round(float(np.clip(np.exp(rng.normal(math.log(2.3), 0.35)), 1.4, 5.0)), 3)
+        if where in ("spine_osteophyte", "vertebral_endplate"):
+            level = str(rng.choice([f"T{i}" for i in range(4, 13)] + ["L1", "L2", "L3", "L4"]))
+            b = body.bone(level)
+            assert isinstance(b, Blob)
+            s = _site_of(body, level, 0.0)
+            if where == "spine_osteophyte":  # bridging osteophyte at the body's lateral edge
+                s = replace(s, side=side, x=s.x + sgn * b.axes[0] * 0.9, y=s.y + b.axes[1])
+                size = min(size, 14.0)
+            else:  # compression fracture or Schmorl node: a band across the body
+                s = replace(s, side=None, y=s.y - 0.5 * b.axes[1])
+                side = "midline"
+            s = replace(s, angle=0.0, max_along=40, max_across=40)
+            site_name = f"{where}_{level}"
+        elif where == "sternoclavicular":
+            s = _site_of(body, f"clavicle_{side}", 0.0)
+            site_name = f"sternoclavicular_{side}"
+        elif where == "trochanter":
+            s = _site_of(body, f"femur_{side}", 0.03)
+            s = replace(s, x=s.x + sgn * 0.012 * body.height_mm)
+            site_name = f"trochanter_{side}"
+        elif where == "hip":
+            hx, hy = body.landmarks[f"hip_{side}"]
+            s = replace(_site_of(body, f"acetabulum_{side}", 0.0), x=hx, y=hy - 8.0)
+            site_name = f"hip_{side}"
+        elif where == "si_joint":
+            sx_, sy_ = body.landmarks[f"si_{side}"]
+            s = replace(_site_of(body, f"ilium_{side}", 0.0), x=sx_, y=sy_)
+            site_name = f"si_{side}"
+        elif where == "rib_costochondral":
+            rib = int(rng.integers(2, 8))
+            s = _site_of(body, f"rib{rib}_{side}", float(rng.uniform(0.75, 0.95)))
+            size = min(size, 12.0)
+            site_name = f"costochondral{rib}_{side}"
+        elif where == "knee":
             s = _site_of(body, f"tibia_{side}", 0.0)
             kx, ky = body.landmarks[f"knee_{side}"]
             # the medial compartment wears first
@@ -915,7 +968,9 @@ def sample_benign(
     """Draw the benign findings of a patient (or only the per-scan ones).
 
     Probabilities: growth plates always below 16 years (boys 17), degenerative uptake
-    rising with age (about 0 at 35 to 0.75 at 85), rib fractures 6 %, injection site
+    (1-5 sites: spine osteophytes and end plates, facets, knees, shoulders,
+    sternoclavicular, hips, trochanters, sacroiliac joints, costochondral junctions,
+    feet) rising with age (0.15 under 26 to 0.9 from 56), rib fractures 12 %, injection site
     7 %, urine contamination 5 %, catheter and bag 3 %, post-operative uptake 6 %.
 
     Args:
@@ -937,8 +992,8 @@ def sample_benign(
     age = body.age
     plate_age = 17 if body.sex == "M" else 16
     p = {
-        "degenerative": float(np.clip((age - 35) / 65, 0.0, 0.75)),
-        "rib_fracture": 0.06,
+        "degenerative": float(np.clip((age - 20) / 40, 0.15, 0.9)),
+        "rib_fracture": 0.12,
         "injection_site": 0.07,
         "urine_contamination": 0.05,
         "catheter_bag": 0.03,

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from core.config import LABEL_METASTASIS, VIEWS
 from core.phantom import render as rd
-from core.phantom.anatomy import AXIAL_REGIONS, Blob, Body, build_body
+from core.phantom.anatomy import AXIAL_REGIONS, REGION_UPTAKE, Blob, Body, build_body
 from core.phantom.cohort import (
     LesionState,
     PatientInfo,
     age_at,
-    decay_factor,
     evolve,
     plan_series,
     sample_patient,
@@ -106,6 +105,22 @@ class Physiology:
     injection_delay_h: float
     total_counts_ant: float
     blur_scale: float
+    region_gain: dict[str, float] = field(default_factory=dict)
+    joint_gains: dict[str, float] = field(default_factory=dict)
+
+
+#: Per-patient spread (log-normal sigma) of each skeletal region's uptake: real scans
+#: differ from one person to the next far more than one global bone gain gives
+#: (the skull against the lumbar spine spans 0.6-1.5 on the real scans).
+REGION_SPREAD = 0.18
+#: Joint groups whose uptake varies on its own (degeneration, activity, age).
+JOINT_GROUPS: tuple[str, ...] = (
+    "si_joint",
+    "shoulder_joint",
+    "hip_joint",
+    "knee_joint",
+    "ankle_joint",
+)
 
 
 def draw_physiology(
@@ -133,8 +148,9 @@ def draw_physiology(
     u = rng.random(12)
     delay = 2.0 + 1.2 * u[0] if u[1] < 0.9 else 1.5 + 3.0 * u[2]
     late = math.exp(-0.3 * (delay - 2.5))
-    soft = 0.055 * late * (0.7 + 0.6 * u[3])
-    kidney = 0.2 * late * (0.5 + 1.1 * u[4])
+    # real exports show a faint body outline and kidneys in most patients (realism table)
+    soft = 0.04 * late * (0.6 + 0.8 * u[3])
+    kidney = 0.5 * late * (0.3 + 1.4 * u[4])
     if u[5] < 0.04:  # poor renal clearance: kidneys and soft tissue stay bright
         kidney *= 3.0
         soft *= 1.5
@@ -158,7 +174,15 @@ def draw_physiology(
         volume = 4.0 + 8.0 * u[9]
         bladder *= 0.5
     mbq = 370.0 + 370.0 * u[10]
-    counts = 0.62e6 * (mbq / 555.0) * (0.8 + 0.45 * u[11]) * decay_factor(delay - 2.5)
+    # 0.3-1.5 million counts a view (GE Discovery 670 files hold 0.36-0.68 M)
+    counts = math.exp(rng.uniform(math.log(0.3e6), math.log(1.5e6)))
+    region_gain = {
+        r: float(np.exp(np.clip(rng.normal(0.0, REGION_SPREAD), -0.45, 0.45)))
+        for r in sorted(REGION_UPTAKE)
+    }
+    joint_gains = {
+        j: float(np.exp(rng.uniform(math.log(0.45), math.log(1.6)))) for j in JOINT_GROUPS
+    }
     return Physiology(
         soft_per_mm=soft,
         kidney_per_mm=kidney,
@@ -169,8 +193,10 @@ def draw_physiology(
         joint_gain=float(rng.uniform(0.7, 1.4)),
         injected_mbq=round(mbq, 1),
         injection_delay_h=round(delay, 2),
-        total_counts_ant=float(np.clip(counts, 0.52e6, 3.6e6)),
-        blur_scale=float(rng.uniform(1.05, 1.4)),
+        total_counts_ant=float(counts),
+        blur_scale=float(rng.uniform(1.0, 1.7)),
+        region_gain=region_gain,
+        joint_gains=joint_gains,
     )
 
 
@@ -228,16 +254,22 @@ def _render(
 ) -> tuple[dict[str, np.ndarray], rd.RenderResult, rd.Canvas]:
     canvas = rd.Canvas(placement)
     rd.draw_soft(canvas, body, phys.soft_per_mm)
-    axial = [b for b in body.bones if b.region in AXIAL_REGIONS]
-    rd.draw(canvas, [b for b in body.bones if b.region not in AXIAL_REGIONS], gain=phys.bone_gain)
-    rd.draw(canvas, axial, gain=phys.bone_gain * phys.axial_gain)
-    rd.draw(canvas, body.joints, gain=phys.bone_gain * phys.joint_gain)
+    for region in sorted({b.region for b in body.bones}):
+        gain = phys.bone_gain * phys.region_gain.get(region, 1.0)
+        if region in AXIAL_REGIONS:
+            gain *= phys.axial_gain
+        rd.draw(canvas, [b for b in body.bones if b.region == region], gain=gain)
+    for j in body.joints:
+        group = next((g for g in JOINT_GROUPS if j.name.startswith(g)), "")
+        gain = phys.bone_gain * phys.joint_gain * phys.joint_gains.get(group, 1.0)
+        rd.draw(canvas, [j], gain=gain)
     rd.draw(canvas, [replace(k, uptake=phys.kidney_per_mm) for k in body.kidneys])
     for b in benign:
         rd.draw(canvas, b.prims, gain=phys.bone_gain)
     hot = []
     for les in lesions:
         gain = phys.bone_gain * (phys.axial_gain if les.region in AXIAL_REGIONS else 1.0)
+        gain *= phys.region_gain.get(les.region, 1.0)  # the ratio is to the host bone
         h = _lesion_hotspot(les, gain, canvas)
         if h is not None:
             hot.append(h)
@@ -340,6 +372,10 @@ def _truth(
         },
         "kidneys": {"activity_per_mm": round(phys.kidney_per_mm, 4)},
         "soft_tissue_per_mm": round(phys.soft_per_mm, 5),
+        "uptake_factors": {
+            "regions": {k: round(v, 4) for k, v in phys.region_gain.items()},
+            "joints": {k: round(v, 4) for k, v in phys.joint_gains.items()},
+        },
         "body": {
             "height_mm": round(body.height_mm, 1),
             "arm_position": body.arm_position,
@@ -547,6 +583,17 @@ def generate_series(
         phys = draw_physiology(
             g_phys, body, catheter=any(b.kind == "catheter_bag" for b in ben_scan)
         )
+        if k == 0:
+            first_phys = phys
+        else:
+            # regional and joint uptake belong to the patient, and follow-ups are made on
+            # the same camera with the same protocol (collimator blur)
+            phys = replace(
+                phys,
+                region_gain=first_phys.region_gain,
+                joint_gains=first_phys.joint_gains,
+                blur_scale=first_phys.blur_scale,
+            )
         placement = draw_placement(g_place, body, phys.blur_scale)
         views, result, canvas = _render(
             body, drawn, ben_scan, phys, placement, g_noise if noise else None

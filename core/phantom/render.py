@@ -399,7 +399,7 @@ def render(
     *,
     total_counts_ant: float,
     rng: np.random.Generator | None,
-    count_limits: tuple[float, float] = (0.5e6, 4.0e6),
+    count_limits: tuple[float, float] = (0.25e6, 2.0e6),
 ) -> tuple[dict[str, np.ndarray], RenderResult]:
     """Blur, add the hotspots, draw the masks, scale to counts and add Poisson noise.
 

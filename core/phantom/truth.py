@@ -20,6 +20,7 @@ pixel positions are ``[row, col]`` of each view, the posterior view mirrored)::
       "bladder": {volume_ml, activity_per_mm, mask_pixels: {ANT, POST},
                   peak_to_bone: {ANT, POST}},
       "kidneys": {activity_per_mm},
+      "uptake_factors": {regions: {region: factor}, joints: {joint group: factor}},
       "body": {height_mm, arm_position, vertex_row, centre_col, ...},
       "acquisition": {total_counts: {ANT, POST}, blur_scale, fwhm_mm_at_10cm},
       "mask_rule": "...",            # the definition of the masks
