@@ -23,8 +23,11 @@
   decay to 1 % of the initial rate; the classifier minimises binary cross-entropy
   on its two logits, the segmenter MONAI's ``DiceCELoss`` (softmax, Dice over the
   metastasis and bladder channels pooled over the batch, plus cross-entropy).
-  One iteration makes one step of each model. Mixed precision (bfloat16) on CUDA
-  only.
+  One iteration makes one step of each model. Mixed precision (bfloat16
+  autocast, losses in float32) on CUDA, and on a CPU whose instructions do bfloat16
+  natively (:func:`core.device.native_bfloat16`: AVX512-BF16 or AMX; about 2.5x
+  faster there); models and batches are channels-last on the CPU (oneDNN's fastest
+  layout). The cards' ``training.amp_dtype`` says which arithmetic ran.
 * **Validation** (every ``val_every`` steps and at the end, on up to ``val_cases``
   held-out scans, no augmentation): classifier ROC AUC of metastasis and bladder
   over the fixed crops, scan accuracy for metastasis (max rule), and segmenter
@@ -39,6 +42,27 @@
   learning-rate schedule is recomputed for the new budget and the card says so.
 * **Result**: ``DIR/classifier.*`` and ``DIR/segmenter.*`` via
   :func:`core.models.save_model` (fp16 safetensors + JSON card with sha256).
+
+**Fine-tuning and hard negatives** (for transfer from the phantom to real scans):
+
+* ``init_from`` (``--init-from DIR``) starts both networks from a model folder's
+  weights (sha256 checked, loaded as float32) instead of a random initialisation.
+  The architecture fields of the run's configs must equal the folder's cards (else
+  ValueError); settings that are not architecture (the segmenter's ``train_crop``,
+  thresholds) are the run's, so a calibration made for the old weights is not carried
+  over. The cards' ``training.init_from`` and the checkpoint fingerprint record the
+  folder and both weights' sha256, so ``--resume`` refuses another starting point.
+* ``hard_negative_share`` (``--hard-negative-share``) mines hard negatives for the
+  classifier. Every crop position of the classifier strata without metastasis keeps a
+  hardness score, 1.0 at first (so unseen positions get drawn); after each classifier
+  step the positions of the batch's crops whose target is negative get their
+  metastasis binary cross-entropy from that same forward pass. When a batch is drawn,
+  each crop drawn from a negative stratum is, with this probability, replaced by a
+  negative position drawn with probability proportional to its score (regardless of
+  bladder). The scores are in the checkpoint; 0 draws exactly as before.
+* ``augment`` (``--augment transfer``) can be
+  :data:`core.augment.TRANSFER_AUGMENTATION`: blur, 8-bit display exports,
+  anisotropic stretch and burned-in labels on top of the standard augmentation.
 """
 
 from __future__ import annotations
@@ -57,6 +81,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from core.augment import AugmentConfig, augment_batch
 from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS, VIEWS
@@ -68,6 +93,9 @@ from core.models import (
     SegmenterConfig,
     build_classifier,
     build_segmenter,
+    config_from_dict,
+    load_model,
+    read_card,
     save_model,
 )
 from core.normalise import normalise_tensor, reference_level
@@ -253,7 +281,8 @@ class TrainOptions:
         lr: Initial learning rate of Adam (the paper: 0.01).
         seed: Seeds model initialisation, sampling and augmentation.
         device: ``"cpu"``, ``"cuda"`` ...; the GPU when available when None.
-        amp: Mixed precision (bfloat16); only ever used on CUDA.
+        amp: Mixed precision (bfloat16 autocast) on CUDA, and on a CPU with native
+            bfloat16 (:func:`core.device.native_bfloat16`); float32 elsewhere.
         checkpoint_every: Steps between checkpoints (>= 1).
         val_every: Steps between validations (>= 1); also validated at the end.
         val_cases: Most held-out scans used for validation figures.
@@ -273,6 +302,10 @@ class TrainOptions:
             5 to 25 are timed and both step budgets are cut by the same factor to fit
             (the learning-rate schedule follows). None: no limit.
         progress: Show the progress bar.
+        init_from: A model folder whose weights both networks start from
+            (fine-tuning); None: random initialisation. See the module docstring.
+        hard_negative_share: Share, in [0, 1], of the classifier's negative crops drawn
+            by hardness (their last metastasis loss) instead of uniformly; 0: none.
     """
 
     steps: int = 3000
@@ -295,6 +328,8 @@ class TrainOptions:
     keep_checkpoint: bool = False
     time_budget_s: float | None = None
     progress: bool = True
+    init_from: str | None = None
+    hard_negative_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "val_every"):
@@ -312,6 +347,12 @@ class TrainOptions:
             raise ValueError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0.0 <= self.hard_negative_share <= 1.0:
+            raise ValueError(
+                f"hard_negative_share must be in [0, 1], got {self.hard_negative_share}"
+            )
+        if self.init_from is not None and not str(self.init_from).strip():
+            raise ValueError("init_from must name a model folder or be None")
 
     @property
     def segmenter_steps(self) -> int:
@@ -361,6 +402,51 @@ class _Strata:
             group = self.groups[int(g)]
             out[i] = group[int(rng.integers(0, len(group)))]
         return out
+
+
+class _HardNegatives:
+    """Hardness scores of the classifier's negative crop positions, and draws by them."""
+
+    #: Score of a position not seen yet: above a typical loss, so that it gets drawn.
+    INITIAL = 1.0
+    #: Smallest score kept, so that every position stays drawable.
+    FLOOR = 1e-6
+
+    def __init__(self, positions: np.ndarray) -> None:
+        keys = positions[:, 0] * ROWS + positions[:, 1]
+        order = np.argsort(keys, kind="stable")
+        self.positions = positions[order]
+        self.keys = keys[order]
+        self.scores = np.full(len(positions), self.INITIAL, dtype=np.float64)
+
+    def index(self, picks: np.ndarray) -> np.ndarray:
+        """Return each pick's index in ``positions``, -1 where it is no negative position."""
+        if not len(self.keys):
+            return np.full(len(picks), -1, dtype=np.int64)
+        keys = picks[:, 0] * ROWS + picks[:, 1]
+        i = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+        return np.where(self.keys[i] == keys, i, -1)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` positions with probability proportional to their scores."""
+        p = self.scores / self.scores.sum()
+        return self.positions[rng.choice(len(self.positions), size=n, p=p)]
+
+    def replace(self, picks: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+        """Replace each negative pick by a hard draw with probability ``share``."""
+        negative = self.index(picks) >= 0
+        hard = negative & (rng.random(len(picks)) < share)
+        if not hard.any():
+            return picks
+        out = picks.copy()
+        out[hard] = self.draw(rng, int(hard.sum()))
+        return out
+
+    def update(self, picks: np.ndarray, losses: np.ndarray, negative: np.ndarray) -> None:
+        """Set the scores of the picks whose crop was negative to their losses."""
+        idx = self.index(picks)
+        ok = (idx >= 0) & negative
+        self.scores[idx[ok]] = np.maximum(losses[ok], self.FLOOR)
 
 
 def _row_presence(masks: np.ndarray, views: np.ndarray, label: int) -> np.ndarray:
@@ -470,10 +556,50 @@ def _make_valset(data: TrainingData, views: np.ndarray, cfg: ClassifierConfig) -
     return _ValSet(inputs, masks, local, targets, origins)
 
 
+def _amp_available(device: torch.device) -> bool:
+    from core.device import native_bfloat16
+
+    # emulated bfloat16 (a CPU without AVX512-BF16/AMX) is slower than float32
+    return device.type == "cuda" or (device.type == "cpu" and native_bfloat16())
+
+
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[object]:
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if amp and _amp_available(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+#: Config fields that decide the network a state dict fits (and what it was trained on).
+_ARCHITECTURE_FIELDS = {
+    CLASSIFIER: (
+        "architecture", "in_channels", "labels", "crop_size", "normalisation",
+        "stem_kernel", "stem_stride", "max_pool",
+    ),
+    SEGMENTER: (
+        "architecture", "backbone", "in_channels", "classes", "size_multiple",
+        "normalisation",
+    ),
+}  # fmt: skip
+
+
+def _init_source(folder: str, c_cfg: ClassifierConfig, s_cfg: SegmenterConfig) -> dict[str, str]:
+    """Check a fine-tuning folder against the run's configs; return its path and hashes.
+
+    Raises:
+        ValueError: If a card is missing or invalid, or an architecture field differs.
+    """
+    out = {"path": str(folder)}
+    for name, cfg in ((CLASSIFIER, c_cfg), (SEGMENTER, s_cfg)):
+        card = read_card(folder, name)
+        theirs = config_from_dict(name, card["config"])
+        differ = [f for f in _ARCHITECTURE_FIELDS[name] if getattr(theirs, f) != getattr(cfg, f)]
+        if differ:
+            raise ValueError(
+                f"init_from: {folder}/{name}.json differs from the {name} config in "
+                f"{differ}; match them (the weights must fit the architecture)"
+            )
+        out[f"{name}_sha256"] = str(card["weights"]["sha256"])
+    return out
 
 
 def validate(
@@ -607,7 +733,7 @@ class _Trainer:
         self.data, self.out, self.opts = data, out, opts
         self.ckpt_path = out / CHECKPOINT_NAME
         self.device = _device(opts.device)
-        self.amp = opts.amp and self.device.type == "cuda"
+        self.amp = opts.amp and _amp_available(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.train_ids, self.val_ids = split_patients(
@@ -621,15 +747,35 @@ class _Trainer:
         val_cases = sorted({int(c) for c in data.view_case[val_all]})[: opts.val_cases]
         val_views = val_all[np.isin(data.view_case[val_all], val_cases)]
         self.c_cfg, self.s_cfg = opts.classifier, opts.segmenter
+        self.init_from = (
+            _init_source(opts.init_from, self.c_cfg, self.s_cfg) if opts.init_from else None
+        )
         self.c_strata = _classifier_strata(
             data, train_views, self.c_cfg.crop_size, opts.positive_share
         )
+        self.hard: _HardNegatives | None = None
+        if opts.hard_negative_share > 0:
+            pos, met, _ = _positions(data, train_views, self.c_cfg.crop_size)
+            if (~met).any():
+                self.hard = _HardNegatives(pos[~met])
         self.s_strata = _segmenter_strata(data, train_views, self.s_cfg.train_crop[0])
         self.valset = _make_valset(data, val_views, self.c_cfg) if len(val_views) else None
 
         torch.manual_seed(opts.seed)
-        self.classifier = build_classifier(self.c_cfg).to(self.device)
-        self.segmenter = build_segmenter(self.s_cfg).to(self.device)
+        self.classifier = build_classifier(self.c_cfg)
+        self.segmenter = build_segmenter(self.s_cfg)
+        if opts.init_from:
+            # built first all the same, so that the torch random state is the same either way
+            for name, model in ((CLASSIFIER, self.classifier), (SEGMENTER, self.segmenter)):
+                loaded, _, _ = load_model(opts.init_from, name, "cpu")
+                model.load_state_dict(loaded.float().state_dict())
+        self.classifier.to(self.device)
+        self.segmenter.to(self.device)
+        # oneDNN's fastest convolutions are channels-last (batches are made so too)
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.classifier.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.segmenter.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.plan = _Plan(opts.steps, opts.segmenter_steps)
         self.opt_c = torch.optim.Adam(self.classifier.parameters(), lr=opts.lr)
         self.opt_s = torch.optim.Adam(self.segmenter.parameters(), lr=opts.lr)
@@ -650,6 +796,11 @@ class _Trainer:
         self.history: list[dict[str, float]] = []
         self.notes: list[str] = []
         self.fingerprint = {"data": data.fingerprint(), **_options_fingerprint(opts)}
+        # only when used, so that checkpoints of runs without them still resume
+        if self.init_from is not None:
+            self.fingerprint["init_from"] = {k: v for k, v in self.init_from.items() if k != "path"}
+        if opts.hard_negative_share > 0:
+            self.fingerprint["hard_negative_share"] = opts.hard_negative_share
 
     def restore(self) -> None:
         """Continue from the checkpoint (same data and settings required)."""
@@ -671,6 +822,8 @@ class _Trainer:
         self.step = int(ckpt["step"])
         self.history = list(ckpt["history"])
         self.notes = list(ckpt.get("notes", []))
+        if self.hard is not None:
+            self.hard.scores = np.asarray(ckpt["hard_scores"], dtype=np.float64).copy()
 
     def save_checkpoint(self) -> None:
         """Write every state needed to resume, atomically."""
@@ -690,27 +843,47 @@ class _Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "history": self.history,
                 "notes": self.notes,
+                "hard_scores": None if self.hard is None else self.hard.scores.copy(),
             },
             tmp,
         )
         tmp.replace(self.ckpt_path)
 
     def _batch(
-        self, strata: _Strata, shape: tuple[int, int], jitter: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        strata: _Strata,
+        shape: tuple[int, int],
+        jitter: int,
+        hard: _HardNegatives | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         picks = strata.sample(self.rng, self.opts.batch_size)
+        if hard is not None:
+            picks = hard.replace(picks, self.rng, self.opts.hard_negative_share)
         counts, ref, masks = _gather(self.data, picks, shape, self.rng, jitter)
         dev = self.device
-        return augment_batch(
+        x, m = augment_batch(
             counts.to(dev), ref.to(dev), masks.to(dev), self.opts.augment, self.aug_gen
         )
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, m, picks
 
     def step_classifier(self) -> float:
         """One optimisation step of the classifier; returns its loss."""
         size = self.c_cfg.crop_size
-        x, m = self._batch(self.c_strata, (size, size), SAMPLING_GRID // 2)
+        x, m, picks = self._batch(self.c_strata, (size, size), SAMPLING_GRID // 2, self.hard)
         with _autocast(self.device, self.amp):
-            loss = self.bce(self.classifier(x).float(), classifier_targets(m))
+            logits = self.classifier(x)
+        logits = logits.float()
+        targets = classifier_targets(m)
+        loss = self.bce(logits, targets)
+        if self.hard is not None:
+            # the same forward pass scores the negatives: no extra inference
+            per_crop = functional.binary_cross_entropy_with_logits(
+                logits[:, 0].detach(), targets[:, 0], reduction="none"
+            )
+            negative = (targets[:, 0] == 0).cpu().numpy()
+            self.hard.update(picks, per_crop.cpu().numpy(), negative)
         self.opt_c.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_c.step()
@@ -720,7 +893,7 @@ class _Trainer:
     def step_segmenter(self) -> float:
         """One optimisation step of the segmenter; returns its loss."""
         h, w = self.s_cfg.train_crop
-        x, m = self._batch(self.s_strata, (h, w), SAMPLING_GRID // 2)
+        x, m, _ = self._batch(self.s_strata, (h, w), SAMPLING_GRID // 2)
         with _autocast(self.device, self.amp):
             logits = self.segmenter(x)
         loss = self.dice_ce(logits.float(), m[:, None])
@@ -788,6 +961,10 @@ class _Trainer:
             "augmentation": dataclasses.asdict(opts.augment),
             "device": str(self.device),
             "amp": self.amp,
+            "amp_dtype": "bfloat16" if self.amp else "float32",
+            "amp_device": self.device.type,
+            "init_from": self.init_from,
+            "hard_negative_share": opts.hard_negative_share,
             "seconds_last_session": round(seconds, 1),
             "notes": self.notes,
             "validation": last_val,

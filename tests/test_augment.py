@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 import torch
+from torch.nn import functional
 
-from core.augment import NO_AUGMENTATION, AugmentConfig, augment_batch, thin_counts
+from core.augment import (
+    AUGMENTATION_PRESETS,
+    NO_AUGMENTATION,
+    TRANSFER_AUGMENTATION,
+    AugmentConfig,
+    augment_batch,
+    display_export,
+    gaussian_blur,
+    geometric_grid,
+    thin_counts,
+)
 from core.normalise import normalise_tensor
 
 GEOMETRY_ONLY = AugmentConfig(
@@ -119,3 +131,119 @@ def test_config_and_shapes_are_checked() -> None:
         augment_batch(
             torch.zeros(2, 1, 8, 8), torch.ones(2), torch.zeros(2, 4, 8), NO_AUGMENTATION, _gen()
         )
+
+
+def _poisson_blobs(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    counts, masks = _blobs(n)
+    return torch.poisson(counts, generator=_gen(11)), masks
+
+
+def test_new_fields_off_run_only_the_standard_stages() -> None:
+    # With the export/camera fields off, the batch is exactly the standard pipeline
+    # (thinning, intensity, normalisation, geometry) drawn from the same generator in
+    # the same order: no extra stage and no extra random draw.
+    counts, masks = _poisson_blobs()
+    cfg = AugmentConfig(thin_prob=1.0)
+    x, m = augment_batch(counts, torch.full((8,), 1000.0), masks, cfg, _gen(7))
+
+    gen = _gen(7)
+    n = counts.shape[0]
+    lo, hi = cfg.thin_range
+    keep = lo + (hi - lo) * torch.rand(n, generator=gen)
+    assert bool((torch.rand(n, generator=gen) < cfg.thin_prob).all())
+    want = thin_counts(counts.float(), keep, gen)
+    ref = torch.full((8,), 1000.0) * keep
+    ilo, ihi = cfg.intensity_range
+    ref = ref / torch.exp(
+        math.log(ilo) + (math.log(ihi) - math.log(ilo)) * torch.rand(n, generator=gen)
+    )
+    want = normalise_tensor(want, ref.reshape(n, 1, 1, 1))
+    grid = geometric_grid(n, tuple(counts.shape[2:]), cfg, gen, torch.device("cpu"))
+    want = functional.grid_sample(
+        want, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    want_m = (
+        functional.grid_sample(
+            masks[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+        )[:, 0]
+        .round()
+        .long()
+    )
+    assert torch.equal(x, want)
+    assert torch.equal(m, want_m)
+    assert AUGMENTATION_PRESETS["standard"] == AugmentConfig()
+
+
+def test_transfer_augmentation_keeps_shapes_and_ranges() -> None:
+    counts, masks = _poisson_blobs(16)
+    x, m = augment_batch(counts, torch.full((16,), 1000.0), masks, TRANSFER_AUGMENTATION, _gen(2))
+    assert x.shape == (16, 1, 64, 32) and m.shape == (16, 64, 32)
+    assert x.dtype == torch.float32 and m.dtype == torch.int64
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 2.0 and bool(torch.isfinite(x).all())
+    assert set(m.unique().tolist()) <= {0, 1, 2}
+
+
+def test_stretch_moves_masks_with_images() -> None:
+    counts, masks = _blobs(16)
+    cfg = replace(NO_AUGMENTATION, stretch=0.3)
+    x, m = augment_batch(counts, torch.full((16,), 1000.0), masks, cfg, _gen(4))
+    changed = 0
+    for i in range(16):
+        hot = x[i, 0] > 0.55
+        assert _dice(hot, m[i] > 0) > 0.9
+        changed += not torch.equal(m[i], masks[i].long())
+    assert changed >= 12  # the aspect ratio did change
+
+
+def test_export_gives_at_most_256_levels_and_a_matching_reference() -> None:
+    counts, masks = _poisson_blobs(8)
+    levels, ref = display_export(
+        counts, torch.full((8,), 1000.0), torch.full((8,), 0.5), torch.full((8,), 1.0)
+    )
+    assert torch.equal(levels, levels.round()) and levels.min() >= 0 and levels.max() <= 255
+    assert len(levels.unique()) <= 256
+    torch.testing.assert_close(ref, torch.full((8,), 255.0))  # reference above the window
+    cfg = replace(NO_AUGMENTATION, export_prob=1.0)
+    x, _ = augment_batch(counts, torch.full((8,), 1000.0), masks, cfg, _gen(3))
+    for i in range(8):
+        # normalisation maps each level to one value: at most 256 distinct inputs
+        assert len(x[i].unique()) <= 256
+    # the blob (about the reference) stays bright and the background dark
+    assert x[:, 0, 12, 6].min() > 0.8 and x[:, 0, 2, 30].max() < 0.6
+
+
+def test_blur_spreads_a_point_and_keeps_its_sum() -> None:
+    x = torch.zeros(2, 1, 33, 33)
+    x[:, 0, 16, 16] = 100.0
+    y = gaussian_blur(x, torch.tensor([0.0, 1.5]))
+    torch.testing.assert_close(y[0], x[0])
+    assert float(y[1].sum()) == pytest.approx(100.0, rel=1e-4)
+    assert float(y[1, 0, 16, 16]) < 10.0 and float(y[1, 0, 16, 18]) > 1.0
+
+
+def test_burned_in_labels_and_borders_never_set_mask_pixels() -> None:
+    n = 32
+    counts = torch.poisson(torch.full((n, 1, 64, 48), 500.0), generator=_gen(1))
+    masks = torch.ones(n, 64, 48, dtype=torch.uint8)  # metastasis everywhere
+    cfg = replace(NO_AUGMENTATION, label_prob=1.0, border_prob=1.0)
+    x, m = augment_batch(counts, torch.full((n,), 500.0), masks, cfg, _gen(5))
+    plain = normalise_tensor(counts, 500.0)
+    drawn = m == 0
+    assert set(m.unique().tolist()) == {0, 1}  # only ever cleared, never set
+    assert drawn.sum(dim=(1, 2)).min() > 0  # every item got something
+    # pixels outside the drawings are untouched; labels sit at or above the crop's max
+    assert torch.equal(x[:, 0][~drawn], plain[:, 0][~drawn])
+    top = plain.reshape(n, -1).amax(1)
+    for i in range(n):
+        corners = [x[i, 0, :12, :12], x[i, 0, :12, -12:], x[i, 0, -12:, :12], x[i, 0, -12:, -12:]]
+        assert max(float(c.max()) for c in corners) >= float(top[i]) - 1e-6
+    assert float(x.max()) <= 2.0
+
+
+def test_new_config_fields_are_checked() -> None:
+    with pytest.raises(ValueError, match="stretch"):
+        AugmentConfig(stretch=0.6)
+    with pytest.raises(ValueError, match="export_gamma"):
+        AugmentConfig(export_gamma=(0.0, 1.0))
+    with pytest.raises(ValueError, match="blur_prob"):
+        AugmentConfig(blur_prob=1.5)
