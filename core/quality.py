@@ -23,23 +23,33 @@ Checks, in order (the first that fires decides; both views are checked):
     :data:`MIN_STRUCTURE`.
 ``not_whole_body``
     No body-like shape: the signal (smoothed view above :data:`MASK_FRACTION` of its
-    99.5th percentile, largest connected part kept) must be taller than wide
+    99.5th percentile; its largest connected part and the sizeable parts beside it, see
+    below) must be taller than wide
     (``height / width >= MIN_ASPECT``), reach :data:`MIN_HEIGHT_FRACTION` of the field
     height (a small child fills about a third), and be roughly left-right symmetric
     (correlation of the smoothed body with its mirror image about its centre of mass,
     ``>= MIN_SYMMETRY``). Only the largest connected part counts, so isolated hot spots
-    in a noise field are not a body.
+    in a noise field are not a body. A body that fills the field is judged by the next
+    check instead.
 ``spot_view``
-    The body fills the field: it touches both the top and the bottom edge, or covers
-    more than :data:`MAX_FILL_FRACTION` of the field. A
-    whole-body view leaves background around the body.
+    The view shows only part of the body: the body reaches both the top and the bottom
+    edge (within :data:`EDGE_ROWS` rows), or covers more than :data:`MAX_FILL_FRACTION`
+    of the field, and it is not a whole body, i.e. not upright with a head at its top
+    and feet at its bottom (a tall patient or a tight crop fills the field and is still
+    a whole-body view).
 ``body_cut_off``
-    Head or feet missing: the body touches the top or bottom edge of the field
-    (:data:`EDGE_ROWS` rows, over :data:`EDGE_TOUCH_FRACTION` of the columns), or one
-    end of the body starts abruptly: the row sums of its first (last)
-    :data:`END_ROWS` rows reach :data:`MAX_END_LEVEL` of a typical body row, where a
-    whole body starts with a thin skull top and ends in small feet (rows blanked in the
-    file). Touching both edges is a spot view.
+    Head or feet missing. Where the body reaches an edge of the field (within
+    :data:`EDGE_ROWS` rows), what lies at the edge decides, from the body's width
+    profile (mask widths per row, smoothed): a head is narrow (at most
+    :data:`HEAD_MAX_WIDTH_RATIO` of the widest row), one run of body
+    (:data:`HEAD_MAX_RUNS`), with the shoulders :data:`MIN_HEAD_SPAN` to
+    :data:`MAX_HEAD_SPAN` of the body's height below the edge; feet are narrow (at most
+    :data:`FEET_MAX_WIDTH_RATIO`) with the hips at least :data:`MIN_LEGS_SPAN` above
+    it. A cut through the chest or the thighs is wide, or has the shoulders (hips) at the
+    edge. Where the body ends inside the field, the end must not start abruptly: the row
+    sums of its first (last) :data:`END_ROWS` rows must stay under
+    :data:`MAX_END_LEVEL` of a typical body row, as a thin skull top and small feet do
+    (rows blanked in the file start at full trunk width).
 ``saturated``
     A flat plateau at the ceiling (``2**bit_depth - 1`` for exports, the view's own
     maximum for counts) of at least :data:`MAX_PLATEAU_PX` connected pixels, or
@@ -47,6 +57,13 @@ Checks, in order (the first that fires decides; both views are checked):
     the ceiling) inside a hot region (the 5 x 5 median around them >=
     :data:`WRAP_HOT` of the ceiling), which a blurred gamma-camera image never shows.
     Small hot spots at the ceiling (growth plates, an injection site) pass.
+
+Before the shape and saturation measures, what an export burns into the picture is
+set aside: panel borders (lines within :data:`BORDER_PX` of an edge that are nearly
+constant above the background) are set to the background, and separate parts of the
+signal that are not body (labels such as "R", "ANT" in the corners: small, or off to
+the side of the largest part) count neither as body, nor in the row profile, nor as
+saturation.
 
 All checks apply to every ``source_format``; only ``too_few_counts`` depends on it.
 Thresholds were calibrated on generated phantom scans (all pass) and on real 8-bit
@@ -97,12 +114,55 @@ END_ROWS = 3
 MAX_END_LEVEL = 0.185
 #: The typical body row: mean row sum of this many fullest rows.
 TYPICAL_ROWS = 400
-#: Rows at the top and bottom of the field where the body touches the edge.
+#: Rows at the top and bottom of the field where the body reaches the edge.
 EDGE_ROWS = 3
-#: Width, as a fraction of the columns, the body must cover in those rows to touch.
-EDGE_TOUCH_FRACTION = 0.05
 #: Smallest connected part of the signal, pixels, counted as body (not a speck).
 MIN_PART_PX = 200
+#: Smallest part, as a fraction of the largest, counted as body (faint legs apart from
+#: the trunk are; burned-in labels, a few hundred pixels, are not).
+MIN_PART_FRACTION = 0.05
+#: A part of the signal other than the largest, lying wholly within this many rows of
+#: the top or bottom edge ...
+LABEL_CORNER_ROWS = 100
+#: ... and this many columns of the left or right edge, is a burned-in label ("R",
+#: "ANT"), as is one whose centre column lies outside the largest part's columns.
+LABEL_CORNER_COLS = 64
+#: Lines (rows, columns) this close to each edge of the view are checked for a border.
+BORDER_PX = 4
+#: A border line lies within this fraction of its height above the background ...
+BORDER_TOLERANCE = 0.25
+#: ... over at least this fraction of its length (a head crossing it does not).
+BORDER_LINE_FRACTION = 0.7
+#: A border line's median differs, by at least this fraction of its height above the
+#: background, from the median of the line this many pixels further in (a body filling
+#: the field continues inwards; a border does not).
+BORDER_CONTRAST = 0.5
+#: See :data:`BORDER_CONTRAST`.
+BORDER_INNER_PX = 8
+#: Rows (Gaussian sigma) over which the body's row widths are smoothed.
+WIDTH_SMOOTH_ROWS = 4.0
+#: Rows at each end of the body over which its width there is averaged.
+END_WIDTH_ROWS = 10
+#: A row at least this fraction of the widest row is trunk (shoulders, hips, hands).
+TRUNK_WIDTH_RATIO = 0.6
+#: A head at the top is at most this fraction of the widest row (real exports and
+#: phantoms: 0.25-0.45; a cut through the chest: 0.7-1).
+HEAD_MAX_WIDTH_RATIO = 0.65
+#: Head and neck: at least this fraction of the body's height from its top to the first
+#: trunk row (whole bodies 0.13-0.2, a skull top cut 0.1; a cut at the neck about 0.03).
+MIN_HEAD_SPAN = 0.07
+#: ... and at most this fraction (a lumbar spine above the pelvis, in a spot view,
+#: is longer; whole bodies at most 0.23, 0.3 for the legs cut at the knees).
+MAX_HEAD_SPAN = 0.3
+#: A head is one run of body across its rows (a cut trunk with the forearms beside it,
+#: or the lumbar spine of a pelvis spot view between them, is three).
+HEAD_MAX_RUNS = 1
+#: Feet at the bottom are at most this fraction of the widest row (0.1-0.4; a cut
+#: through the thighs with the hands beside them: 0.6-1).
+FEET_MAX_WIDTH_RATIO = 0.5
+#: Legs: at least this fraction of the body's height from its last trunk row (hips,
+#: hands) to its bottom (whole bodies 0.35-0.5; a cut through the thighs under 0.2).
+MIN_LEGS_SPAN = 0.25
 #: Largest connected plateau at the ceiling, pixels, before the view is saturated.
 MAX_PLATEAU_PX = 150
 #: Plateau: values at or above this fraction of the ceiling (JPEG blurs flat tops).
@@ -244,6 +304,127 @@ def _wrap_px(a: np.ndarray, ceiling: float) -> float:
     return float((candidates & hot_region).sum())
 
 
+def _clear_borders(a: np.ndarray, background: float) -> np.ndarray:
+    """Return ``a`` with the panel-border lines along its edges set to ``background``.
+
+    A border line is a row (column) within :data:`BORDER_PX` of an edge whose values lie
+    within :data:`BORDER_TOLERANCE` of its median's height above the background over
+    :data:`BORDER_LINE_FRACTION` of its length, while the line :data:`BORDER_INNER_PX`
+    further in is near the background. A head or feet crossing the line, or a body
+    filling the field, do not make it one.
+
+    Args:
+        a: One view, float64 (rows, columns).
+        background: The view's background level.
+
+    Returns:
+        ``a`` itself when no line is a border, otherwise a copy with the borders cleared.
+    """
+    out = a
+    for axis in (0, 1):
+        size = a.shape[axis]
+        for i in (*range(BORDER_PX), *range(size - BORDER_PX, size)):
+            inner = i + BORDER_INNER_PX if i < BORDER_PX else i - BORDER_INNER_PX
+            line = a[i] if axis == 0 else a[:, i]
+            level = float(np.median(line))
+            height = level - background
+            if height <= 0:
+                continue
+            if np.mean(np.abs(line - level) <= BORDER_TOLERANCE * height) < BORDER_LINE_FRACTION:
+                continue
+            inner_line = a[inner] if axis == 0 else a[:, inner]
+            if level - float(np.median(inner_line)) < BORDER_CONTRAST * height:
+                continue
+            if out is a:
+                out = a.copy()
+            if axis == 0:
+                out[i] = background
+            else:
+                out[:, i] = background
+    return out
+
+
+def _body_parts(labels: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort the signal's parts (labels of the whole view, 0 = background) into body and labels.
+
+    The largest part is body. A burned-in label is another part lying wholly in a corner
+    (:data:`LABEL_CORNER_ROWS`, :data:`LABEL_CORNER_COLS`) or with its centre column
+    outside the largest part's columns. Any other part is body when it is sizeable
+    (:data:`MIN_PART_PX`, :data:`MIN_PART_FRACTION` of the largest): faint legs apart
+    from the trunk are, specks are not (they stay in the row profile, labels do not).
+
+    Args:
+        labels: Labelled parts, 1..``n_parts``, shape (rows, columns) of the view.
+        n_parts: Number of parts (>= 1).
+
+    Returns:
+        ``(body, label)``: bool per label value (index 0, the background, False).
+    """
+    sizes = np.bincount(labels.ravel(), minlength=n_parts + 1)
+    sizes[0] = 0
+    main = int(sizes.argmax())
+    cols = np.broadcast_to(np.arange(labels.shape[1], dtype=np.float64), labels.shape)
+    centre = np.bincount(labels.ravel(), weights=cols.ravel(), minlength=n_parts + 1) / (
+        np.maximum(sizes, 1)
+    )
+    main_cols = np.nonzero((labels == main).any(axis=0))[0]
+    label = (centre < main_cols[0]) | (centre > main_cols[-1])
+    # Each part's bounding box, all parts at once (noise fields have thousands).
+    index = np.arange(1, n_parts + 1)
+    grid_r, grid_c = np.indices(labels.shape)
+    r0 = np.zeros(n_parts + 1)
+    r1, c0, c1 = r0.copy(), r0.copy(), r0.copy()
+    r0[1:] = ndimage.minimum(grid_r, labels, index)
+    r1[1:] = ndimage.maximum(grid_r, labels, index)
+    c0[1:] = ndimage.minimum(grid_c, labels, index)
+    c1[1:] = ndimage.maximum(grid_c, labels, index)
+    n_rows, n_cols = labels.shape
+    in_rows = (r1 < LABEL_CORNER_ROWS) | (r0 >= n_rows - LABEL_CORNER_ROWS)
+    in_cols = (c1 < LABEL_CORNER_COLS) | (c0 >= n_cols - LABEL_CORNER_COLS)
+    label |= in_rows & in_cols
+    label[main] = label[0] = False
+    body = (sizes >= max(MIN_PART_PX, MIN_PART_FRACTION * sizes[main])) & ~label
+    body[main] = True
+    body[0] = False
+    return body, label
+
+
+def _end_shapes(body: np.ndarray) -> dict[str, float]:
+    """Width measures of the body's two ends, from its smoothed row widths.
+
+    Args:
+        body: Body mask (rows, columns), not empty.
+
+    Returns:
+        ``top_width``, ``bottom_width``: mean width of the first (last)
+        :data:`END_WIDTH_ROWS` rows of the body / the widest row; ``head_span``,
+        ``legs_span``: rows from the body's top to its first trunk row (from its last
+        trunk row to its bottom) / the body's height, a trunk row being at least
+        :data:`TRUNK_WIDTH_RATIO` of the widest; ``top_runs``, ``bottom_runs``: median
+        number of separate runs of body across the rows of each end.
+    """
+    # "nearest": a body running off the field keeps its width beyond the edge.
+    w = ndimage.gaussian_filter1d(
+        body.sum(axis=1).astype(np.float64), WIDTH_SMOOTH_ROWS, mode="nearest"
+    )
+    rows = np.nonzero(body.any(axis=1))[0]
+    top, bottom = int(rows[0]), int(rows[-1])
+    height = bottom - top + 1
+    widest = max(float(w.max()), 1e-12)
+    trunk = np.nonzero(w[top : bottom + 1] >= TRUNK_WIDTH_RATIO * widest)[0] + top
+    # Separate runs of body per row: a head is one, feet two; a cut trunk with the
+    # forearms beside it three or more.
+    runs = np.count_nonzero(body[:, 1:] & ~body[:, :-1], axis=1) + body[:, 0]
+    return {
+        "top_runs": float(np.median(runs[top : top + END_WIDTH_ROWS])),
+        "bottom_runs": float(np.median(runs[max(bottom - END_WIDTH_ROWS + 1, 0) : bottom + 1])),
+        "top_width": float(w[top : top + END_WIDTH_ROWS].mean()) / widest,
+        "bottom_width": float(w[max(bottom - END_WIDTH_ROWS + 1, 0) : bottom + 1].mean()) / widest,
+        "head_span": float(trunk[0] - top) / height,
+        "legs_span": float(bottom - trunk[-1]) / height,
+    }
+
+
 def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
     """Compute the quality measures of one view.
 
@@ -256,8 +437,14 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         ``structure`` (view clipped at its 99th percentile), ``structure_raw``,
         ``height_frac``, ``aspect``, ``symmetry``, ``fill_frac``, ``top_end``,
         ``bottom_end`` (row sum at each end of the body / a typical body row),
-        ``top_edge_frac``, ``bottom_edge_frac`` (of the columns), ``plateau_px``,
+        ``top_edge_frac``, ``bottom_edge_frac`` (of the columns), ``top_at_edge``,
+        ``bottom_at_edge`` (1 when the body reaches that edge), ``top_width``,
+        ``bottom_width``, ``head_span``, ``legs_span``, ``top_runs``, ``bottom_runs``
+        (see :func:`_end_shapes`),
+        ``border_lines`` (rows and columns cleared as panel borders), ``plateau_px``,
         ``wrap_px`` (0 for count images). Shape measures are 0 when there is no signal.
+        Everything but ``total`` and ``flat`` is measured with the borders cleared;
+        the shape, row-profile and saturation measures see only the body's parts.
 
     Raises:
         ValueError: If ``a`` is not a finite 2-D array of shape (1024, 256).
@@ -268,6 +455,13 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
     a_max = float(a.max())
     m: dict[str, float] = {"total": float(a.sum()), "flat": float(a_max == a.min())}
     background = median(a)
+    cleared = _clear_borders(a, background)
+    m["border_lines"] = float(
+        (cleared != a).all(axis=1).sum() + (cleared != a).all(axis=0).sum()
+        if cleared is not a
+        else 0
+    )
+    a = cleared
     s, down = gaussian_passes(
         a, SMOOTH_SIGMA_PX, mode="constant", cval=background, background=background
     )
@@ -292,54 +486,66 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
             "bottom_end",
             "top_edge_frac",
             "bottom_edge_frac",
+            "top_at_edge",
+            "bottom_at_edge",
+            "top_width",
+            "bottom_width",
+            "head_span",
+            "legs_span",
+            "top_runs",
+            "bottom_runs",
         ),
         0.0,
     )
     m.update(zero_shape)
     box = bounding_box(body_all) if m["signal_px"] > 0 else None
+    # The view the row profile and saturation see: burned-in labels set to the
+    # background, so that a label is never an end of the body nor a saturated region.
+    a_body = a
     if box is not None:
-        # Every sizeable part counts (faint legs may be apart from the trunk); specks not.
-        # Labelling the signal's bounding box finds the same parts as the whole view.
-        labels, _ = ndimage.label(body_all[box], structure=_EIGHT)
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        keep = sizes >= max(MIN_PART_PX, 0.05 * sizes.max())
-        body = fill_holes(keep[labels])
-        widths = body.sum(axis=1).astype(np.float64)
+        # Corners are judged in the whole view's coordinates.
+        labels, n_parts = ndimage.label(body_all, structure=_EIGHT)
+        is_body, is_label = _body_parts(labels, n_parts)
+        body_parts = is_body[labels]
+        burned_in = is_label[labels]
+        if burned_in.any():
+            a_body = a.copy()
+            a_body[burned_in] = background
+        body = fill_holes(body_parts)
+        widths = body.sum(axis=1)
         rows = np.nonzero(widths)[0]
         top, bottom = int(rows[0]), int(rows[-1])
-        max_w = float(widths.max())
         height = bottom - top + 1
-        full_body = np.zeros(a.shape, dtype=bool)
-        full_body[box] = body
-        body = full_body
         # A skull and feet start thin; a cut (rows blanked) starts at full trunk width.
-        prof = a - background
+        prof = a_body - background
         np.clip(prof, 0, None, out=prof)
         prof = prof.sum(axis=1)
         typical = float(np.sort(prof)[-TYPICAL_ROWS:].mean())
-        ends = np.nonzero(prof > 0.05 * typical)[0] if typical > 0 else np.array([0])
+        ends = np.nonzero(prof > 0.05 * typical)[0] if typical > 0 else np.array([top, bottom])
         t0, b0 = int(ends[0]), int(ends[-1])
         top_end = float(prof[t0 : t0 + END_ROWS].mean()) / max(typical, 1e-12)
         bottom_end = float(prof[max(b0 - END_ROWS + 1, 0) : b0 + 1].mean()) / max(typical, 1e-12)
         m.update(
             height_frac=height / ROWS,
-            aspect=height / max_w,
+            aspect=height / float(widths.max()),
             symmetry=_symmetry(s_rel, body),
-            fill_frac=float(body_all.sum()) / body.size,
+            fill_frac=float(body_parts.sum()) / body.size,
             top_end=top_end,
             bottom_end=bottom_end,
             top_edge_frac=float(body[:EDGE_ROWS].any(axis=0).sum()) / COLS,
             bottom_edge_frac=float(body[-EDGE_ROWS:].any(axis=0).sum()) / COLS,
+            top_at_edge=float(min(top, t0) < EDGE_ROWS),
+            bottom_at_edge=float(max(bottom, b0) >= ROWS - EDGE_ROWS),
+            **_end_shapes(body),
         )
 
     ceiling = _ceiling(a_max, bit_depth)
     if ceiling > 0:
-        m["plateau_px"] = float(_largest_component_size(a >= PLATEAU_LEVEL * ceiling))
+        m["plateau_px"] = float(_largest_component_size(a_body >= PLATEAU_LEVEL * ceiling))
         # Blurred camera images never jump from near the top to near zero between
         # neighbours inside a hot region; wrapped integers do. Count images have no
         # fixed top to wrap at, and nothing is "low" there.
-        m["wrap_px"] = _wrap_px(a, ceiling) if bit_depth is not None else 0.0
+        m["wrap_px"] = _wrap_px(a_body, ceiling) if bit_depth is not None else 0.0
     else:
         m["plateau_px"] = m["wrap_px"] = 0.0
     return m
@@ -364,27 +570,37 @@ def _first_problem(view: str, m: dict[str, float], counts_known: bool) -> tuple[
                 "isolated hot spots, no body.",
             )
         return "noise_only", f"The {name} view holds only noise; no body is imaged."
-    if (
-        m["aspect"] < MIN_ASPECT
-        or m["height_frac"] < MIN_HEIGHT_FRACTION
-        or m["symmetry"] < MIN_SYMMETRY
-    ) and m["fill_frac"] <= MAX_FILL_FRACTION:
+    upright = m["aspect"] >= MIN_ASPECT and m["symmetry"] >= MIN_SYMMETRY
+    head = (
+        m["top_width"] <= HEAD_MAX_WIDTH_RATIO
+        and MIN_HEAD_SPAN <= m["head_span"] <= MAX_HEAD_SPAN
+        and m["top_runs"] <= HEAD_MAX_RUNS
+    )
+    feet = m["bottom_width"] <= FEET_MAX_WIDTH_RATIO and m["legs_span"] >= MIN_LEGS_SPAN
+    # Reaching both edges, even with faint thin ends (a spine, femurs), fills the field.
+    fills_field = (m["top_at_edge"] and m["bottom_at_edge"]) or m["fill_frac"] > MAX_FILL_FRACTION
+    if not fills_field and (not upright or m["height_frac"] < MIN_HEIGHT_FRACTION):
         return (
             "not_whole_body",
             f"The {name} view is not a whole-body bone scan: no upright, symmetric body is seen.",
         )
-    touch_top = m["top_edge_frac"] >= EDGE_TOUCH_FRACTION
-    touch_bottom = m["bottom_edge_frac"] >= EDGE_TOUCH_FRACTION
-    if (touch_top and touch_bottom) or m["fill_frac"] > MAX_FILL_FRACTION:
+    # A tall patient or a tight crop fills the field too; it shows a head and feet.
+    if fills_field and not (upright and head and feet):
         return (
             "spot_view",
             f"The {name} view is a spot view: it shows only part of the body.",
         )
-    for end, what, touch in (("top", "head", touch_top), ("bottom", "feet", touch_bottom)):
-        if touch or m[f"{end}_end"] >= MAX_END_LEVEL:
+    for end, missing, whole_end in (
+        ("top", "the head is", head),
+        ("bottom", "the feet are", feet),
+    ):
+        # At the field's edge the shape there decides (a head or feet may touch it);
+        # inside the field, rows blanked in the file leave an abrupt, wide end.
+        cut = not whole_end if m[f"{end}_at_edge"] else m[f"{end}_end"] >= MAX_END_LEVEL
+        if cut:
             return (
                 "body_cut_off",
-                f"The {name} view is cut off at the {end}: the {what} are not in the field.",
+                f"The {name} view is cut off at the {end}: {missing} not in the field.",
             )
     if m["plateau_px"] >= MAX_PLATEAU_PX or m["wrap_px"] >= MAX_WRAP_PX:
         kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped-around"
