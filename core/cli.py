@@ -13,9 +13,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli_admin import ADMIN_SUBCOMMANDS
+
+if TYPE_CHECKING:
+    from core.pipeline import AnalysisResult
 
 _Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
 
@@ -114,7 +117,29 @@ def _add_train(sub: _Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, augmentation")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU when available)")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--no-amp",
+        action="store_true",
+        help="no bfloat16 mixed precision (used on CUDA and on CPUs with native bfloat16)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="DIR",
+        help="fine-tune: start both networks from this model folder's weights",
+    )
+    p.add_argument(
+        "--hard-negative-share",
+        type=float,
+        default=0.0,
+        help="share of negative classifier crops drawn by hardness (e.g. 0.5; default 0)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=("standard", "transfer"),
+        default="standard",
+        help="augmentation: standard, or transfer (adds blur, 8-bit exports, stretch, labels)",
+    )
     p.add_argument("--val-every", type=int, default=500, help="steps between validations")
     p.add_argument("--val-cases", type=int, default=32, help="held-out scans to validate on")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
@@ -127,6 +152,7 @@ def _add_train(sub: _Subparsers) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from core.augment import AUGMENTATION_PRESETS
     from core.models import SegmenterConfig
     from core.train import TrainOptions, train_from_folder
 
@@ -148,6 +174,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             keep_checkpoint=args.keep_checkpoint,
             time_budget_s=args.time_budget,
             progress=not args.quiet,
+            init_from=str(args.init_from) if args.init_from else None,
+            hard_negative_share=args.hard_negative_share,
+            augment=AUGMENTATION_PRESETS[args.augment],
         )
         result = train_from_folder(
             args.dataset,
@@ -324,6 +353,41 @@ def _analyze_jobs(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
     return jobs
 
 
+def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, Any]:
+    """Return the JSON record ``analyze --json`` prints for one analysed scan.
+
+    Args:
+        files: The file(s) the scan was read from.
+        result: The analysis.
+
+    Returns:
+        A JSON-able dict: file, quality, probabilities, the call (None when the gate
+        refused the scan), BSTBI and its 4 images, hotspots, lesion area, seconds,
+        device, and the reader's notes when there are any.
+    """
+    line: dict[str, Any] = {
+        "file": " + ".join(str(f) for f in files),
+        "quality": "ok" if result.quality.ok else result.quality.reason,
+        "metastasis_probability": round(result.probabilities["metastasis"], 4),
+        "bladder_probability": round(result.probabilities["bladder"], 4),
+        # the model's call, like the burden, only for a diagnostic scan
+        "metastasis": bool(result.positives["metastasis"]) if result.reliable else None,
+        "bstbi": None if result.bstbi is None else round(result.bstbi, 4),
+        "bstbi_images": None
+        if result.bstbi_images is None
+        else {f"{v}_{lvl}": round(b, 4) for (v, lvl), b in result.bstbi_images.items()},
+        "hotspots": result.hotspots,
+        "lesion_area_cm2": None
+        if result.lesion_area_cm2 is None
+        else round(result.lesion_area_cm2, 2),
+        "seconds": round(result.seconds, 3),
+        "device": result.device,
+    }
+    if result.notes:
+        line["notes"] = list(result.notes)
+    return line
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import contextlib
     import time
@@ -371,26 +435,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                 failed = True
                 continue
             (result,) = analyze([scan], models, read_seconds=[time.perf_counter() - start])
-            line: dict[str, Any] = {
-                "file": " + ".join(str(f) for f in files),
-                "quality": "ok" if result.quality.ok else result.quality.reason,
-                "metastasis_probability": round(result.probabilities["metastasis"], 4),
-                "bladder_probability": round(result.probabilities["bladder"], 4),
-                # the model's call, like the burden, only for a diagnostic scan
-                "metastasis": bool(result.positives["metastasis"]) if result.reliable else None,
-                "bstbi": None if result.bstbi is None else round(result.bstbi, 4),
-                "bstbi_images": None
-                if result.bstbi_images is None
-                else {f"{v}_{lvl}": round(b, 4) for (v, lvl), b in result.bstbi_images.items()},
-                "hotspots": result.hotspots,
-                "lesion_area_cm2": None
-                if result.lesion_area_cm2 is None
-                else round(result.lesion_area_cm2, 2),
-                "seconds": round(result.seconds, 3),
-                "device": result.device,
-            }
-            if result.notes:
-                line["notes"] = list(result.notes)
+            line = analysis_line(files, result)
             if db is not None:
                 stored = ingest(
                     db, contents, models=models, account=args.account, scan=scan, result=result
