@@ -8,6 +8,7 @@ writer), waits up to :data:`BUSY_TIMEOUT_MS` for a lock instead of failing with
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,13 +73,35 @@ def open_db(path: str | Path) -> Iterator[Database]:
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         db = Store(conn)
         _migrate(db)
         yield db
     finally:
         conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out another process that is switching it too.
+
+    Two processes opening a new store at once can get SQLITE_BUSY from the journal-mode
+    change without SQLite's busy handler being called (it would risk a deadlock), so
+    the busy timeout alone does not cover it: retry for up to that timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.2)
 
 
 def _migrate(db: Database) -> None:
