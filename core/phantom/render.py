@@ -70,7 +70,7 @@ class Placement:
     Attributes:
         vertex_row: Row of the vertex (top of the head), float.
         centre_col: Column of the body midline on the anterior view, float.
-        blur_scale: Multiplies every FWHM (scan speed, camera distance), ~0.9-1.25.
+        blur_scale: Multiplies every FWHM (scan speed, camera distance), 1.0-1.7 drawn.
     """
 
     vertex_row: float
