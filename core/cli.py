@@ -208,6 +208,12 @@ def _add_generate(sub: _Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--longitudinal", action="store_true", help="each patient a series of 2-6 scans")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--layouts",
+        action="store_true",
+        help="also write each case as workstations export it (side-by-side pairs, borders, "
+        "labels, tight crops, screens with spot views; PNG and JPEG) under OUT/layouts",
+    )
     p.set_defaults(func=_cmd_generate)
 
 
@@ -219,7 +225,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         path = generate_dataset(
-            args.out, args.cases, args.seed, longitudinal=args.longitudinal, jobs=args.jobs
+            args.out,
+            args.cases,
+            args.seed,
+            longitudinal=args.longitudinal,
+            jobs=args.jobs,
+            layouts=args.layouts,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

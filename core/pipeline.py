@@ -426,6 +426,7 @@ def result_from_masks(
     area = float(sum(lesion_area_cm2(m == LABEL_METASTASIS, spacing) for m in label_masks.values()))
     if not verdict.ok:
         notes.append(f"not a diagnostic whole-body scan: {verdict.reason}")
+    notes += [f"quality: {c}" for c in verdict.cautions]
     t["lesions_burden"] = time.perf_counter() - start
     reliable = bool(verdict.ok)
     return AnalysisResult(

@@ -56,7 +56,10 @@ Checks, in order (the first that fires decides; both views are checked):
     wrap-around: at least :data:`MAX_WRAP_PX` pixels near zero (<= :data:`WRAP_LOW` of
     the ceiling) inside a hot region (the 5 x 5 median around them >=
     :data:`WRAP_HOT` of the ceiling), which a blurred gamma-camera image never shows.
-    Small hot spots at the ceiling (growth plates, an injection site) pass.
+    Small hot spots at the ceiling (growth plates, an injection site) pass. So does a
+    saturated **bladder** (one compact region on the mid-line well below the
+    shoulders, :data:`BLADDER_MAX_SIDE`): a physician reads that scan, and BSTBI
+    leaves the bladder out; the verdict carries a caution saying so.
 
 Before the shape and saturation measures, what an export burns into the picture is
 set aside: panel borders (lines within :data:`BORDER_PX` of an edge that are nearly
@@ -176,6 +179,17 @@ WRAP_HOT = 0.8
 #: ... inside a hot region: 7 x 7 mean at or above this fraction of the ceiling.
 WRAP_REGION = 0.3
 
+#: Plateaus at the ceiling of at least this many pixels are judged by where they lie
+#: (smaller ones, clipped hot spots, pass anyway).
+BLADDER_MIN_PLATEAU_PX = 50
+#: A saturated bladder: one region at most this many pixels on each side ...
+BLADDER_MAX_SIDE = 70
+#: ... centred at most this many pixels from the body's mid-line ...
+BLADDER_MAX_OFFSET = 30
+#: ... and lower than the shoulders by at least this many head lengths. Such a scan
+#: passes with a caution (BSTBI leaves the bladder out).
+BLADDER_MIN_DROP = 1.2
+
 #: Codes a verdict can carry, in the order they are checked.
 CODES: tuple[str, ...] = (
     "ok",
@@ -202,12 +216,15 @@ class QualityVerdict:
         code: ``"ok"`` or one of :data:`CODES`.
         measures: The numbers behind the verdict, keyed ``"<VIEW>.<measure>"``
             (e.g. ``"ANT.structure"``); floats.
+        cautions: Remarks on a scan that passed, one sentence each (a saturated
+            bladder); empty when there is nothing to say.
     """
 
     ok: bool
     reason: str
     code: str
     measures: dict[str, float] = field(default_factory=dict)
+    cautions: tuple[str, ...] = ()
 
 
 def _ceiling(a_max: float, bit_depth: int | None) -> float:
@@ -286,12 +303,12 @@ def _smooth_clipped(
     return out
 
 
-def _wrap_px(a: np.ndarray, ceiling: float) -> float:
+def _wrap_mask(a: np.ndarray, ceiling: float) -> np.ndarray:
     """Wrapped-around pixels of an export: near zero, next to a hot pixel, in a hot region."""
     hot = a >= WRAP_HOT * ceiling
     box = bounding_box(hot, margin=1)
     if box is None:
-        return 0.0
+        return np.zeros(a.shape, dtype=bool)
     # maximum_filter(a, size=3) >= t is "a 3 x 3 neighbour (inside the field) is >= t":
     # the reflected border repeats pixels of the window itself. Only pixels within one
     # of a hot pixel can have one, so the hot pixels' box with a margin of 1 suffices.
@@ -299,9 +316,42 @@ def _wrap_px(a: np.ndarray, ceiling: float) -> float:
     hot_next[box] = ndimage.binary_dilation(hot[box], structure=_EIGHT)
     candidates = hot_next & (a <= WRAP_LOW * ceiling)
     if not candidates.any():
-        return 0.0
+        return candidates
     hot_region = ndimage.uniform_filter(a, size=7) >= WRAP_REGION * ceiling
-    return float((candidates & hot_region).sum())
+    return candidates & hot_region
+
+
+def _large_parts(mask: np.ndarray, min_px: int) -> np.ndarray:
+    """The 8-connected parts of ``mask`` of at least ``min_px`` pixels."""
+    box = bounding_box(mask)
+    out = np.zeros(mask.shape, dtype=bool)
+    if box is None:
+        return out
+    labels, n = ndimage.label(mask[box], structure=_EIGHT)
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= min_px
+    keep[0] = False
+    out[box] = keep[labels]
+    return out
+
+
+def _in_bladder_place(saturated: np.ndarray, top: int, shoulders: int, centre: float) -> float:
+    """1.0 when the saturated pixels form one compact region where a bladder lies.
+
+    That is: within :data:`BLADDER_MAX_SIDE` pixels on each side, centred within
+    :data:`BLADDER_MAX_OFFSET` pixels of the body's mid-line, and lower than the
+    shoulders by at least :data:`BLADDER_MIN_DROP` head lengths (a bladder sits in the
+    low pelvis; the body's own lower end is not used, because the legs are often too
+    faint to be found beside a saturated bladder).
+    """
+    rows, cols = np.nonzero(saturated)
+    if rows.size == 0:
+        return 0.0
+    compact = (rows.max() - rows.min() < BLADDER_MAX_SIDE) and (
+        cols.max() - cols.min() < BLADDER_MAX_SIDE
+    )
+    centred = abs(float(cols.mean()) - centre) <= BLADDER_MAX_OFFSET
+    low = float(rows.mean()) >= shoulders + BLADDER_MIN_DROP * max(shoulders - top, 1)
+    return float(compact and centred and low)
 
 
 def _clear_borders(a: np.ndarray, background: float) -> np.ndarray:
@@ -442,9 +492,11 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         ``bottom_width``, ``head_span``, ``legs_span``, ``top_runs``, ``bottom_runs``
         (see :func:`_end_shapes`),
         ``border_lines`` (rows and columns cleared as panel borders), ``plateau_px``,
-        ``wrap_px`` (0 for count images). Shape measures are 0 when there is no signal.
-        Everything but ``total`` and ``flat`` is measured with the borders cleared;
-        the shape, row-profile and saturation measures see only the body's parts.
+        ``wrap_px`` (0 for count images), ``saturated_in_bladder`` (1 when the
+        saturated and wrapped pixels are where a bladder lies). Shape measures are 0
+        when there is no signal. Everything but ``total`` and ``flat`` is measured with
+        the borders cleared; the shape, row-profile and saturation measures see only
+        the body's parts.
 
     Raises:
         ValueError: If ``a`` is not a finite 2-D array of shape (1024, 256).
@@ -540,12 +592,23 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         )
 
     ceiling = _ceiling(a_max, bit_depth)
+    m["saturated_in_bladder"] = 0.0
     if ceiling > 0:
-        m["plateau_px"] = float(_largest_component_size(a_body >= PLATEAU_LEVEL * ceiling))
+        plateau = a_body >= PLATEAU_LEVEL * ceiling
+        m["plateau_px"] = float(_largest_component_size(plateau))
         # Blurred camera images never jump from near the top to near zero between
         # neighbours inside a hot region; wrapped integers do. Count images have no
         # fixed top to wrap at, and nothing is "low" there.
-        m["wrap_px"] = _wrap_px(a_body, ceiling) if bit_depth is not None else 0.0
+        wrapped = _wrap_mask(a_body, ceiling) if bit_depth is not None else None
+        m["wrap_px"] = float(wrapped.sum()) if wrapped is not None else 0.0
+        # small spots at the ceiling pass anyway; where the large regions lie decides
+        saturated = _large_parts(plateau, BLADDER_MIN_PLATEAU_PX)
+        if wrapped is not None:
+            saturated |= wrapped
+        if box is not None and saturated.any():
+            shoulders = top + round(m["head_span"] * height)
+            centre = float(np.median(np.nonzero(body[shoulders : shoulders + height // 4])[1]))
+            m["saturated_in_bladder"] = _in_bladder_place(saturated, top, shoulders, centre)
     else:
         m["plateau_px"] = m["wrap_px"] = 0.0
     return m
@@ -602,7 +665,7 @@ def _first_problem(view: str, m: dict[str, float], counts_known: bool) -> tuple[
                 "body_cut_off",
                 f"The {name} view is cut off at the {end}: {missing} not in the field.",
             )
-    if m["plateau_px"] >= MAX_PLATEAU_PX or m["wrap_px"] >= MAX_WRAP_PX:
+    if _saturated(m) and not m["saturated_in_bladder"]:
         kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped-around"
         return (
             "saturated",
@@ -610,6 +673,23 @@ def _first_problem(view: str, m: dict[str, float], counts_known: bool) -> tuple[
             "uptake there cannot be measured.",
         )
     return None
+
+
+def _saturated(m: dict[str, float]) -> bool:
+    return m["plateau_px"] >= MAX_PLATEAU_PX or m["wrap_px"] >= MAX_WRAP_PX
+
+
+def _caution(view: str, m: dict[str, float]) -> str | None:
+    """A remark on a view that passed: a saturated bladder (see ``saturated``)."""
+    if not _saturated(m):
+        return None
+    name = {"ANT": "anterior", "POST": "posterior"}[view]
+    kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped around"
+    return (
+        f"The {name} view's bladder is {kind} (counts beyond the image's range); its own "
+        "uptake cannot be measured. BSTBI leaves the bladder out, so the burden holds "
+        "where the bladder mask covers that region: check the overlay."
+    )
 
 
 def assess(scan: Scan) -> QualityVerdict:
@@ -639,5 +719,20 @@ def assess(scan: Scan) -> QualityVerdict:
         if problem is None:
             problem = _first_problem(view, m, counts_known)
     if problem is None:
-        return QualityVerdict(True, "ok", "ok", measures)
+        cautions = tuple(
+            c
+            for view in VIEWS
+            if view in scan.views
+            and (
+                c := _caution(
+                    view,
+                    {
+                        k.split(".", 1)[1]: v
+                        for k, v in measures.items()
+                        if k.startswith(f"{view}.")
+                    },
+                )
+            )
+        )
+        return QualityVerdict(True, "ok", "ok", measures, cautions)
     return QualityVerdict(False, problem[1], problem[0], measures)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +47,13 @@ from scipy import ndimage
 
 from core.config import COLS, ROWS, VIEWS
 from core.display import detect_polarity, grey_level_2
+from core.layout import (
+    Layout,
+    LayoutError,
+    find_layout,
+    panel_view,
+    to_heat,
+)
 from core.scan import Polarity, Scan, ScanMeta, ScanReadError
 
 #: Smallest accepted image side, pixels (a whole-body view is 1024 x 256).
@@ -55,6 +62,9 @@ MIN_SIDE = 64
 MAX_PIXELS = 40_000_000
 #: width / height at or under which an image is one view (a view is 256 / 1024 = 0.25).
 SINGLE_VIEW_MAX_ASPECT = 0.75
+#: width / height above which a picture is read as one view only when the layout finder
+#: found exactly one whole-body view in it (two side by side are about 0.5).
+SINGLE_VIEW_SURE_ASPECT = 0.42
 #: width / height range of a four-panel composite (four views side by side: 1.0).
 COMPOSITE_MIN_ASPECT, COMPOSITE_MAX_ASPECT = 3.5 / 4, 1.5
 #: Panels of a composite export, left to right: (view, grey level).
@@ -352,24 +362,134 @@ def _split_composite(path: Path, decoded: _Decoded) -> tuple[_View, _View, list[
     return views[0], views[1], notes
 
 
+def _find_layout(
+    path: Path, decoded: _Decoded, lossy: bool
+) -> tuple[Layout | None, LayoutError | None, bool]:
+    """Run the layout finder on a picture.
+
+    Returns:
+        (layout or None, the finder's refusal or None, whether the picture is hot-dark).
+    """
+    pixels = decoded.pixels
+    if int(pixels.min()) == int(pixels.max()):
+        return None, None, False  # blank: refused as such by _to_counts
+    hot_dark = detect_polarity(pixels).polarity == "hot-dark"
+    try:
+        layout = find_layout(to_heat(pixels, hot_dark, decoded.bit_depth), lossy=lossy)
+    except LayoutError as exc:
+        return None, exc, hot_dark
+    return layout, None, hot_dark
+
+
+def _masked_single(decoded: _Decoded, layout: Layout, hot_dark: bool) -> tuple[_Decoded, int]:
+    """Set a single view's burned-in text and borders to its background value."""
+    panel = layout.whole_body[0]
+    clear = layout.chrome | layout.text
+    if not clear.any():
+        return decoded, 0
+    pixels = decoded.pixels.copy()
+    if hot_dark:
+        hi = int(pixels.max())
+        pixels[clear] = 255 if decoded.bit_depth == 8 else (1 << max(8, hi.bit_length())) - 1
+    else:
+        pixels[clear] = 0
+    return _Decoded(pixels, decoded.bit_depth, decoded.notes), len(panel.labels)
+
+
+def _layout_views(
+    path: Path, decoded: _Decoded, layout: Layout, hot_dark: bool
+) -> tuple[dict[str, _View], list[str]]:
+    """Crop the named whole-body panels of a picture into canonical views."""
+    heat = to_heat(decoded.pixels, hot_dark, decoded.bit_depth)
+    polarity: Polarity = "hot-dark" if hot_dark else "hot-bright"
+    rows, cols = decoded.pixels.shape
+    notes = [
+        f"picture of {cols} x {rows} pixels read by the layout finder: "
+        + "; ".join(p.describe() for p in layout.panels)
+    ]
+    notes += list(layout.notes)
+    views: dict[str, _View] = {}
+    for view, panel in layout.views.items():
+        counts = resize_bilinear(panel_view(heat, layout, panel))
+        r0, r1, c0, c1 = panel.box
+        how = (
+            f"{view}: panel at columns {c0}-{c1 - 1}, rows {r0}-{r1 - 1}, padded to 1 : 4 "
+            "and resized"
+        )
+        if panel.labels:
+            how += f"; {len(panel.labels)} burned-in label(s) set to the background"
+        views[view] = _View(counts, polarity, hot_dark and decoded.bit_depth == 8, (how,))
+    notes.append(f"polarity detected: {polarity}")
+    return views, notes
+
+
 def _read_image_file(path: Path, kind: FileKind) -> Scan:
     decoded = _decode_image(path)
     notes = list(decoded.notes)
-    if _layout(path, decoded.pixels) == "composite":
+    rows, cols = decoded.pixels.shape
+    aspect = cols / rows
+    layout, why_not, hot_dark = _find_layout(path, decoded, lossy=kind == "jpeg")
+    if layout is not None and layout.kind == "pair":
+        views, layout_notes = _layout_views(path, decoded, layout, hot_dark)
+        notes += layout_notes
+        return _image_scan(views, f"layout-{kind}", (path,), decoded.bit_depth, notes)
+    if layout is not None and layout.kind == "single" and aspect > SINGLE_VIEW_MAX_ASPECT:
+        # one whole-body view among spot views or text: read its panel only
+        chosen = next(iter(layout.views), None) or view_from_name(path) or "ANT"
+        panel = layout.whole_body[0]
+        views, layout_notes = _layout_views(
+            path, decoded, replace(layout, views={chosen: panel}), hot_dark
+        )
+        notes += layout_notes
+        if not layout.views:
+            notes.append(f"one whole-body view found and no label; taken as {chosen}")
+        return _image_scan(views, f"layout-{kind}", (path,), decoded.bit_depth, notes)
+    if COMPOSITE_MIN_ASPECT <= aspect <= COMPOSITE_MAX_ASPECT and (
+        layout is None or layout.kind == "composite"
+    ):
         ant, post, panel_notes = _split_composite(path, decoded)
         notes += [f"ANT: {n}" for n in ant.notes] + [f"POST: {n}" for n in post.notes]
         notes += panel_notes
         return _image_scan(
             {"ANT": ant, "POST": post}, f"composite-{kind}", (path,), decoded.bit_depth, notes
         )
+    if aspect > SINGLE_VIEW_MAX_ASPECT:
+        reason = (
+            "it is neither one whole-body view (taller than wide, about 1 : 4), nor two "
+            "side by side, nor four views side by side (about square)"
+        )
+        if why_not is not None:
+            reason += f"; the layout finder says: {why_not}"
+        raise refusal(path, f"the image is {cols} x {rows} pixels (width x height); {reason}")
+    if why_not is not None and (why_not.bodies > 1 or aspect > SINGLE_VIEW_SURE_ASPECT):
+        # Two bodies that cannot be told apart are never read as one view; nor is a
+        # picture too wide to be one view (a pair) whose layout the finder could not read.
+        raise refusal(path, str(why_not))
     view = view_from_name(path)
-    if view is None:
+    labelled = next(iter(layout.views), None) if layout is not None else None
+    if view is not None and labelled is not None and labelled != view:
+        # the file name is the sender's own statement; a marker read from pixels is not
+        notes.append(
+            f"view {view} taken from the file name; the burned-in text seems to say "
+            f"{labelled}: check"
+        )
+    elif view is not None:
+        notes.append(f"view {view} taken from the file name")
+    elif labelled is not None:
+        view = labelled
+        notes.append(f"view {labelled} read from the burned-in label")
+    else:
         view = "ANT"
         notes.append("the file name does not say which view this is; taken as anterior (ANT)")
-    else:
-        notes.append(f"view {view} taken from the file name")
+    if layout is not None:
+        decoded, n_labels = _masked_single(decoded, layout, hot_dark)
+        if n_labels or layout.chrome.any():
+            notes.append(
+                f"{n_labels} burned-in label(s) and the panel border set to the background"
+            )
     converted = _to_counts(path, decoded.pixels, decoded.bit_depth)
     notes += list(converted.notes)
+    assert view is not None
     return _image_scan({view: converted}, kind, (path,), decoded.bit_depth, notes)
 
 

@@ -24,6 +24,8 @@ _, scan = uploaded_scan("Drop a file to see how it is read.")
 verdict = assess(scan)
 if verdict.ok:
     st.success("Quality: a diagnostic whole-body bone scan, as far as the quality gate can tell.")
+    for caution in verdict.cautions:
+        st.info(caution)
 else:
     st.warning(f"Quality: {verdict.reason} No burden would be reported as reliable for it.")
 

@@ -190,3 +190,41 @@ def test_noise_in_a_bordered_panel_stays_noise_only(phantom: Scan) -> None:
 
     verdict = assess(_map(phantom, noise, EXPORT_8BIT))
     assert verdict.code == "noise_only", (verdict.reason, verdict.measures)
+
+
+def _wrapped_at(export: Scan, region: np.ndarray) -> Scan:
+    """The export with counts in ``region`` 4x higher and wrapped at 256, as 8-bit
+    exports of an over-full bladder do (rings of near-zero inside the hot region)."""
+    ant = np.array(export.views["ANT"], dtype=np.float64)
+    hot = np.maximum(ant[region], 0.8 * EXPORT_TOP) * 4.0
+    ramp = np.linspace(0.0, 1.0, int(region.sum()))  # a smooth rise, as counts do
+    ant[region] = np.mod(hot * (1.0 + ramp), 256.0)
+    return Scan(views={**export.views, "ANT": ant.astype(np.float32)}, meta=export.meta)
+
+
+def _bladder(seed: tuple[int, int] = (3, 1)) -> np.ndarray:
+    return generate_case(*seed).masks["ANT"] == 2
+
+
+def test_wrapped_bladder_passes_with_a_caution(export: Scan) -> None:
+    verdict = assess(_wrapped_at(export, _bladder()))
+    _ok(verdict)
+    assert verdict.measures["ANT.wrap_px"] >= 30  # it is wrapped, and noticed
+    assert verdict.measures["ANT.saturated_in_bladder"] == 1.0
+    assert len(verdict.cautions) == 1
+    assert "bladder" in verdict.cautions[0] and "anterior" in verdict.cautions[0]
+
+
+def test_wrapped_region_in_the_chest_is_refused(export: Scan) -> None:
+    bladder = _bladder()
+    rows, cols = np.nonzero(bladder)
+    shifted = np.zeros_like(bladder)
+    # the same region moved up the mid-line into the chest: not where a bladder lies
+    shifted[rows - 150, cols] = True
+    verdict = assess(_wrapped_at(export, shifted))
+    assert verdict.code == "saturated", verdict.measures
+    assert verdict.cautions == ()
+
+
+def test_clean_scan_has_no_caution(export: Scan) -> None:
+    assert assess(export).cautions == ()

@@ -8,6 +8,9 @@ Layout of ``write_dataset(out, cases)`` (see :mod:`core.dataset`)::
       images/<case_id>_POST.png (+ .json)
       dicom/<case_id>.dcm                two-frame DICOM NM (core.dicom.write_nm_dicom)
       truth/<case_id>.json               the truth record, plus how the images were exported
+      layouts/<case_id>-<layout>.png|jpg  only with ``layouts=True``: the views as real
+                                         workstations export them (core.phantom.layouts),
+                                         each with its layout truth (.json beside it)
 
 View images are 8-bit PNG in one of two exports, chosen per case from its id
 (deterministic, about :data:`BLACK_FRACTION` of the cases black):
@@ -46,6 +49,9 @@ if TYPE_CHECKING:
 BLACK_FRACTION = 0.2
 #: Range of the maximum pixel value of a black-background export.
 BLACK_MAX_RANGE = (40, 120)
+#: Every third layout picture (by its seed) is a JPEG, at quality 60-95.
+LAYOUT_JPEG_EVERY = 3
+
 #: Radiopharmaceutical written into the DICOM files.
 RADIOPHARMACEUTICAL = "Tc-99m Medronate (MDP)"
 
@@ -93,12 +99,40 @@ def view_image(counts: np.ndarray, style: str, top: int) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
-def write_case(out: str | Path, case: PhantomCase) -> Case:
+def write_layouts(out: str | Path, case: PhantomCase) -> list[Path]:
+    """Write a case's views in every layout of :data:`core.phantom.layouts.LAYOUTS`.
+
+    Each picture's seed is the CRC-32 of ``"<case_id>/<layout>"``; a third of them
+    (by seed) are JPEG at quality 60-95, the others PNG. Beside each picture its layout
+    truth (panel boxes, view names, windows, labels) is written as JSON.
+
+    Args:
+        out: The dataset folder; pictures go to ``out/layouts``.
+        case: The case.
+
+    Returns:
+        The pictures written.
+    """
+    from core.phantom.layouts import LAYOUTS, render_layout, save_layout
+
+    folder = Path(out) / "layouts"
+    written = []
+    for layout in LAYOUTS:
+        seed = zlib.crc32(f"{case.case_id}/{layout}".encode())
+        quality = None if seed % LAYOUT_JPEG_EVERY else 60 + (seed // 7) % 36
+        suffix = ".png" if quality is None else ".jpg"
+        exported = render_layout(case.views, layout, seed)
+        written.append(save_layout(folder / f"{case.case_id}-{layout}{suffix}", exported, quality))
+    return written
+
+
+def write_case(out: str | Path, case: PhantomCase, *, layouts: bool = False) -> Case:
     """Write one case's files (images, LabelMe, DICOM, truth) under ``out``.
 
     Args:
         out: The dataset folder (created if missing).
         case: The case.
+        layouts: Also write the case in every workstation layout (:func:`write_layouts`).
 
     Returns:
         The :class:`core.dataset.Case` row of ``cases.csv`` for it.
@@ -132,6 +166,8 @@ def write_case(out: str | Path, case: PhantomCase) -> Case:
     (root / "truth" / f"{case.case_id}.json").write_text(
         json.dumps(jsonable(truth), indent=1), encoding="utf-8"
     )
+    if layouts:
+        write_layouts(root, case)
     p = case.patient
     return Case(
         case_id=case.case_id,
@@ -169,10 +205,10 @@ def write_dataset(out: str | Path, cases: Iterable[PhantomCase]) -> Path:
     return Path(write_cases_csv(root, rows))
 
 
-def _one(args: tuple[str, int, int, bool]) -> list[Case]:
-    out, seed, index, longitudinal = args
+def _one(args: tuple[str, int, int, bool, bool]) -> list[Case]:
+    out, seed, index, longitudinal, layouts = args
     cases = generate_series(seed, index) if longitudinal else [generate_case(seed, index)]
-    return [write_case(out, c) for c in cases]
+    return [write_case(out, c, layouts=layouts) for c in cases]
 
 
 def generate_dataset(
@@ -183,6 +219,7 @@ def generate_dataset(
     longitudinal: bool = False,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    layouts: bool = False,
 ) -> Path:
     """Generate and write a phantom dataset: ``n`` cases (or ``n`` patients' series).
 
@@ -197,6 +234,7 @@ def generate_dataset(
         longitudinal: Write series instead of single scans.
         jobs: Worker processes (>= 1); 1 works in this process.
         progress: Called as ``progress(done, n)`` after each case or patient.
+        layouts: Also write each case in every workstation layout (:func:`write_layouts`).
 
     Returns:
         The path of ``cases.csv``.
@@ -214,7 +252,7 @@ def generate_dataset(
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    tasks = [(str(root), seed, i, longitudinal) for i in range(n)]
+    tasks = [(str(root), seed, i, longitudinal, layouts) for i in range(n)]
     rows: list[Case] = []
     if jobs == 1:
         for done, task in enumerate(tasks, 1):
