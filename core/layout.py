@@ -85,11 +85,17 @@ STRIP_MAX_SHARE = 0.05
 #: ... and a frame fills at most this share of its bounding box.
 LINE_FILL = 0.25
 #: Gaps in a frame's lines (broken corners) up to twice this many pixels are closed.
-CORNER_GAP = 5
-#: A viewport's side steps over at most this many border lines ...
+CORNER_GAP = 8
+#: A viewport's side looks this many pixels inward for a border line ...
+EDGE_SEARCH = 16
+#: ... and the chrome ring around a trimmed viewport is this many pixels wide.
 EDGE_LINES = 4
 #: ... each with this share of its pixels near its median.
-EDGE_LINE_SHARE = 0.8
+EDGE_LINE_SHARE = 0.6
+#: A body touches a panel's side when its outer rows (columns) ...
+EDGE_ROWS_PX = 3
+#: ... hold more than this fraction of the panel's maximum.
+EDGE_SIGNAL = 0.03
 #: Smallest short side of a viewport, fraction of the picture's height.
 VIEWPORT_MIN_SIDE = 0.05
 #: Smallest share of its bounding box a viewport fills (a viewport is a rectangle).
@@ -104,6 +110,10 @@ OBJECT_MIN_AREA = 2e-5
 TEXT_MARGIN = 2
 #: ... and lossy pictures (JPEG rings around sharp edges).
 TEXT_MARGIN_LOSSY = 5
+#: Faint remains of text (blur, JPEG) are cleared within this many pixels beyond the
+#: margin, above this fraction of the picture's top, when they do not reach further.
+GHOST_REACH = 8
+GHOST_LEVEL = 0.04
 #: Text: at most this fraction of the picture's height tall ...
 TEXT_MAX_HEIGHT = 0.06
 #: ... on the background: the ring around it under this fraction of the top ...
@@ -355,26 +365,38 @@ def _is_line(values: np.ndarray) -> bool:
 
 
 def _trim_lines(heat: np.ndarray, box: Box) -> Box:
-    """Step a viewport's sides inward past border lines that compression left unflat.
+    """Step a box's sides inward past border lines that compression left unflat.
 
-    A row (column) at a side of the box is a border line when its median is raised and
-    :data:`EDGE_LINE_SHARE` of it lies near that median (JPEG rings along a thin line,
-    so the run test of :func:`find_chrome` can miss it); at most :data:`EDGE_LINES`
-    lines are stepped over on each side.
+    From each side, up to :data:`EDGE_SEARCH` rows (columns) in: when a border line
+    (:func:`_is_line`: raised, :data:`EDGE_LINE_SHARE` of it near its median) comes
+    after nothing but background (an outer margin, or the gap between two panels), the
+    side moves past it and the lines right after it. JPEG rings along a thin line and
+    can break a frame's corners, so the run test of :func:`find_chrome` can miss it.
     """
     r0, r1, c0, c1 = box
-    for _ in range(EDGE_LINES):
-        if r1 - r0 > 2 and _is_line(heat[r0, c0:c1]):
-            r0 += 1
-    for _ in range(EDGE_LINES):
-        if r1 - r0 > 2 and _is_line(heat[r1 - 1, c0:c1]):
-            r1 -= 1
-    for _ in range(EDGE_LINES):
-        if c1 - c0 > 2 and _is_line(heat[r0:r1, c0]):
-            c0 += 1
-    for _ in range(EDGE_LINES):
-        if c1 - c0 > 2 and _is_line(heat[r0:r1, c1 - 1]):
-            c1 -= 1
+
+    def line(axis: int, i: int) -> np.ndarray:
+        return heat[i, c0:c1] if axis == 0 else heat[r0:r1, i]
+
+    def inward(axis: int, start: int, step: int, stop: int) -> int:
+        i = start
+        for _ in range(EDGE_SEARCH):
+            if (i - stop) * step >= 0:
+                return start
+            values = line(axis, i)
+            if _is_line(values):
+                while (stop - i) * step > 2 and _is_line(line(axis, i)):
+                    i += step
+                return i
+            if float((values > CHROME_MIN_LEVEL).mean()) > 0.1:
+                return start  # content before any line: no border on this side
+            i += step
+        return start
+
+    r0 = inward(0, r0, 1, r1)
+    r1 = inward(0, r1 - 1, -1, r0) + 1 if r1 - r0 > 2 else r1
+    c0 = inward(1, c0, 1, c1)
+    c1 = inward(1, c1 - 1, -1, c0) + 1 if c1 - c0 > 2 else c1
     return (r0, r1, c0, c1)
 
 
@@ -473,6 +495,44 @@ def find_text(heat: np.ndarray, chrome: np.ndarray) -> tuple[list[Box], np.ndarr
             out.append(box)
             text |= word
     return out, text
+
+
+def _text_ghosts(heat: np.ndarray, texts: list[Box], text: np.ndarray, margin: int) -> np.ndarray:
+    """Faint remains of text around its cleared ink: blurred strokes and compression.
+
+    Around each word (its box grown by ``margin`` plus :data:`GHOST_REACH` pixels),
+    what stands above :data:`GHOST_LEVEL` of the picture's top and lies wholly inside
+    that region is the word's; what reaches the region's edge (a head under a label)
+    is not.
+    """
+    out = np.zeros(heat.shape, dtype=bool)
+    top = float(heat.max())
+    h, w = heat.shape
+    reach = margin + GHOST_REACH
+    for r0, r1, c0, c1 in texts:
+        a0, a1 = max(r0 - reach, 0), min(r1 + reach, h)
+        b0, b1 = max(c0 - reach, 0), min(c1 + reach, w)
+        faint = (heat[a0:a1, b0:b1] > GHOST_LEVEL * top) & ~text[a0:a1, b0:b1]
+        parts, n = ndimage.label(faint, structure=np.ones((3, 3), dtype=bool))
+        if n == 0:
+            continue
+        # only the region's sides inside the picture lead on; the picture's edge ends it
+        sides = [
+            side
+            for side, inner in (
+                (parts[0], a0 > 0),
+                (parts[-1], a1 < h),
+                (parts[:, 0], b0 > 0),
+                (parts[:, -1], b1 < w),
+            )
+            if inner
+        ]
+        edge = np.unique(np.concatenate(sides)) if sides else np.zeros(0, dtype=int)
+        inside = np.ones(n + 1, dtype=bool)
+        inside[edge] = False
+        inside[0] = False
+        out[a0:a1, b0:b1] |= inside[parts]
+    return out
 
 
 def _words_in(ink: np.ndarray, box: Box, picture_h: int) -> list[Box]:
@@ -710,9 +770,15 @@ def _split_columns(vp: Box, bodies: list[_Object]) -> list[Box]:
         left_end, right_start = bodies[k - 1].box[3], bodies[k].box[2]
         middle = (left_end + right_start) // 2
         # Exports paste panels of equal width: the equal division wins when it lies
-        # between the two bodies, or near the middle of their gap (a hand may cross it).
+        # between the two bodies, near the middle of their gap, or at least between
+        # their centres (an outstretched hand may cross it).
         near = abs(equal[k] - middle) <= EQUAL_SNAP * width / n
-        if left_end <= equal[k] <= right_start or near:
+        centres = (
+            (bodies[k - 1].box[2] + left_end) / 2
+            < equal[k]
+            < (bodies[k].box[2] + bodies[k].box[3]) / 2
+        )
+        if left_end <= equal[k] <= right_start or near or centres:
             cuts.append(equal[k])
         else:
             cuts.append(middle)
@@ -748,6 +814,7 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
     # not the bounding box, which may reach over a head just under a label.
     margin = TEXT_MARGIN_LOSSY if lossy else TEXT_MARGIN
     text = ndimage.binary_dilation(ink, iterations=margin) if ink.any() else ink
+    text |= _text_ghosts(clean, texts, text, margin)
     # bodies are found with the text set to the background, so a label beside a head
     # never joins it
     bare = clean.copy()
@@ -823,6 +890,7 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
         spots = [o for o in rest if o not in bodies]
         if bodies:
             boxes = [vp] if len(bodies) == 1 else _split_columns(vp, bodies)
+            boxes = [_trim_lines(a, b) for b in boxes]
             for box, body in zip(boxes, sorted(bodies, key=lambda o: o.box[2]), strict=True):
                 inside = _words_in(ink, box, h)
                 labels = tuple(_read_label(clean, b) for b in inside)
@@ -932,8 +1000,27 @@ def _name_pair(left: Panel, right: Panel, notes: list[str]) -> dict[str, Panel]:
     return {a: left, b: right}
 
 
+def _split_pad(total: int, first_touches: bool, last_touches: bool) -> tuple[int, int]:
+    """Share padding between two sides, keeping a body that touches one side there."""
+    if first_touches and not last_touches:
+        return 0, total
+    if last_touches and not first_touches:
+        return total, 0
+    return total // 2, total - total // 2
+
+
+def _touches(edge: np.ndarray, top: float) -> bool:
+    return bool(top > 0 and float(edge.max()) > EDGE_SIGNAL * top)
+
+
 def pad_to_view(part: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Pad a panel with background (0) to the view's 1 : 4 aspect, centred.
+    """Pad a panel with background (0) to the view's 1 : 4 aspect.
+
+    The padding is centred, except that a body touching one side of the panel (a
+    crop tight to the head or the feet) stays at that side: padding it away would
+    leave a straight cut inside the field, which reads as a body cut off. Touching:
+    the outer :data:`EDGE_ROWS_PX` rows (columns) hold more than :data:`EDGE_SIGNAL`
+    of the panel's maximum.
 
     Args:
         part: float 2-D panel, background 0.
@@ -942,17 +1029,23 @@ def pad_to_view(part: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]
         (padded array, (top, bottom, left, right) pixels added).
     """
     h, w = part.shape
+    top = float(part.max()) if part.size else 0.0
+    k = EDGE_ROWS_PX
     if w / h > VIEW_ASPECT:
         total = round(w / VIEW_ASPECT) - h
-        pads = (total // 2, total - total // 2, 0, 0)
+        above, below = _split_pad(total, _touches(part[:k], top), _touches(part[-k:], top))
+        pads = (above, below, 0, 0)
     else:
         total = round(h * VIEW_ASPECT) - w
-        pads = (0, 0, total // 2, total - total // 2)
+        left, right = _split_pad(total, _touches(part[:, :k], top), _touches(part[:, -k:], top))
+        pads = (0, 0, left, right)
     out = np.pad(part, ((pads[0], pads[1]), (pads[2], pads[3])), constant_values=0.0)
     return out.astype(np.float32, copy=False), pads
 
 
-def picture_to_view(box: Box, row: float, col: float) -> tuple[float, float]:
+def picture_to_view(
+    box: Box, pads: tuple[int, int, int, int], row: float, col: float
+) -> tuple[float, float]:
     """Map a point of a panel's picture to the canonical view read from it.
 
     The inverse of what :func:`panel_view` and the reader's resize do: crop to ``box``,
@@ -961,6 +1054,8 @@ def picture_to_view(box: Box, row: float, col: float) -> tuple[float, float]:
 
     Args:
         box: The panel's box (row0, row1, col0, col1) in the picture.
+        pads: The padding :func:`pad_to_view` added to the panel (top, bottom, left,
+            right).
         row: Picture row (pixel centre at ``r + 0.5`` for pixel ``r``).
         col: Picture column (likewise).
 
@@ -971,7 +1066,6 @@ def picture_to_view(box: Box, row: float, col: float) -> tuple[float, float]:
     h, w = r1 - r0, c1 - c0
     if h <= 0 or w <= 0:
         raise ValueError(f"box must have a positive size, got {box}")
-    _, pads = pad_to_view(np.zeros((h, w), dtype=np.float32))
     ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
     return (row - r0 + pads[0]) * ROWS / ph, (col - c0 + pads[2]) * COLS / pw
 

@@ -12,18 +12,27 @@ taken as it is, a white-background one (``"hot-dark"``, the paper's display) as
 ``2**k - 1`` at or above the image's maximum for 16-bit ones. An 8-bit hot-dark export
 *is* the paper's grey level 1, and ``meta.display_is_grey_level_1`` says so.
 
-The shape of one image says what it holds (width / height):
+What one picture holds is decided by the layout finder (:mod:`core.layout`, see
+docs/layouts.md), with the picture's shape (width / height) as a guard:
 
-* at most :data:`SINGLE_VIEW_MAX_ASPECT` (taller than wide): one view. Its name (the
-  file name, then its folder) says which when it holds ``ant``/``anterior`` or
-  ``post``/``posterior`` as a word (``scan_ANT.png``, ``post/7.jpg``); otherwise it is
-  taken as anterior, with a note.
-* between :data:`COMPOSITE_MIN_ASPECT` and :data:`COMPOSITE_MAX_ASPECT` (about
-  square): a composite export of four equal panels side by side, left to right
-  ANT grey level 1, ANT grey level 2, POST grey level 1, POST grey level 2 (each
-  panel 256 x 1024 in the paper's export, so 1024 x 1024 in all). Panels 1 and 3
-  are the views; panels 2 and 4 are checked to be their grey level 2.
-* anything else is refused.
+* **two whole-body views** (side by side, bordered, cropped tight, or on a
+  workstation screen beside spot views and a header): each panel is cropped, its
+  burned-in text and borders set to the background, padded to 1 : 4 and read as the
+  view its label, side marker or (with a note) left-to-right position names.
+* **one whole-body view** in a picture at most :data:`SINGLE_VIEW_MAX_ASPECT` wide for
+  its height: one view, with burned-in text and borders set to the background. Its
+  name (the file name, then its folder) says which when it holds ``ant``/``anterior``
+  or ``post``/``posterior`` as a word (``scan_ANT.png``, ``post/7.jpg``); then a
+  burned-in label; otherwise it is taken as anterior, with a note. In a wider picture
+  only the view's panel is read. A picture the finder cannot read is still read as one
+  view when it is narrow (at most :data:`SINGLE_VIEW_SURE_ASPECT`; the quality gate
+  then judges it), never when it is wide enough to hold two.
+* **four whole-body panels** of equal width, between :data:`COMPOSITE_MIN_ASPECT` and
+  :data:`COMPOSITE_MAX_ASPECT` (about square): the paper's composite export, left to
+  right ANT grey level 1, ANT grey level 2, POST grey level 1, POST grey level 2
+  (1024 x 1024 in all). Panels 1 and 3 are the views; panels 2 and 4 are checked to
+  be their grey level 2.
+* anything else is refused, with what the finder found and why it is unsure.
 
 Every view is resized to the canonical 1024 x 256 with :func:`resize_bilinear` (values
 are interpolated, not re-scaled to keep total counts). Files are refused with a
@@ -433,7 +442,7 @@ def _read_image_file(path: Path, kind: FileKind) -> Scan:
         views, layout_notes = _layout_views(path, decoded, layout, hot_dark)
         notes += layout_notes
         return _image_scan(views, f"layout-{kind}", (path,), decoded.bit_depth, notes)
-    if layout is not None and layout.kind == "single" and aspect > SINGLE_VIEW_MAX_ASPECT:
+    if layout is not None and layout.kind == "single" and aspect > SINGLE_VIEW_SURE_ASPECT:
         # one whole-body view among spot views or text: read its panel only
         chosen = next(iter(layout.views), None) or view_from_name(path) or "ANT"
         panel = layout.whole_body[0]

@@ -89,9 +89,9 @@ def _draw(path: Path, out_height: int = 560) -> Image.Image:
                 a0, a1, b0, b1 = label.box
                 draw.rectangle((b0 - 2, a0 - 2, b1 + 1, a1 + 1), outline=(60, 120, 255), width=2)
         for view, panel in layout.views.items():
-            r0, _, c0, _ = panel.box
-            draw.rectangle((c0 + 4, r0 + 4, c0 + 70, r0 + 30), fill=(0, 160, 0))
-            draw.text((c0 + 10, r0 + 8), view, fill=(255, 255, 255), font_size=18)
+            _, r1, c0, _ = panel.box  # the name read, at the panel's foot
+            draw.rectangle((c0 + 4, r1 - 34, c0 + 84, r1 - 4), fill=(0, 160, 0))
+            draw.text((c0 + 10, r1 - 30), view, fill=(255, 255, 255), font_size=22)
     width = max(1, round(im.width * out_height / im.height))
     return im.resize((width, out_height), Image.Resampling.LANCZOS)
 
@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{total['misread'] / n:8.1%} {total['gate refused'] / max(total['read'], 1):6.1%}"
     )
     if args.gallery is not None and drawn:
-        _sheet(drawn).save(args.gallery, optimize=True)
+        # a 256-colour palette keeps the picture small in git
+        _sheet(drawn).quantize(256, method=Image.Quantize.FASTOCTREE).save(
+            args.gallery, optimize=True
+        )
         print(f"gallery written to {args.gallery}")
     return 0 if total["misread"] == 0 else 1
 

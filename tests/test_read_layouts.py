@@ -50,23 +50,34 @@ def _close(box: tuple[int, ...], truth: tuple[int, ...]) -> bool:
     return max(abs(a - b) for a, b in zip(box, truth, strict=True)) <= BOX_TOLERANCE
 
 
-def _expected_view(counts: np.ndarray, panel: PanelTruth) -> np.ndarray:
-    """What the reader should give for a panel: the truth's geometry, undone."""
+def _shown(counts: np.ndarray, panel: PanelTruth) -> np.ndarray:
+    """The panel as the exporter drew it, in counts (before the 8-bit mapping)."""
     assert panel.window is not None
     w0, w1, c0, c1 = panel.window
     r0, r1, b0, b1 = panel.box
-    shown = resize_bilinear(counts[w0:w1, c0:c1], (r1 - r0, b1 - b0))
-    return resize_bilinear(pad_to_view(shown)[0])
+    return resize_bilinear(counts[w0:w1, c0:c1], (r1 - r0, b1 - b0))
 
 
-def _expected_mask(mask: np.ndarray, panel: PanelTruth) -> np.ndarray:
+def _pads(counts: np.ndarray, panel: PanelTruth) -> tuple[int, int, int, int]:
+    return pad_to_view(_shown(counts, panel))[1]
+
+
+def _expected_view(counts: np.ndarray, panel: PanelTruth) -> np.ndarray:
+    """What the reader should give for a panel: the truth's geometry, undone."""
+    return resize_bilinear(pad_to_view(_shown(counts, panel))[0])
+
+
+def _expected_mask(
+    mask: np.ndarray, panel: PanelTruth, pads: tuple[int, int, int, int]
+) -> np.ndarray:
     """A truth mask mapped into the view read from a panel (nearest neighbour)."""
     rows, cols = np.meshgrid(np.arange(1024) + 0.5, np.arange(256) + 0.5, indexing="ij")
     r0, r1, b0, b1 = panel.box
     assert panel.window is not None
     w0, w1, c0, c1 = panel.window
     # view -> picture: invert picture_to_view's affine map from two points
-    (ar, ac), (br, bc) = picture_to_view(panel.box, r0, b0), picture_to_view(panel.box, r1, b1)
+    (ar, ac) = picture_to_view(panel.box, pads, r0, b0)
+    (br, bc) = picture_to_view(panel.box, pads, r1, b1)
     pic_r = r0 + (rows - ar) * (r1 - r0) / (br - ar)
     pic_c = b0 + (cols - ac) * (b1 - b0) / (bc - ac)
     # picture -> canonical window
@@ -119,7 +130,7 @@ def test_reader_gives_the_truths_views(case: PhantomCase, tmp_path: Path, layout
         # the picture is the counts in 8-bit display units; the shape must agree
         assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] >= 0.97, view
         # the truth masks land where the views show them: the bladder is hot
-        bladder = _expected_mask(case.masks[view], panel) == 2
+        bladder = _expected_mask(case.masks[view], panel, _pads(case.views[view], panel)) == 2
         assert bladder.any()
         body = expected > 0.05 * expected.max()
         assert got[bladder].mean() >= 2.0 * got[body].mean(), view
@@ -133,9 +144,10 @@ def test_burned_in_labels_are_set_to_the_background(
     scan = read_scan(_save(tmp_path, exported, None))
     masked = 0
     for view, panel in _whole_body(exported).items():
+        pads = _pads(case.views[view], panel)
         for _, (r0, r1, c0, c1) in panel.labels:
-            top, left = picture_to_view(panel.box, r0, c0)
-            bottom, right = picture_to_view(panel.box, r1, c1)
+            top, left = picture_to_view(panel.box, pads, r0, c0)
+            bottom, right = picture_to_view(panel.box, pads, r1, c1)
             inside = scan.views[view][int(top) + 1 : int(bottom), int(left) + 1 : int(right)]
             # the text was drawn at the picture's top; nothing of it is left
             assert inside.size, (view, panel.labels)
