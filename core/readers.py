@@ -390,19 +390,26 @@ def _find_layout(
     return layout, None, hot_dark
 
 
-def _masked_single(decoded: _Decoded, layout: Layout, hot_dark: bool) -> tuple[_Decoded, int]:
-    """Set a single view's burned-in text and borders to its background value."""
-    panel = layout.whole_body[0]
+def _masked_single(
+    decoded: _Decoded, layout: Layout, hot_dark: bool
+) -> tuple[_Decoded, str | None]:
+    """Set a single view's burned-in text and borders to its background value.
+
+    Returns:
+        (the picture with them cleared, a note saying so, or None when there were none).
+    """
     clear = layout.chrome | layout.text
     if not clear.any():
-        return decoded, 0
+        return decoded, None
     pixels = decoded.pixels.copy()
     if hot_dark:
         hi = int(pixels.max())
         pixels[clear] = 255 if decoded.bit_depth == 8 else (1 << max(8, hi.bit_length())) - 1
     else:
         pixels[clear] = 0
-    return _Decoded(pixels, decoded.bit_depth, decoded.notes), len(panel.labels)
+    labels = len(layout.whole_body[0].labels)
+    note = f"burned-in text ({labels} label(s)) and panel borders set to the background"
+    return _Decoded(pixels, decoded.bit_depth, decoded.notes), note
 
 
 def _layout_views(
@@ -491,11 +498,9 @@ def _read_image_file(path: Path, kind: FileKind) -> Scan:
         view = "ANT"
         notes.append("the file name does not say which view this is; taken as anterior (ANT)")
     if layout is not None:
-        decoded, n_labels = _masked_single(decoded, layout, hot_dark)
-        if n_labels or layout.chrome.any():
-            notes.append(
-                f"{n_labels} burned-in label(s) and the panel border set to the background"
-            )
+        decoded, note = _masked_single(decoded, layout, hot_dark)
+        if note:
+            notes.append(note)
     converted = _to_counts(path, decoded.pixels, decoded.bit_depth)
     notes += list(converted.notes)
     assert view is not None
@@ -536,11 +541,23 @@ def _read_image_pair(ant: Path, post: Path, kind_ant: FileKind, kind_post: FileK
                 "this image holds four views side by side (both anterior and posterior); "
                 "give it on its own, not as one view of a pair.",
             )
+        kind = kind_ant if view == "ANT" else kind_post
+        layout, _, hot_dark = _find_layout(path, decoded, lossy=kind == "jpeg")
+        if layout is not None and layout.kind == "pair":
+            raise refusal(
+                path,
+                "this image holds two whole-body views side by side; give it on its own, "
+                "not as one view of a pair.",
+            )
         named = view_from_name(path)
         if named is not None and named != view:
             notes.append(
                 f"{path.name} is named like a {named} view but was given as {view}; read as {view}"
             )
+        if layout is not None and layout.kind == "single":
+            decoded, note = _masked_single(decoded, layout, hot_dark)
+            if note:
+                notes.append(f"{view}: {note}")
         converted = _to_counts(path, decoded.pixels, decoded.bit_depth)
         views[view] = converted
         notes += list(decoded.notes) + [f"{view}: {n}" for n in converted.notes]

@@ -264,3 +264,28 @@ def test_finder_refuses_a_blank_picture() -> None:
         find_layout(np.zeros((200, 100), dtype=np.float32))
     with pytest.raises(ValueError, match="heat"):
         find_layout(np.full((10, 10), np.nan, dtype=np.float32))
+
+
+def test_labels_are_cleared_in_a_pair_of_single_view_files(
+    case: PhantomCase, tmp_path: Path
+) -> None:
+    ant, post = _bright(case.views["ANT"]), _bright(case.views["POST"])
+    labelled = _with_text(ant, [("ANT", 8, 8)])
+    a = _png(tmp_path / "a_ANT.png", labelled)
+    p = _png(tmp_path / "a_POST.png", post)
+    scan = read_scan(a, posterior=p)
+    top_left = scan.views["ANT"][:40, :80]
+    assert float(top_left.max()) <= 0.02 * float(scan.views["ANT"].max())
+    assert any("burned-in text (1 label(s))" in n for n in scan.meta.notes)
+    # the unlabelled view is read exactly as before
+    assert np.array_equal(scan.views["POST"], post.astype(np.float32))
+
+
+def test_a_side_by_side_picture_is_not_one_view_of_a_pair(
+    case: PhantomCase, tmp_path: Path
+) -> None:
+    ant, post = _bright(case.views["ANT"]), _bright(case.views["POST"])
+    pair = _png(tmp_path / "both.png", np.concatenate([ant, post], axis=1))
+    other = _png(tmp_path / "b_POST.png", post)
+    with pytest.raises(ScanReadError, match="two whole-body views side by side"):
+        read_scan(pair, posterior=other)
