@@ -56,7 +56,7 @@ PAPER_DICE_METASTASIS: dict[str, float] = {
 PAPER_AUC_METASTASIS = 0.926
 PAPER_AUC_BLADDER = 0.997
 PAPER_DICE_BLADDER = 0.925
-#: Issue 4's targets on a held-out phantom set (figure key -> lowest acceptable value).
+#: The project's targets on a held-out phantom set (figure key -> lowest acceptable value).
 TARGETS: dict[str, float] = {
     "sensitivity": 0.95,
     "specificity": 0.95,
@@ -244,7 +244,7 @@ def headline_frame(
 
     Returns:
         One row per figure of :data:`HEADLINE`, columns ``"figure"``, ``"networks"``,
-        ``"classical baseline"``, ``"paper"`` and ``"target"`` (issue 4's lowest
+        ``"classical baseline"``, ``"paper"`` and ``"target"`` (the project's lowest
         acceptable value on the held-out phantom set, or "").
     """
     paper = paper if paper is not None else paper_figures()["overall"]

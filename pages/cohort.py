@@ -13,6 +13,16 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from core.config import AGE_GROUPS, REPO_ROOT
+from core.response import (
+    DEFAULT_THRESHOLD,
+    NO_BSTBI,
+    PROGRESSOR,
+    RESPONDER,
+    RESPONSES,
+    SINGLE_SCAN,
+    STABLE,
+    classify_response,
+)
 from db.queries import cohort_summary
 from ui.auth import guard
 from ui.common import Keys, database
@@ -21,10 +31,6 @@ from ui.common import Keys, database
 PATIENT_PAGE = "pages/patient.py"
 UNKNOWN = "unknown"
 NOT_ANALYSED = "not analysed"
-#: Response categories by the change of BSTBI from the baseline (see the rule below).
-RESPONDER, STABLE, PROGRESSOR = "responder", "stable", "progressor"
-SINGLE_SCAN, NO_BSTBI = "single scan", "no reliable BSTBI"
-RESPONSES = (RESPONDER, STABLE, PROGRESSOR, SINGLE_SCAN, NO_BSTBI)
 # Neither red nor green: those mean metastasis and bladder on every image of the product.
 RESPONSE_COLOURS = {
     RESPONDER: "#1f5fa8",
@@ -33,8 +39,6 @@ RESPONSE_COLOURS = {
     SINGLE_SCAN: "#d7dbe0",
     NO_BSTBI: "#eceff1",
 }
-#: Default of the response threshold X, in BSTBI units (the index runs from 0 to 1).
-DEFAULT_THRESHOLD = 0.02
 PAGE_SIZES = (25, 50, 100, 200)
 SORTS = {
     "Patient": "pseudonym",
@@ -122,18 +126,8 @@ with st.container(border=True):
 # One scan has no change to report (the query gives 0 there: baseline and latest coincide).
 cohort.loc[cohort["n_studies"] < 2, "bstbi_change"] = np.nan
 
-# The stated rule, in BSTBI units: a change of at least X either way from the first reliable
-# analysis; a patient needs two scans to have a change at all.
-change = cohort["bstbi_change"]
-cohort["response"] = np.select(
-    [
-        cohort["latest_bstbi"].isna(),
-        cohort["n_studies"] < 2,
-        change <= -threshold,
-        change >= threshold,
-    ],
-    [NO_BSTBI, SINGLE_SCAN, RESPONDER, PROGRESSOR],
-    default=STABLE,
+cohort["response"] = classify_response(
+    cohort["latest_bstbi"], cohort["n_studies"], cohort["bstbi_change"], threshold
 )
 
 keep = pd.Series(True, index=cohort.index)

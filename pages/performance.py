@@ -153,7 +153,7 @@ def _show_report(report: dict[str, Any]) -> None:
         width="stretch",
     )
     st.caption(
-        "Paper: Liu et al. 2021, 123 test patients. Target: issue 4's goal on a held-out "
+        "Paper: Liu et al. 2021, 123 test patients. Target: the project's goal on a held-out "
         "phantom set. Rates as Table 2 writes them: percentage (count) from 20 cases, the "
         "fraction alone below."
     )
