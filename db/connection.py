@@ -21,6 +21,28 @@ from db.schema import migrations
 BUSY_TIMEOUT_MS = 30_000
 
 
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run a block as one transaction that takes the write lock when it begins.
+
+    The one place ``BEGIN IMMEDIATE`` is written (see :class:`Store` for why): the
+    block's statements are committed together, or rolled back on any error, including
+    a failed ``COMMIT``.
+
+    Args:
+        conn: A connection in autocommit mode with no transaction open.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        # an error such as RAISE(ROLLBACK) may already have ended the transaction
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class Store(Database):
     """A ``sqlite_utils.Database`` whose ``atomic()`` takes the write lock when it begins.
 
@@ -38,15 +60,8 @@ class Store(Database):
             with super().atomic():
                 yield self
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self.conn):
             yield self
-        except BaseException:
-            # an error such as RAISE(ROLLBACK) may already have ended the transaction
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
 
 
 @contextmanager
@@ -109,10 +124,5 @@ def _migrate(db: Database) -> None:
         return
     # Two processes starting at once must not both apply a migration: take the
     # write lock first, then re-check what is pending inside it.
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db.conn):
         migrations.apply(db)
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")

@@ -33,6 +33,7 @@ from core.auth import require_role
 from core.config import LABEL_BLADDER, VIEWS
 from core.crops import THRESHOLD
 from core.scan import Scan
+from db.connection import immediate_transaction
 
 #: zlib level for pixel data: 6 is within a few % of 9 in size at a third of the time.
 _ZLIB_LEVEL = 6
@@ -84,15 +85,8 @@ def write_transaction(db: Database) -> Iterator[Database]:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db.conn):
         yield db
-        db.conn.execute("COMMIT")
-    except BaseException:
-        # an error such as RAISE(ROLLBACK) may already have ended the transaction
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
 
 
 def add_patient(
