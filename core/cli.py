@@ -702,6 +702,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     import dataclasses
 
     import numpy as np
+    from tqdm import tqdm
 
     from core.calibrate import apply_calibration, choose_threshold, rates_at, scan_scores
     from core.config import model_dir as default_model_dir
@@ -711,13 +712,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     model_dir = args.model or default_model_dir()
     try:
         models = load_models(model_dir, device="cpu")
-        ids, truth, scores = scan_scores(
-            models,
-            args.dataset,
-            args.cases,
-            progress=lambda done, total: print(f"\r{done}/{total} scans", end="", file=sys.stderr),
-        )
-        print(file=sys.stderr)
+        with tqdm(unit="scan", desc="calibrate") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            ids, truth, scores = scan_scores(models, args.dataset, args.cases, progress=progress)
         choice = choose_threshold(truth, scores)
     except (ModelFileError, ScanReadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
