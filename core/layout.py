@@ -831,13 +831,13 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
         ring[:, c1 + EDGE_LINES :] = False
         chrome |= ring
     bare[chrome] = 0.0
+    # each viewport's parts, joined into bodies once
     found: list[tuple[Box, list[_Object]]] = [
-        (vp, _objects(bare, vp, h, h * w)) for vp in viewports
+        (vp, _group_parts(_objects(bare, vp, h, h * w), h)) for vp in viewports
     ]
-    everything = [o for _, objs in found for o in objs]
-    if not everything:
+    grouped = [g for _, groups in found for g in groups]
+    if not grouped:
         raise LayoutError("no body was found in the picture: it holds only background.")
-    grouped = [g for _, objs in found for g in _group_parts(objs, h)]
     tallest = max(g.height for g in grouped)
     # the scale of a whole body: the tallest part narrow enough to be one
     tallest_body = max(
@@ -845,11 +845,10 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
     )
     panels: list[Panel] = []
     notes: list[str] = []
-    for vp, objs in found:
+    for vp, rest in found:
         words = [
             t for t in texts if vp[0] <= t[0] and t[1] <= vp[1] and vp[2] <= t[2] and t[3] <= vp[3]
         ]
-        rest = _group_parts(objs, h)
         # A body: narrow for its height, and tall among the picture's bodies.
         # A part cut by both ends of its own bordered panel is a spot view (the legs of
         # a knee view) unless it is as tall as the tallest body.
