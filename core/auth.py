@@ -32,13 +32,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
-if TYPE_CHECKING:
-    from sqlite_utils import Database
 
 #: Roles, from most to least trusted.
 ROLES: tuple[str, str, str] = ("admin", "clinician", "viewer")
@@ -155,48 +151,6 @@ def roles_allowed(action: str) -> tuple[str, ...]:
     return tuple(role for role in ROLES if allowed(role, action))
 
 
-def require_role(db: Database, account: str | None, action: str) -> str | None:
-    """Refuse ``action`` unless ``account`` may do it in this store.
-
-    Args:
-        db: An open store.
-        account: The signed-in account's username, or None when nobody is signed in.
-        action: One of :data:`ACTIONS`.
-
-    Returns:
-        The account's role; None when the store has no accounts (demo mode or
-        command-line batch use), where every action is allowed.
-
-    Raises:
-        AccessDenied: If the store has accounts and ``account`` is None, unknown,
-            disabled, or of a role that may not do ``action``.
-        ValueError: If ``action`` is unknown.
-    """
-    from db.accounts import account_count, get_account
-
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
-    if account_count(db) == 0:
-        return None
-    words = ACTION_WORDS[action]
-    who = " or ".join(f"{'an' if r[0] in 'aeiou' else 'a'} {r}" for r in roles_allowed(action))
-    if account is None or not account.strip():
-        raise AccessDenied(
-            f"Sign in first: this store has accounts, so only {who}, signed in, may {words}."
-        )
-    found = get_account(db, account)
-    if found is None:
-        raise AccessDenied(f"There is no account named {account!r}; it may not {words}.")
-    if found.disabled:
-        raise AccessDenied(f"The account {found.username!r} is disabled; it may not {words}.")
-    if not allowed(found.role, action):
-        raise AccessDenied(
-            f"The account {found.username!r} is a {found.role}, and a {found.role} may not "
-            f"{words} (only {who} may)."
-        )
-    return found.role
-
-
 def idle_minutes() -> float:
     """Return the idle time before a session expires (``$BONESCAN_IDLE_MINUTES`` or 30).
 
@@ -253,10 +207,3 @@ def is_demo_mode(accounts: int, real_patients: int) -> bool:
     if accounts < 0 or real_patients < 0:
         raise ValueError(f"counts must be >= 0, got {accounts=}, {real_patients=}")
     return accounts == 0 and real_patients == 0
-
-
-def demo_mode(db: Database) -> bool:
-    """Say whether the store is in demo mode (:func:`is_demo_mode`); else login is required."""
-    from db.accounts import account_count, real_patient_count
-
-    return is_demo_mode(account_count(db), real_patient_count(db))

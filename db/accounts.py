@@ -14,7 +14,6 @@ that someone can always manage the others.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from sqlite_utils import Database
 
@@ -23,32 +22,22 @@ from core.auth import (
     check_password_rules,
     hash_password,
     needs_rehash,
-    require_role,
     verify_nothing,
     verify_password,
+)
+from db.access import (
+    ACCOUNT_COLUMNS,
+    Account,
+    account_count,
+    account_from_row,
+    get_account,
+    require_role,
 )
 from db.store import audit, write_transaction
 
 #: The audit log's account for changes made at the server's command line.
 CONSOLE = "console"
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Account:
-    """An account, without its hash.
-
-    Attributes:
-        username: As created (matched without case).
-        role: ``"admin"``, ``"clinician"`` or ``"viewer"``.
-        disabled: True when it may not sign in or write.
-        created_at: ISO-8601 UTC time of creation.
-    """
-
-    username: str
-    role: str
-    disabled: bool
-    created_at: str
 
 
 def check_username(username: str) -> str:
@@ -69,43 +58,6 @@ def check_username(username: str) -> str:
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-
-
-_COLUMNS = "username, role, disabled, created_at"
-
-
-def _account(row: tuple[object, ...]) -> Account:
-    return Account(str(row[0]), str(row[1]), bool(row[2]), str(row[3]))
-
-
-def account_count(db: Database) -> int:
-    """Return how many accounts the store holds (enabled or not)."""
-    return int(db.execute("SELECT count(*) FROM accounts").fetchone()[0])
-
-
-def real_patient_count(db: Database) -> int:
-    """Return how many patients are not marked synthetic (real patient data)."""
-    return int(db.execute("SELECT count(*) FROM patients WHERE synthetic = 0").fetchone()[0])
-
-
-def get_account(db: Database, username: str) -> Account | None:
-    """Return the account named ``username`` (any case), or None."""
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM accounts WHERE username = ?", [username.strip()]
-    ).fetchone()
-    return None if row is None else _account(row)
-
-
-def role_of(db: Database, username: str) -> str | None:
-    """Return the role of an enabled account, or None if unknown or disabled."""
-    found = get_account(db, username)
-    return None if found is None or found.disabled else found.role
-
-
-def list_accounts(db: Database) -> list[Account]:
-    """Return every account, by username."""
-    rows = db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY username").fetchall()
-    return [_account(r) for r in rows]
 
 
 def _enabled_admins(db: Database) -> int:
@@ -285,12 +237,12 @@ def authenticate(db: Database, username: str, password: str) -> Account | None:
     row = None
     if _USERNAME.fullmatch(name):
         row = db.execute(
-            f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE username = ?", [name]
+            f"SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE username = ?", [name]
         ).fetchone()
     if row is None:
         verify_nothing(password)
         return None
-    found, stored = _account(row[:4]), str(row[4])
+    found, stored = account_from_row(row[:4]), str(row[4])
     if not verify_password(stored, password) or found.disabled:
         return None
     if needs_rehash(stored):

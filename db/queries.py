@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,3 +344,62 @@ def studies_without_analysis(db: Database, limit: int | None = None) -> list[int
             raise ValueError(f"limit must be >= 0, got {limit}")
         sql += f" LIMIT {int(limit)}"
     return [int(r[0]) for r in db.execute(sql).fetchall()]
+
+
+def study_by_source(db: Database, source_sha256: str) -> tuple[int, int | None] | None:
+    """Find the study stored from a file (or pair of files) with this content hash.
+
+    Args:
+        db: An open store.
+        source_sha256: The files' hash (:func:`core.reading.uploaded.sha256_of`).
+
+    Returns:
+        ``(study id, latest analysis id or None)``, or None when no study has the hash.
+    """
+    row = db.execute(
+        "SELECT s.id, (SELECT max(a.id) FROM analyses a WHERE a.study_id = s.id) "
+        "FROM studies s WHERE s.source_sha256 = ?",
+        [source_sha256],
+    ).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), None if row[1] is None else int(row[1])
+
+
+def has_analysis(db: Database, study_id: int) -> bool:
+    """Say whether a study has at least one stored analysis."""
+    return db.execute("SELECT 1 FROM analyses WHERE study_id = ?", [study_id]).fetchone() is not None
+
+
+def lesion_history(db: Database, lesion_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Return each lesion's audit rows, oldest first.
+
+    Args:
+        db: An open store.
+        lesion_ids: The lesions.
+
+    Returns:
+        ``{lesion id: [{"at", "account", "action", "before", "after", "reason"}]}``,
+        every id present (an empty list when never changed); ``before``/``after`` are
+        the statuses, ``reason`` the one recorded with the change ("" when none).
+    """
+    out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in lesion_ids}
+    if not out:
+        return out
+    marks = ", ".join("?" for _ in out)
+    for row in db["audit_log"].rows_where(
+        f"entity = 'lesion' AND entity_id IN ({marks})", list(out), order_by="id"
+    ):
+        before = json.loads(row["before_json"]) if row["before_json"] else {}
+        after = json.loads(row["after_json"]) if row["after_json"] else {}
+        out[int(row["entity_id"])].append(
+            {
+                "at": row["at"],
+                "account": row["account"],
+                "action": row["action"],
+                "before": before.get("status"),
+                "after": after.get("status"),
+                "reason": after.get("reason") or "",
+            }
+        )
+    return out

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
-from core.auth import require_role
 from core.config import LABEL_BLADDER, VIEWS
-from core.crops import THRESHOLD
+from core.imaging.crops import THRESHOLD
 from core.scan import Scan
+from db.access import require_role
 from db.connection import immediate_transaction
 
 #: zlib level for pixel data: 6 is within a few % of 9 in size at a third of the time.
@@ -309,7 +309,7 @@ class LesionRecord:
 
     Attributes:
         view: ``"ANT"`` or ``"POST"``.
-        component: Its number in :func:`core.review.lesion_components` (>= 1).
+        component: Its number in :func:`core.burden.lesion_review.lesion_components` (>= 1).
         area_px: Pixels (>= 0).
         area_cm2: Area in cm², or None.
         uptake_ratio: Mean lesion counts / mean normal bone counts, or None.
@@ -518,7 +518,7 @@ def add_drawn_lesion(
 
     Its component number is the next free one of that analysis and view, so it never
     collides with a model lesion. The caller then recomputes the burden
-    (:func:`core.review.recompute_burden`) and stores it (:func:`update_analysis_burden`).
+    (:func:`core.burden.lesion_review.recompute_burden`) and stores it (:func:`update_analysis_burden`).
 
     Args:
         db: An open store.
@@ -647,7 +647,7 @@ def update_analysis_burden(
     Args:
         db: An open store.
         analysis_id: The analysis.
-        per_image: ``{(view, level): bstbi}`` (:attr:`core.review.BurdenResult.per_image`);
+        per_image: ``{(view, level): bstbi}`` (:attr:`core.burden.lesion_review.BurdenResult.per_image`);
             images not in it become NULL.
         scan_bstbi: The scan's BSTBI in [0, 1].
         hotspots: Hotspot count (>= 0).

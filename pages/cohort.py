@@ -12,8 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core.config import AGE_GROUPS, REPO_ROOT
-from core.response import (
+from core.burden.response import (
     DEFAULT_THRESHOLD,
     NO_BSTBI,
     PROGRESSOR,
@@ -23,6 +22,7 @@ from core.response import (
     STABLE,
     classify_response,
 )
+from core.config import AGE_GROUPS, REPO_ROOT
 from db.queries import cohort_summary
 from ui.auth import guard
 from ui.common import Keys, database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.accounts import account_count
+from db.access import account_count
 from ui.auth import try_sign_in
 from ui.common import Keys, database
 

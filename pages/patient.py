@@ -8,24 +8,24 @@ from typing import Any
 
 import streamlit as st
 
-from core.charts import COMMON_AGENTS, trajectory_figure
-from core.config import db_path
-from core.followup import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
-from core.patient_view import (
+from core.burden.charts import COMMON_AGENTS, trajectory_figure
+from core.burden.followup import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
+from core.burden.patient_record import (
     PatientRecord,
     default_pair,
-    load_patient,
     pair_pictures,
     patient_info,
     treatments_from_rows,
 )
-from core.report import build_patient_report, studies_csv, study_row
+from core.config import db_path
 from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import add_treatment
 from db.treatments import patient_treatments
 from ui.auth import guard, may, names_hidden, refusal, shown_name
 from ui.common import Keys, account, database
+from workflow.patients import load_patient
+from workflow.report import build_patient_report, studies_csv, study_row
 
 OTHER_AGENT = "another agent (type it below)"
 EARLIEST_DATE = dt.date(1900, 1, 1)

@@ -11,8 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import model_dir
-from core.models import ModelFileError
-from core.performance import (
+from core.evaluation.model_performance import (
     DEMO_LABELLED_CASES,
     DEMO_LABELLED_SEED,
     NO_MODEL,
@@ -29,6 +28,7 @@ from core.performance import (
     save_report,
     table2_frame,
 )
+from core.networks.models import ModelFileError
 from core.scan import ScanReadError
 from ui.auth import guard
 from ui.common import Keys, models

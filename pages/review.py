@@ -8,12 +8,14 @@ from typing import cast
 import numpy as np
 import streamlit as st
 
+from core.burden import lesion_review as rv
 from core.config import VIEWS
-from db.queries import patient_overview, patient_time_series, study_with_masks
+from db.queries import lesion_history, patient_overview, patient_time_series, study_with_masks
 from db.store import BSTBI_COLUMNS
-from ui import review as rv
+from ui import review_panel as panel
 from ui.auth import guard, may, names_hidden, refusal
 from ui.common import Keys, account, database
+from workflow.review_changes import save_review
 
 guard()
 st.title("Review lesions")
@@ -79,7 +81,7 @@ with database() as db:
         data = study_with_masks(db, study_id)
     analysis, masks, lesions = data["analysis"], data["masks"], data["lesions"]
     images = rv.study_images(data["study"], data["views"], masks)
-    history = rv.lesion_history(db, [int(les["id"]) for les in lesions])
+    history = lesion_history(db, [int(les["id"]) for les in lesions])
     reliable = analysis["quality"] == "ok"
 
     st.caption(
@@ -125,7 +127,7 @@ with database() as db:
         if not may_review:
             st.caption(refusal("review"))
         reason = st.selectbox("Reason for excluding a lesion", rv.REASONS, disabled=not may_review)
-        table = rv.lesion_table(lesions, history)
+        table = panel.lesion_table(lesions, history)
         state = zlib.crc32(",".join(les["status"] for les in lesions).encode())
         editor_key = f"{Keys.REVIEW_EDITOR}-{analysis['id']}-{state:08x}"
         edited = st.data_editor(
@@ -150,7 +152,7 @@ with database() as db:
         )
         changes = rv.changed_statuses(lesions, edited["include"].to_dict()) if may_review else {}
         if changes:
-            after = rv.save_review(
+            after = save_review(
                 db,
                 analysis=analysis,
                 images=images,
@@ -211,19 +213,19 @@ with database() as db:
             "Grey level 1. Red: lesions counted; grey ring: excluded; yellow ring: the "
             "highlighted lesion; green: bladder (left out of BSTBI)."
         )
-        top, bottom = rv.body_rows(images.displays)
+        top, bottom = panel.body_rows(images.displays)
         for column, view in zip(st.columns(2), [v for v in VIEWS if v in masks], strict=False):
             view_lesions = [les for les in lesions if les["view"] == view]
             regions = {
-                int(les["id"]): rv.lesion_region(les, images.components[view])
+                int(les["id"]): panel.lesion_region(les, images.components[view])
                 for les in view_lesions
             }
             excluded = [regions[int(les["id"])] for les in view_lesions if not rv.included(les)]
-            picture = rv.review_picture(
+            picture = panel.review_picture(
                 images.displays[(view, 1)],
                 reviewed.masks[view],
                 np.logical_or.reduce(excluded) if excluded else None,
-                [rv.lesion_mark(les, regions[int(les["id"])]) for les in view_lesions],
+                [panel.lesion_mark(les, regions[int(les["id"])]) for les in view_lesions],
                 highlight=regions.get(selected) if selected is not None else None,
             )
             scale = picture.shape[0] // images.displays[(view, 1)].shape[0]

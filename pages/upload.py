@@ -9,19 +9,19 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.config import VIEWS
-from core.crops import THRESHOLD
-from core.dicom import PHANTOM_MANUFACTURER
-from core.display import GREY_LEVELS, display_images
-from core.files import sha256_of
-from core.models import ModelFileError
+from core.imaging.crops import THRESHOLD
+from core.imaging.display import GREY_LEVELS, display_images
+from core.networks.models import ModelFileError
 from core.phantom.cohort import PRIMARIES
-from core.pipeline import ingest
+from core.reading.dicom import PHANTOM_MANUFACTURER
+from core.reading.uploaded import sha256_of
 from core.scan import Scan
 from db.queries import patient_overview, study_with_masks
 from ui.auth import guard, names_hidden
 from ui.common import Keys, account, database, models
 from ui.images import opacity_slider, show_overlays
 from ui.uploads import uploaded_scan
+from workflow.ingest import ingest
 
 FROM_FILE, EXISTING, NEW = "From the file", "An existing patient", "A new patient"
 SEXES: tuple[str | None, ...] = (None, "M", "F", "O")

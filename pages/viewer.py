@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import VIEWS
-from core.display import GREY_LEVELS, display_images
-from core.quality import assess
+from core.imaging.display import GREY_LEVELS, display_images
+from core.imaging.quality import assess
 from ui.auth import guard
 from ui.uploads import uploaded_scan
 

@@ -28,10 +28,10 @@ import numpy as np
 from scipy import ndimage, stats
 
 from core.config import LABEL_METASTASIS
-from core.dataset import load_case_views, read_dataset
-from core.inference import predict_batch
-from core.metrics import roc_auc
-from core.models import load_models
+from core.evaluation.metrics import roc_auc
+from core.networks.inference import predict_batch
+from core.networks.models import load_models
+from core.reading.dataset import load_case_views, read_dataset
 
 
 def _largest_component(masks: dict[str, np.ndarray]) -> int:

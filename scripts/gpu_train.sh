@@ -15,7 +15,7 @@
 # The device tool brings back at most 8 files of 16 MiB (64 MiB in all) per call, and the
 # two fp16 weight files are 43 + 47 MB, hence two calls and 15 MiB parts. Rebuild here:
 #   cat classifier.safetensors.part-* > models/classifier.safetensors   (same for segmenter)
-# and copy the JSON cards beside them; core.models.load_models checks each sha256.
+# and copy the JSON cards beside them; core.networks.models.load_models checks each sha256.
 # The working tree travels to the machine (64 MiB at most): move models/*.safetensors
 # (90 MB) aside for the call.
 #
@@ -73,7 +73,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 log() { echo "[$(($(date +%s) - start)) s] $*" | tee -a "$LOG"; }
-log "device: $("$PY" -c 'from core.device import describe_device; print(describe_device())')"
+log "device: $("$PY" -c 'from core.networks.device import describe_device; print(describe_device())')"
 
 # 1. Generate the training shards at once, each its own seed (1001..; the held-out test
 #    set of the development machine is seed 2, so training never sees a test patient).

@@ -24,10 +24,10 @@ import torch
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-from core.crops import crop_origins, extract_crops
-from core.dataset import load_case_views, read_dataset
-from core.models import load_models
-from core.normalise import normalise_view
+from core.imaging.crops import crop_origins, extract_crops
+from core.imaging.normalise import normalise_view
+from core.networks.models import load_models
+from core.reading.dataset import load_case_views, read_dataset
 
 
 def _crops(folder: str, n: int) -> list[np.ndarray]:

@@ -3,7 +3,7 @@ r"""Measure the layout finder on generated workstation exports, and draw what it
 For ``--cases`` phantom cases (``generate_case(--seed, i)``) every layout of
 :mod:`core.phantom.layouts` is rendered (a third of them saved as JPEG at quality
 60-95, as ``python -m core generate --layouts`` writes them), read back with
-:func:`core.readers.read_scan` and passed through the quality gate. It prints, per
+:func:`core.reading.readers.read_scan` and passed through the quality gate. It prints, per
 layout and overall:
 
 * ``read``: the share read as two whole-body views with the right names and every
@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.display import detect_polarity
-from core.layout import Layout, LayoutError, find_layout, to_heat
+from core.imaging.display import detect_polarity
+from core.imaging.quality import assess
 from core.phantom.export import LAYOUT_JPEG_EVERY
 from core.phantom.generate import generate_case
 from core.phantom.layouts import LAYOUTS, ExportedLayout, render_layout, save_layout
-from core.quality import assess
-from core.readers import read_scan
+from core.reading.layout import Layout, LayoutError, find_layout, to_heat
+from core.reading.readers import read_scan
 from core.scan import ScanReadError
 
 TOLERANCE = 2

@@ -1,11 +1,11 @@
 """Probe: how far does the classifier's screening arithmetic stray from float32?
 
-Backs :data:`core.inference.CONFIRM_MARGIN` (docs/benchmarks.md). For every crop of every
+Backs :data:`core.networks.inference.CONFIRM_MARGIN` (docs/benchmarks.md). For every crop of every
 scan of the labelled datasets given, runs the shipped classifier in float32 and in the
 screening precision (bfloat16 autocast on a CPU), then prints per dataset: the largest
 and 99.9th-percentile logit difference per label, how many crops per scan the margin
 would send back to float32, how many scan calls would change without that second pass,
-and how many change with it (:func:`core.inference.crop_probabilities`)::
+and how many change with it (:func:`core.networks.inference.crop_probabilities`)::
 
     PYTHONPATH=. .venv/bin/python scripts/precision_probe.py data/phantom-lr data/phantom-test
 
@@ -19,11 +19,11 @@ import sys
 import numpy as np
 import torch
 
-from core.crops import crop_origins, extract_crops
-from core.dataset import load_case_views, read_dataset
-from core.inference import CONFIRM_MARGIN, crop_probabilities, rows_to_confirm
-from core.models import load_models
-from core.normalise import normalise_view
+from core.imaging.crops import crop_origins, extract_crops
+from core.imaging.normalise import normalise_view
+from core.networks.inference import CONFIRM_MARGIN, crop_probabilities, rows_to_confirm
+from core.networks.models import load_models
+from core.reading.dataset import load_case_views, read_dataset
 
 
 def main(folders: list[str], precision: str = "bfloat16") -> None:

@@ -7,10 +7,10 @@ the images into the repository) it runs the same analysis, in this process, as::
     python -m core analyze --anterior ant/N.jpg --posterior post/N.jpg \
         --model DIR --json --masks OUTDIR
 
-(:func:`core.readers.read_scan`, then :func:`core.pipeline.analyze` with models loaded
-once by :func:`core.models.load_models`), and prints a markdown table: quality verdict,
+(:func:`core.reading.readers.read_scan`, then :func:`core.analysis.analyze` with models loaded
+once by :func:`core.networks.models.load_models`), and prints a markdown table: quality verdict,
 metastasis probability and call, marks (hotspots over both views), BSTBI, the skeletal
-regions of the marks (:func:`core.regions.skeletal_region`, as the pipeline stores them
+regions of the marks (:func:`core.imaging.regions.skeletal_region`, as the pipeline stores them
 per lesion), whether a bladder was found, and known facts about some files. Under
 ``--out`` (outside the repository; default ``/tmp/real-scans-out``) it writes, per scan,
 an overlay PNG (both views, hot = bright, metastasis red, bladder green), the label
@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.cli import analysis_line
+from cli import analysis_line
+from core.analysis import AnalysisResult, analyze
 from core.config import LABEL_BLADDER, LABEL_METASTASIS, REPO_ROOT, VIEWS
-from core.models import LoadedModels, ModelFileError, load_models
-from core.overlay import overlay_rgb
-from core.pipeline import AnalysisResult, analyze
-from core.readers import read_scan
+from core.imaging.overlay import overlay_rgb
+from core.networks.models import LoadedModels, ModelFileError, load_models
+from core.reading.readers import read_scan
 from core.scan import ScanReadError
 
 #: Known facts about some files (from looking at them; see the folder's README).

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from core.burden import HOTSPOT_STRUCTURE
-from core.dataset import load_case_masks, load_case_views, read_dataset
-from core.inference import predict_batch
-from core.models import load_models
-from core.readers import read_scan
+from core.burden.indices import HOTSPOT_STRUCTURE
+from core.networks.inference import predict_batch
+from core.networks.models import load_models
+from core.reading.dataset import load_case_masks, load_case_views, read_dataset
+from core.reading.readers import read_scan
 
 #: (mirror ratio, contrast floor) settings tried; None is the shipped output.
 SETTINGS: tuple[tuple[float, float] | None, ...] = (None, (1.2, 0.0), (1.3, 0.0), (1.2, 1.5))

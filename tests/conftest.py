@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
-    from core.models import LoadedModels
+    from core.networks.models import LoadedModels
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 @pytest.fixture(scope="session")
 def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with random weights (valid cards and hashes), written once per run."""
-    from core.bench import write_untrained_models
+    from workflow.speed_bench import write_untrained_models
 
     return write_untrained_models(tmp_path_factory.mktemp("untrained-models"))
 
@@ -43,7 +43,7 @@ def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def untrained_models(untrained_model_dir: Path) -> LoadedModels:
     """The untrained models, loaded once per run on the CPU (do not mutate them)."""
-    from core.models import load_models
+    from core.networks.models import load_models
 
     return load_models(untrained_model_dir, "cpu")
 

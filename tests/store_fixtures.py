@@ -1,7 +1,7 @@
 """A small analysed store for page tests, built from phantom truth (deterministic).
 
 Analyses here come from the phantom's true masks through
-:func:`core.pipeline.result_from_masks` (model version ``"phantom truth"``), so lesions,
+:func:`core.analysis.result_from_masks` (model version ``"phantom truth"``), so lesions,
 BSTBI and follow-up are known and do not depend on any network's weights.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.demo import case_sha256, demo_patient
+from core.analysis import result_from_masks
+from core.phantom.demo_cohort import case_sha256, demo_patient
 from core.phantom.generate import to_scan
-from core.pipeline import result_from_masks, to_records
 from db.connection import open_db
 from db.store import store_analysis
+from workflow.ingest import to_records
 
 #: Model version written on the truth analyses.
 TRUTH_MODEL = "phantom truth"
@@ -23,7 +24,7 @@ PATIENTS = 5
 
 def build_truth_store(path: Path, patients: int = PATIENTS) -> Path:
     """Write the demo cohort's first ``patients`` patients with truth analyses to ``path``."""
-    from core.cli import main
+    from cli import main
 
     assert main(["demo-cohort", "--db", str(path), "--patients", str(patients)]) == 0
     with open_db(path) as db:

@@ -12,16 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlite_utils import Database
 
-from core.auth import (
-    ACTIONS,
-    AccessDenied,
-    allowed,
-    demo_mode,
-    idle_minutes,
-    is_demo_mode,
-    require_role,
-    session_expired,
-)
+from core.auth import ACTIONS, AccessDenied, allowed, idle_minutes, is_demo_mode, session_expired
+from db.access import demo_mode, require_role
 from db.accounts import create_account, remove_account, set_disabled, set_password, set_role
 from db.connection import open_db
 from db.store import (

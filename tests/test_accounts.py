@@ -11,15 +11,13 @@ import pytest
 from argon2 import PasswordHasher
 from sqlite_utils import Database
 
+from cli import main
 from core.auth import AccessDenied, hash_password, verify_password
-from core.cli import main
+from db.access import get_account, list_accounts, role_of
 from db.accounts import (
     authenticate,
     create_account,
-    get_account,
-    list_accounts,
     remove_account,
-    role_of,
     set_disabled,
     set_password,
     set_role,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.models import LoadedModels, load_models
-from core.pipeline import analyze_stored
+from cli import main
+from core.networks.models import LoadedModels, load_models
 from db.connection import open_db
 from db.queries import stored_scan, studies_without_analysis
 from tests.test_pipeline import fake_predict_batch
+from workflow.ingest import analyze_stored
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def models(untrained_model_dir: Path) -> LoadedModels:
 def test_every_pending_study_is_analysed_once(
     demo_db: Path, model_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     with open_db(demo_db) as db:
         studies = db["studies"].count
         assert len(studies_without_analysis(db)) == studies > 2
@@ -49,7 +49,7 @@ def test_every_pending_study_is_analysed_once(
 def test_an_interruption_keeps_finished_analyses(
     demo_db: Path, models: LoadedModels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
 
     def stop(done: int, total: int) -> None:
         raise KeyboardInterrupt

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from core.augment import (
+from core.imaging.normalise import normalise_tensor
+from core.networks.augment import (
     AUGMENTATION_PRESETS,
     NO_AUGMENTATION,
     TRANSFER_AUGMENTATION,
@@ -18,7 +19,6 @@ from core.augment import (
     geometric_grid,
     thin_counts,
 )
-from core.normalise import normalise_tensor
 
 GEOMETRY_ONLY = AugmentConfig(
     thin_prob=0.0,

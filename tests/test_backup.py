@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.backup import BackupError, backup, integrity, restore, row_counts
-from core.cli import main
+from cli import main
+from db.backup import BackupError, backup, integrity, restore, row_counts
 from db.connection import open_db
 from tests.trust_workers import dump_tables, store_one
 

@@ -1,7 +1,7 @@
 """Bad inputs: the corpus under tests/bad_inputs/ and a Hypothesis fuzz run of the readers.
 
-Every corpus case, uploaded through :func:`core.pipeline.ingest` (which reads with
-:func:`core.files.read_uploaded`), must end in a :class:`~core.scan.ScanReadError`
+Every corpus case, uploaded through :func:`core.analysis.ingest` (which reads with
+:func:`core.reading.uploaded.read_uploaded`), must end in a :class:`~core.scan.ScanReadError`
 whose message names the file, gives the reason in words, holds no stack trace and no
 patient-identifying DICOM value, and leaves the store unchanged. The fuzz run feeds the
 readers random bytes and mutated valid files: each must give a ScanReadError or a valid
@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.config import COLS, ROWS
-from core.files import read_uploaded
-from core.pipeline import ingest
+from core.reading.uploaded import read_uploaded
 from core.scan import Scan, ScanReadError
 from db.connection import open_db
 from tests.make_bad_inputs import OUT, SECRET_ID, SECRET_NAME, write_corpus
 from tests.readers_helpers import nm_dataset, phantom_counts
 from tests.trust_workers import dump_tables
+from workflow.ingest import ingest
 
 MANIFEST = json.loads((OUT / "manifest.json").read_text())
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

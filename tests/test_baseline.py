@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.baseline import (
+from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
+from core.evaluation.baseline import (
     HOT_RATIO,
     PELVIS_ROWS,
     baseline_scan,
     baseline_view,
     mirror_axis,
 )
-from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
-from core.metrics import roc_auc
+from core.evaluation.metrics import roc_auc
 
 TOP, BOTTOM, MID = 50, 950, 128  # body rows and midline column of the hand-made view
 HOT_SPOT = (slice(300, 307), slice(92, 99))  # on the left "femur" stripe, off the midline

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.bench import format_table, run_bench
-from core.cli import main
-from core.pipeline import STAGES
+from cli import main
+from core.analysis import STAGES
+from workflow.speed_bench import format_table, run_bench
 
 
 def test_the_bench_reports_every_stage_and_the_agreement(untrained_model_dir: Path) -> None:

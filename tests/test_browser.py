@@ -22,8 +22,8 @@ pytestmark = pytest.mark.browser
 
 
 def _phantom_dicom(folder: Path) -> Path:
-    from core.dicom import write_nm_dicom
     from core.phantom.generate import generate_case, to_scan
+    from core.reading.dicom import write_nm_dicom
 
     path = folder / "phantom-scan.dcm"
     write_nm_dicom(path, to_scan(generate_case(77, 3, metastasis=True)), uid_seed="browser")

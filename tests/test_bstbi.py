@@ -1,4 +1,4 @@
-"""BSTBI of one display image and of a scan (core.burden)."""
+"""BSTBI of one display image and of a scan (core.burden.indices)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.burden import BSTBI_K, bstbi, bstbi_images, scan_bstbi
+from core.burden.indices import BSTBI_K, bstbi, bstbi_images, scan_bstbi
 
 # Worked 4x4 example. Heat = 255 - display.
 #   display                 heat

@@ -1,4 +1,4 @@
-"""Hotspot count, lesion area (BSLA) and lesion uptake ratio (core.burden)."""
+"""Hotspot count, lesion area (BSLA) and lesion uptake ratio (core.burden.indices)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from core.burden import (
+from core.burden.indices import (
     BLADDER_MARGIN_PX,
     hotspot_count,
     lesion_area_cm2,

@@ -1,4 +1,4 @@
-"""Calibration of the scan-level metastasis threshold (core.calibrate, `calibrate`)."""
+"""Calibration of the scan-level metastasis threshold (core.networks.calibrate, `calibrate`)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.calibrate import (
+from cli import main
+from core.networks.calibrate import (
     ThresholdChoice,
     apply_calibration,
     calibrated_config,
     choose_threshold,
 )
-from core.cli import main
-from core.models import ClassifierConfig, SegmenterConfig, load_models, read_card, set_config
+from core.networks.models import (
+    ClassifierConfig,
+    SegmenterConfig,
+    load_models,
+    read_card,
+    set_config,
+)
 
 
 def test_a_perfect_split_is_found_between_the_classes() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from core.models import build_classifier, build_segmenter, load_model
+from core.networks.models import build_classifier, build_segmenter, load_model
 
 
 def test_loaded_models_are_channels_last_and_agree_with_nchw(untrained_model_dir: Path) -> None:

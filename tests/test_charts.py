@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.charts import (
+from core.burden.charts import (
     AGENT_COLOURS,
     OTHER_AGENT_COLOUR,
     PCWG3_MARKERS,
@@ -18,8 +18,8 @@ from core.charts import (
     hover_text,
     trajectory_figure,
 )
-from core.followup import FLAG_CONFIRMED, FLAG_NONE, FLAG_PENDING
-from core.patient_view import StudyPoint, Treatment
+from core.burden.followup import FLAG_CONFIRMED, FLAG_NONE, FLAG_PENDING
+from core.burden.patient_record import StudyPoint, Treatment
 
 D0 = dt.date(2024, 1, 10)
 TODAY = dt.date(2025, 6, 1)
@@ -195,7 +195,7 @@ def test_every_band_lies_within_its_treatment_or_up_to_the_axis_end(
 
 
 def test_a_single_study_gets_a_readable_time_axis() -> None:
-    from core.charts import MIN_SPAN_DAYS
+    from core.burden.charts import MIN_SPAN_DAYS
 
     only = StudyPoint(1, day(0), "ok", 0.1, hotspots=1, in_followup=True)
     fig = trajectory_figure([only])

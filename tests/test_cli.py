@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.cli import build_parser, main
+from cli import build_parser, main
 
 
 def test_help_lists_every_command() -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli import main
-from core.dicom import write_nm_dicom
+from cli import main
 from core.phantom.generate import generate_case, to_scan
+from core.reading.dicom import write_nm_dicom
 from db.connection import open_db
 from tests.test_pipeline import fake_predict_batch, save_untrained
 
@@ -42,7 +42,7 @@ def test_json_lines_store_and_masks(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     bad = tmp_path / "bad.dcm"
     bad.write_bytes(b"not a scan at all")
     db_path, masks = tmp_path / "s.sqlite", tmp_path / "masks"
@@ -93,7 +93,7 @@ def test_a_scan_refused_by_the_quality_gate_gets_no_call(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     scan = to_scan(generate_case(3, 1))
     rng = np.random.default_rng(0)
     noise = {v: rng.poisson(3.0, a.shape).astype(np.float32) for v, a in scan.views.items()}

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.crops import (
+from core.imaging.crops import (
     CROP_SIZE,
     crop_origins,
     extract_crops,

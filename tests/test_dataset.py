@@ -1,4 +1,4 @@
-"""The labelled dataset format (core.dataset)."""
+"""The labelled dataset format (core.reading.dataset)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.config import COLS, ROWS
-from core.dataset import (
+from core.reading.dataset import (
     CASES_FILE,
     Case,
     load_case_masks,
@@ -19,7 +19,7 @@ from core.dataset import (
     read_dataset,
     write_cases_csv,
 )
-from core.labelme import write_labelme
+from core.reading.labelme import write_labelme
 
 HEADER = "case_id,patient_id,age,sex,scan_date,primary,metastasis,anterior,posterior"
 

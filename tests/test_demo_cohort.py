@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli import main
-from core.demo import case_sha256, demo_patient
+from cli import main
+from core.phantom.demo_cohort import case_sha256, demo_patient
 from db.connection import open_db
 from db.queries import store_summary, study_views
 

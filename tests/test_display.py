@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.display import (
+from core.imaging.display import (
     GREY_LEVEL_1_PERCENTILE,
     detect_polarity,
     display_as_is,

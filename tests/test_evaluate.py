@@ -15,20 +15,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import core.evaluate as ev
-from core.bench import write_untrained_models
-from core.cli import main
+import core.evaluation.evaluate as ev
+from cli import main
 from core.config import AGE_GROUPS, COLS, ROWS
-from core.crops import crop_origins
-from core.dataset import Case, load_case_masks, read_dataset, write_cases_csv
-from core.inference import Prediction
-from core.labelme import write_labelme
-from core.models import (
+from core.imaging.crops import crop_origins
+from core.networks.inference import Prediction
+from core.networks.models import (
     CLASSIFIER,
     SEGMENTER,
     load_models,
     read_card,
 )
+from core.reading.dataset import Case, load_case_masks, read_dataset, write_cases_csv
+from core.reading.labelme import write_labelme
+from workflow.speed_bench import write_untrained_models
 
 LESION = (slice(300, 310), slice(100, 110))  # 10 x 10 = 100 pixels
 LESION_TOP_HALF = (slice(300, 305), slice(100, 110))

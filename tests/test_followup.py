@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from core.config import COLS, ROWS
-from core.followup import (
+from core.burden.followup import (
     FLAG_CONFIRMED,
     FLAG_NONE,
     FLAG_NOT_CONFIRMED,
@@ -26,6 +25,7 @@ from core.followup import (
     lesion_points,
     match_lesions,
 )
+from core.config import COLS, ROWS
 
 D0 = dt.date(2024, 1, 1)
 # well-separated sites, (row, col) on the anterior view

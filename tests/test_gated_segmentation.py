@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.crops import crop_origins
-from core.inference import open_bands, predict_batch
-from core.models import ClassifierConfig, LoadedModels, SegmenterConfig
+from core.imaging.crops import crop_origins
+from core.networks.inference import open_bands, predict_batch
+from core.networks.models import ClassifierConfig, LoadedModels, SegmenterConfig
 
 ORIGINS = crop_origins()  # rows 0, 128, ..., 768
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.crops import crop_origins, gate_mask
-from core.inference import predict, predict_batch
-from core.models import (
+from core.imaging.crops import crop_origins, gate_mask
+from core.networks.inference import predict, predict_batch
+from core.networks.models import (
     LoadedModels,
 )
 from tests.conftest import body_view

@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.calibrate import calibrated_config
 from core.config import LABEL_METASTASIS
-from core.crops import crop_origins, gate_mask
-from core.inference import open_bands, predict_batch
-from core.models import LoadedModels
+from core.imaging.crops import crop_origins, gate_mask
+from core.networks.calibrate import calibrated_config
+from core.networks.inference import open_bands, predict_batch
+from core.networks.models import LoadedModels
 from tests.conftest import body_view
 
 

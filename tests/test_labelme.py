@@ -1,4 +1,4 @@
-"""LabelMe files <-> label masks (core.labelme)."""
+"""LabelMe files <-> label masks (core.reading.labelme)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
-from core.labelme import (
+from core.reading.labelme import (
     LABELME_VERSION,
     load_labelme,
     mask_to_polygons,

@@ -13,7 +13,6 @@ import pytest
 
 import core.logs
 from core.auth import AccessDenied
-from core.files import read_uploaded
 from core.logs import (
     REDACTED,
     close_logging,
@@ -24,6 +23,7 @@ from core.logs import (
     scrub,
     setup_logging,
 )
+from core.reading.uploaded import read_uploaded
 from core.scan import ScanReadError
 from tests.readers_helpers import nm_dataset, phantom_counts
 

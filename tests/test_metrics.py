@@ -1,4 +1,4 @@
-"""Confusion figures, their formatting, ROC AUC and Dice (core.metrics)."""
+"""Confusion figures, their formatting, ROC AUC and Dice (core.evaluation.metrics)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from monai.metrics import compute_dice
 
-from core.metrics import (
+from core.evaluation.metrics import (
     Confusion,
     confusion,
     dice,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.models import (
+from core.networks.models import (
     CLASSIFIER,
     SEGMENTER,
     ClassifierConfig,

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.display import GREY_LEVEL_1_PERCENTILE, grey_level_1
-from core.normalise import (
+from core.imaging.display import GREY_LEVEL_1_PERCENTILE, grey_level_1
+from core.imaging.normalise import (
     MAX_VALUE,
     REFERENCE_PERCENTILE,
     normalise_tensor,

@@ -1,4 +1,4 @@
-"""Label masks drawn over display images (core.overlay, and ui.images which shows them)."""
+"""Label masks drawn over display images (core.imaging.overlay, and ui.images which shows them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.overlay import LABEL_COLOURS, LABEL_HEX, outline, overlay_rgb
+from core.imaging.overlay import LABEL_COLOURS, LABEL_HEX, outline, overlay_rgb
 from ui.images import overlay_images
 
 RED = (220, 30, 30)

@@ -26,7 +26,7 @@ def test_home_counts_patients_and_flags_a_synthetic_store(db_file: Path) -> None
 
 
 def test_home_lists_patients_with_their_treatments(db_file: Path) -> None:
-    from core.cli import main
+    from cli import main
 
     assert main(["demo-cohort", "--db", str(db_file), "--patients", "2"]) == 0
     at = AppTest.from_file(APP, default_timeout=60).run()

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from core.charts import AGENT_COLOURS
-from core.pipeline import result_from_masks, to_records
+from core.analysis import result_from_masks
+from core.burden.charts import AGENT_COLOURS
 from core.scan import Scan
 from db.connection import open_db
 from db.queries import patient_id_by_pseudonym, patient_time_series, study_views
@@ -20,6 +20,7 @@ from db.store import store_analysis
 from db.treatments import patient_treatments
 from tests.conftest import APP
 from ui.common import Keys
+from workflow.ingest import to_records
 
 PAGE = str(Path(APP).parent / "pages" / "patient.py")
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.models import update_card
-from core.performance import ensure_demo_labelled, paper_figures, report_path
+from core.evaluation.model_performance import ensure_demo_labelled, paper_figures, report_path
+from core.networks.models import update_card
 from tests.conftest import APP
 from ui.common import Keys
 
@@ -67,7 +67,7 @@ def test_untrained_models_show_their_card_and_no_evaluation(model_env: Path, db_
 def test_a_calibrated_threshold_is_shown_with_where_it_came_from(
     untrained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_file: Path
 ) -> None:
-    from core.calibrate import ThresholdChoice, apply_calibration
+    from core.networks.calibrate import ThresholdChoice, apply_calibration
 
     folder = Path(shutil.copytree(untrained_model_dir, tmp_path / "m"))
     choice = ThresholdChoice(0.7276, 0.73, 0.9, 0.63)

@@ -15,7 +15,7 @@ from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import AnalysisRecord, LesionRecord, add_drawn_lesion, store_analysis
 from ui.common import Keys, account
-from ui.review import EXCLUDED_RGB, body_rows, review_picture
+from ui.review_panel import EXCLUDED_RGB, body_rows, review_picture
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "review.py")
 STUDY_LABEL = "Analysed study (latest first)"

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core.dicom import write_nm_dicom
 from core.phantom.generate import generate_case, to_scan
+from core.reading.dicom import write_nm_dicom
 from db.connection import open_db
 from db.store import add_patient
 from ui.common import Keys

@@ -1,4 +1,4 @@
-"""From stored studies to follow-up figures and pictures (core.patient_view)."""
+"""From stored studies to follow-up figures and pictures (core.burden.patient_record)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.config import COLS, ROWS
-from core.followup import FLAG_PENDING, LesionPoint, StudyFindings
-from core.patient_view import (
+from core.burden.followup import FLAG_PENDING, LesionPoint, StudyFindings
+from core.burden.patient_record import (
     NOT_ANALYSED,
     StudyPoint,
     Treatment,
@@ -19,14 +18,15 @@ from core.patient_view import (
     default_treatment_start,
     findings_from_stored,
     followup_studies,
-    load_patient,
     new_lesion_regions,
     patient_info,
     reviewed_masks,
     with_followup,
 )
+from core.config import COLS, ROWS
 from db.connection import open_db
 from db.queries import patient_id_by_pseudonym, patient_overview, study_with_masks
+from workflow.patients import load_patient
 
 D0 = dt.date(2024, 1, 1)
 SITES = [(100.0, 60.0), (300.0, 128.0), (500.0, 70.0), (700.0, 180.0)]

@@ -1,4 +1,4 @@
-"""core.performance: the paper's figures, ROC points, model status, page evaluations, cache."""
+"""core.evaluation.model_performance: the paper's figures, ROC points, model status, page evaluations, cache."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from core.dataset import read_dataset
-from core.evaluate import evaluate_dataset
-from core.metrics import roc_auc
-from core.performance import (
+from core.evaluation.evaluate import evaluate_dataset
+from core.evaluation.metrics import roc_auc
+from core.evaluation.model_performance import (
     DEMO_LABELLED_SEED,
     NO_MODEL,
     ModelStatus,
@@ -31,6 +30,7 @@ from core.performance import (
     save_report,
     table2_frame,
 )
+from core.reading.dataset import read_dataset
 from tests.test_table2 import PAPER
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pydicom
 import pytest
 
-from core.cli import main
+from cli import main
 from core.config import VIEWS
-from core.dataset import load_case_masks, load_case_views, read_dataset
-from core.dicom import MDP_CODE, NM_IMAGE_STORAGE, VIEW_CODES, read_dicom_views
-from core.display import grey_level_1
+from core.imaging.display import grey_level_1
 from core.phantom import PhantomCase, generate_case, generate_series
 from core.phantom.export import export_style, view_image, write_dataset
+from core.reading.dataset import load_case_masks, load_case_views, read_dataset
+from core.reading.dicom import MDP_CODE, NM_IMAGE_STORAGE, VIEW_CODES, read_dicom_views
 
 
 def _first(seed: int, style: str) -> int:

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.display import grey_level_1
-from core.fastops import percentile
+from core.imaging.display import grey_level_1
+from core.imaging.fastops import percentile
+from core.imaging.resize import resize_bilinear
 from core.phantom import layouts
 from core.phantom.generate import generate_case
 from core.phantom.layouts import (
@@ -25,7 +26,6 @@ from core.phantom.layouts import (
     render_layout,
     save_layout,
 )
-from core.readers import resize_bilinear
 
 #: Seed 0 draws a hot-bright picture, seed 2 a hot-dark one (polarity is the first draw).
 SEEDS = (0, 2)

@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bench import write_untrained_models
+from core.analysis import STAGES, analyze, pseudonym_for
 from core.config import COLS, LABEL_METASTASIS, ROWS, VIEWS
-from core.inference import Prediction
-from core.models import (
+from core.networks.inference import Prediction
+from core.networks.models import (
     LoadedModels,
     load_models,
 )
 from core.phantom.generate import generate_case, to_scan
-from core.pipeline import STAGES, analyze, ingest, pseudonym_for, to_records
 from core.scan import Scan, ScanMeta
 from db.connection import open_db
+from workflow.ingest import ingest, to_records
+from workflow.speed_bench import write_untrained_models
 
 
 def save_untrained(folder: Path) -> Path:
@@ -88,7 +89,7 @@ def test_analyze_with_untrained_models_end_to_end(models: LoadedModels, phantom:
 def test_lesions_regions_and_burden(
     models: LoadedModels, phantom: Scan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     (r,) = analyze([phantom], models)
     assert r.lesions and r.hotspots == len(r.lesions)
     spacing = phantom.meta.pixel_spacing_mm
@@ -108,7 +109,7 @@ def test_lesions_regions_and_burden(
 def test_default_spacing_is_used_and_said(
     models: LoadedModels, phantom: Scan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     bare = Scan(views=phantom.views, meta=ScanMeta(source_format="png"))
     (r,) = analyze([bare], models, pixel_spacing_default=(2.0, 3.0))
     assert r.pixel_spacing_mm == (2.0, 3.0)
@@ -120,7 +121,7 @@ def test_default_spacing_is_used_and_said(
 def test_unreliable_scan_keeps_raw_burden_only(
     models: LoadedModels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     (r,) = analyze([noise_scan()], models)
     assert not r.quality.ok and not r.reliable
     assert r.bstbi is None and r.bstbi_images is None
@@ -141,7 +142,7 @@ def test_bad_arguments_are_refused(models: LoadedModels, phantom: Scan) -> None:
 
 
 def _dicom_bytes(tmp_path: Path, scan: Scan, name: str) -> tuple[str, bytes]:
-    from core.dicom import write_nm_dicom
+    from core.reading.dicom import write_nm_dicom
 
     path = tmp_path / name
     write_nm_dicom(path, scan, uid_seed=name)
@@ -155,7 +156,7 @@ def _count(db: object, table: str) -> int:
 def test_ingest_stores_everything_and_deduplicates(
     tmp_path: Path, models: LoadedModels, phantom: Scan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
     files = [_dicom_bytes(tmp_path, phantom, "a.dcm")]
     with open_db(tmp_path / "s.sqlite") as db:
         first = ingest(db, files, models=models, account="test")
@@ -175,12 +176,12 @@ def test_ingest_stores_everything_and_deduplicates(
 def test_ingest_failure_leaves_nothing(
     tmp_path: Path, models: LoadedModels, phantom: Scan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.inference.predict_batch", fake_predict_batch)
+    monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
 
     def broken(*_: object, **__: object) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("db.store.store_analysis", broken)
+    monkeypatch.setattr("workflow.ingest.store_analysis", broken)
     files = [_dicom_bytes(tmp_path, phantom, "b.dcm")]
     with open_db(tmp_path / "s.sqlite") as db:
         with pytest.raises(RuntimeError, match="disk full"):

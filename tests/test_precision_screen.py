@@ -1,4 +1,4 @@
-"""The classifier screens in reduced precision and decides in float32 (core.inference)."""
+"""The classifier screens in reduced precision and decides in float32 (core.networks.inference)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.bench import format_table, precision_agreement, write_phantom_dicoms
-from core.device import PRECISIONS, resolve_precision
-from core.inference import (
+from core.imaging.normalise import normalise_view
+from core.networks.device import PRECISIONS, resolve_precision
+from core.networks.inference import (
     CONFIRM_MARGIN,
     crop_probabilities,
     precision_note,
     predict_batch,
     rows_to_confirm,
 )
-from core.models import LoadedModels, load_models
-from core.normalise import normalise_view
+from core.networks.models import LoadedModels, load_models
 from tests.conftest import body_view
+from workflow.speed_bench import format_table, precision_agreement, write_phantom_dicoms
 
 CPU = torch.device("cpu")
 
@@ -91,14 +91,14 @@ def test_a_screening_error_below_the_margin_never_moves_a_decision(
 
 def test_auto_is_bfloat16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BONESCAN_PRECISION", raising=False)
-    monkeypatch.setattr("core.device.native_bfloat16", lambda: True)
+    monkeypatch.setattr("core.networks.device.native_bfloat16", lambda: True)
     assert resolve_precision("auto", CPU) == "bfloat16"
     assert resolve_precision(None, CPU) == "bfloat16"
-    monkeypatch.setattr("core.device.native_bfloat16", lambda: False)
+    monkeypatch.setattr("core.networks.device.native_bfloat16", lambda: False)
     assert resolve_precision("auto", CPU) == "float32"
     assert resolve_precision("auto", torch.device("cuda")) == "float16"
     monkeypatch.setenv("BONESCAN_PRECISION", "float32")
-    monkeypatch.setattr("core.device.native_bfloat16", lambda: True)
+    monkeypatch.setattr("core.networks.device.native_bfloat16", lambda: True)
     assert resolve_precision(None, CPU) == "float32"
     assert resolve_precision("bfloat16", CPU) == "bfloat16"
 
@@ -114,7 +114,7 @@ def test_unknown_or_unsuitable_precisions_are_refused(monkeypatch: pytest.Monkey
 
 
 def test_the_bench_command_offers_every_precision() -> None:
-    from core.cli import build_parser
+    from cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
@@ -177,7 +177,7 @@ def test_calls_gates_and_masks_are_float32s(pair: tuple[LoadedModels, LoadedMode
 def test_the_analysis_names_the_screen_beside_the_device(
     pair: tuple[LoadedModels, LoadedModels],
 ) -> None:
-    from core.pipeline import analyze
+    from core.analysis import analyze
     from core.scan import Scan, ScanMeta
 
     exact, screened = pair

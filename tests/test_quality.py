@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from core.config import COLS, ROWS
+from core.imaging.quality import CODES, QualityVerdict, assess, measure_view
+from core.imaging.resize import resize_bilinear
 from core.phantom.generate import generate_case, to_scan
-from core.quality import CODES, QualityVerdict, assess, measure_view
-from core.readers import resize_bilinear
 from core.scan import Scan, ScanMeta
 
 EXPORT_8BIT = ScanMeta(source_format="png", polarity="hot-bright", bit_depth=8)

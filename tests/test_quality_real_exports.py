@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from core.config import COLS, ROWS
+from core.imaging.quality import QualityVerdict, assess
+from core.imaging.resize import resize_bilinear
 from core.phantom.generate import generate_case, to_scan
-from core.quality import QualityVerdict, assess
-from core.readers import resize_bilinear
 from core.scan import Scan, ScanMeta
 
 EXPORT_8BIT = ScanMeta(source_format="png", polarity="hot-bright", bit_depth=8)

@@ -9,9 +9,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from core.cli import main
-from core.dicom import read_dicom_views, write_nm_dicom
-from core.readers import read_scan
+from cli import main
+from core.reading.dicom import read_dicom_views, write_nm_dicom
+from core.reading.readers import read_scan
 from core.scan import Scan, ScanMeta
 from tests.readers_helpers import SC_STORAGE, nm_dataset, phantom_counts, write_dataset
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.imaging.quality import assess
 from core.phantom.generate import generate_case
-from core.quality import assess
-from core.readers import read_scan
+from core.reading.readers import read_scan
 from tests.readers_helpers import nm_dataset, write_dataset
 
 #: Counts per view of the real files (anterior, posterior), within 0.36-0.68 million.

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from core.display import display_images, grey_level_1, grey_level_2
-from core.readers import read_scan, resize_bilinear, view_from_name
+from core.imaging.display import display_images, grey_level_1, grey_level_2
+from core.imaging.resize import resize_bilinear
+from core.reading.readers import read_scan, view_from_name
 from tests.readers_helpers import phantom_counts
 
 

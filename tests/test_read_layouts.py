@@ -18,12 +18,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
-from core.display import detect_polarity
-from core.layout import Layout, LayoutError, find_layout, pad_to_view, picture_to_view, to_heat
+from core.imaging.display import detect_polarity
+from core.imaging.quality import assess
+from core.imaging.resize import resize_bilinear
 from core.phantom.generate import PhantomCase, generate_case
 from core.phantom.layouts import LAYOUTS, ExportedLayout, PanelTruth, render_layout, save_layout
-from core.quality import assess
-from core.readers import read_scan, resize_bilinear
+from core.reading.layout import (
+    Layout,
+    LayoutError,
+    find_layout,
+    pad_to_view,
+    picture_to_view,
+    to_heat,
+)
+from core.reading.readers import read_scan
 from core.scan import ScanReadError
 
 #: Panel boxes must be found within this many pixels of the truth.

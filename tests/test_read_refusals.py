@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from core.dicom import read_dicom_views, write_nm_dicom
-from core.readers import read_scan
+from core.reading.dicom import read_dicom_views, write_nm_dicom
+from core.reading.readers import read_scan
 from core.scan import Scan, ScanReadError
 from tests.readers_helpers import (
     CT_STORAGE,

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.layout import find_layout, to_heat
-from core.quality import assess
-from core.readers import read_scan
+from core.imaging.quality import assess
+from core.reading.layout import find_layout, to_heat
+from core.reading.readers import read_scan
 
 REAL = Path(
     os.environ.get("BONESCAN_REAL_SCANS", Path(__file__).resolve().parents[2] / "shared/real-scans")

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.imaging.regions import COARSE_GROUPS, REGIONS, BodyBox, body_box, skeletal_region
 from core.phantom.generate import generate_case
-from core.regions import COARSE_GROUPS, REGIONS, BodyBox, body_box, skeletal_region
 
 BOX = BodyBox(top=0.0, bottom=1000.0, centre_col=128.0)
 

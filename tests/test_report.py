@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.charts import trajectory_figure
-from core.followup import FLAG_PENDING
-from core.patient_view import PatientInfo, PatientRecord, StudyPoint, Treatment, load_patient
-from core.report import (
+from core.burden.charts import trajectory_figure
+from core.burden.followup import FLAG_PENDING
+from core.burden.patient_record import PatientInfo, PatientRecord, StudyPoint, Treatment
+from db.connection import open_db
+from db.queries import patient_id_by_pseudonym, patient_overview
+from workflow.patients import load_patient
+from workflow.report import (
     CSV_COLUMNS,
     Picture,
     build_patient_report,
@@ -23,8 +26,6 @@ from core.report import (
     png_bytes,
     studies_csv,
 )
-from db.connection import open_db
-from db.queries import patient_id_by_pseudonym, patient_overview
 
 GENERATED = dt.datetime(2025, 3, 4, 5, 6, 7)
 STUDIES = (
@@ -133,7 +134,7 @@ def test_report_of_a_stored_patient_shows_baseline_and_latest(truth_store: Path)
     with open_db(truth_store) as db:
         pid = patient_id_by_pseudonym(db, "Demo 002")
         row = next(r for r in patient_overview(db) if r["id"] == pid)
-        from core.patient_view import patient_info
+        from core.burden.patient_record import patient_info
 
         rec = load_patient(db, patient_info(row))
         text = build_patient_report(db, rec, trajectory_figure(rec.studies, rec.treatments))

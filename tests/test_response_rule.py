@@ -1,4 +1,4 @@
-"""The responder / stable / progressor rule (core.response), by hand and as invariants."""
+"""The responder / stable / progressor rule (core.burden.response), by hand and as invariants."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.response import (
+from core.burden.response import (
     NO_BSTBI,
     PROGRESSOR,
     RESPONDER,

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.burden import bstbi_images, hotspot_count, scan_bstbi
-from core.review import ComponentStats, lesion_components, recompute_burden
+from core.burden.indices import bstbi_images, hotspot_count, scan_bstbi
+from core.burden.lesion_review import ComponentStats, lesion_components, recompute_burden
 
 K = 5.0
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from core.inference import segment_labels
-from core.models import SegmenterConfig, config_from_dict, config_to_dict
+from core.networks.inference import segment_labels
+from core.networks.models import SegmenterConfig, config_from_dict, config_to_dict
 
 
 def _logits(*probs: tuple[float, float, float]) -> torch.Tensor:

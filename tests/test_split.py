@@ -1,4 +1,4 @@
-"""The paper's 7-level patient split (core.metrics.lesion_level, split_patients)."""
+"""The paper's 7-level patient split (core.evaluation.metrics.lesion_level, split_patients)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.metrics import lesion_level, split_patients
+from core.evaluation.metrics import lesion_level, split_patients
 
 
 @pytest.mark.parametrize(

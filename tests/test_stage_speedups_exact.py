@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from core import fastops
-from core.burden import (
+from core.burden.indices import (
     BLADDER_MARGIN_PX,
     BODY_FRACTION,
     HOTSPOT_STRUCTURE,
@@ -29,11 +28,12 @@ from core.burden import (
     hotspot_count,
     normal_bone_reference,
 )
+from core.burden.lesion_review import ComponentStats, lesion_components
 from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
-from core.display import GREY_LEVEL_1_PERCENTILE, display_images, grey_level_1, grey_level_2
+from core.imaging import fastops
+from core.imaging.display import GREY_LEVEL_1_PERCENTILE, display_images, grey_level_1, grey_level_2
+from core.imaging.regions import BodyBox, body_box
 from core.phantom.generate import generate_case, to_scan
-from core.regions import BodyBox, body_box
-from core.review import ComponentStats, lesion_components
 from core.scan import Scan, ScanMeta
 
 EXPORT_8BIT = ScanMeta(source_format="png", polarity="hot-bright", bit_depth=8)

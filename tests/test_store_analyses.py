@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
+from core.burden.lesion_review import lesion_components, recompute_burden
 from core.config import COLS, ROWS
-from core.review import lesion_components, recompute_burden
 from core.scan import Scan, ScanMeta
 from db.connection import open_db
 from db.queries import study_with_masks

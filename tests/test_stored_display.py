@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.display import display_images, grey_level_1, stored_display_images
-from core.readers import read_scan
+from core.imaging.display import display_images, grey_level_1, stored_display_images
+from core.reading.readers import read_scan
 from db.connection import open_db
 from db.queries import stored_scan, study_with_masks
 from db.store import add_patient, store_study

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.analysis import result_from_masks
 from core.config import COLS, ROWS
-from core.pipeline import result_from_masks
 from core.scan import Scan, ScanMeta
 from db.connection import open_db
 from db.queries import cohort_summary, patient_time_series, study_with_masks

@@ -1,10 +1,10 @@
-"""Every figure of the paper's Table 2, rebuilt from its counts (core.metrics.table2)."""
+"""Every figure of the paper's Table 2, rebuilt from its counts (core.evaluation.metrics.table2)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.metrics import TABLE2_COLUMNS, CaseRecord, Confusion, table2
+from core.evaluation.metrics import TABLE2_COLUMNS, CaseRecord, Confusion, table2
 
 # (group, age used, tp, fn, tn, fp) as read off the paper's Table 2.
 COUNTS = [

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core.cli import main
+from cli import main
 from core.config import COLS, ROWS
-from core.models import SegmenterConfig, load_models, read_card
-from core.train import (
+from core.networks.models import SegmenterConfig, load_models, read_card
+from core.networks.train import (
     CHECKPOINT_NAME,
     TrainingData,
     TrainOptions,
@@ -132,8 +132,8 @@ def test_resume_continues_and_matches_an_uninterrupted_run(
 
 
 def _write_dataset(folder: Path, n: int = 6, seed: int = 1) -> None:
-    from core.dataset import Case, write_cases_csv
-    from core.labelme import write_labelme
+    from core.reading.dataset import Case, write_cases_csv
+    from core.reading.labelme import write_labelme
 
     images = folder / "images"
     images.mkdir(parents=True)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.augment import TRANSFER_AUGMENTATION
-from core.cli import build_parser, main
-from core.device import native_bfloat16
-from core.models import ClassifierConfig, load_model, read_card
-from core.train import (
+from cli import build_parser, main
+from core.networks.augment import TRANSFER_AUGMENTATION
+from core.networks.device import native_bfloat16
+from core.networks.models import ClassifierConfig, load_model, read_card
+from core.networks.train import (
     CHECKPOINT_NAME,
     TrainingData,
     TrainOptions,

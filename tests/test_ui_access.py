@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.patient_view import load_patient, patient_info
-from core.report import build_patient_report
+from core.burden.patient_record import patient_info
 from db.accounts import set_disabled
 from db.connection import open_db
 from db.queries import patient_overview
@@ -18,8 +17,10 @@ from tests.conftest import APP
 from tests.test_page_login import PATIENT, add_account, all_text, sign_in
 from ui.auth import DEBUG_ERRORS_ENV
 from ui.common import Keys
+from workflow.patients import load_patient
+from workflow.report import build_patient_report
 
-#: The truth store's first patient's name (core.cli demo-cohort stores one per patient).
+#: The truth store's first patient's name (cli demo-cohort stores one per patient).
 NAME = "Synthetic patient 001"
 
 

@@ -24,16 +24,10 @@ import streamlit as st
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
-from core.auth import (
-    ACTION_WORDS,
-    allowed,
-    demo_mode,
-    idle_minutes,
-    roles_allowed,
-    session_expired,
-)
+from core.auth import ACTION_WORDS, allowed, idle_minutes, roles_allowed, session_expired
 from core.logs import report_exception
-from db.accounts import Account, authenticate, role_of
+from db.access import Account, demo_mode, role_of
+from db.accounts import authenticate
 from ui.common import Keys, database
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ import streamlit as st
 from sqlite_utils import Database
 
 from core.config import db_path, model_dir
-from core.device import describe_device
+from core.networks.device import describe_device
 from db.connection import open_db
 
 if TYPE_CHECKING:
-    from core.models import LoadedModels
+    from core.networks.models import LoadedModels
 
 #: Account name written to the audit log while no login exists (demo mode).
 DEMO_ACCOUNT = "demo"
@@ -84,7 +84,7 @@ def device_label() -> str:
 
 @st.cache_resource(show_spinner="Loading the models...")
 def _load_models(directory: str) -> LoadedModels:
-    from core.models import load_models
+    from core.networks.models import load_models
 
     return load_models(directory)
 
@@ -96,7 +96,7 @@ def models() -> LoadedModels:
         Both networks, on the GPU when there is one.
 
     Raises:
-        core.models.ModelFileError: If the folder is missing, incomplete or its weights
+        core.networks.models.ModelFileError: If the folder is missing, incomplete or its weights
             do not match their recorded hash (not cached: the next run tries again).
     """
     return _load_models(str(model_dir()))

@@ -1,7 +1,7 @@
 """The four display images with their label masks drawn over them, for every page.
 
 Pages (upload, review, patient) show a study the same way: ANT and POST at grey levels
-1 and 2, in four columns, metastasis red and bladder green (:mod:`core.overlay`), at
+1 and 2, in four columns, metastasis red and bladder green (:mod:`core.imaging.overlay`), at
 an opacity the user picks with :func:`opacity_slider`.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import streamlit as st
 
 from core.config import VIEWS
-from core.display import GREY_LEVELS
-from core.overlay import overlay_rgb
+from core.imaging.display import GREY_LEVELS
+from core.imaging.overlay import overlay_rgb
 
 #: The legend under the images, in the overlay colours (Streamlit's colour names).
 LEGEND = (
@@ -35,7 +35,7 @@ def overlay_images(
 
     Args:
         display: ``{(view, grey level): uint8 display image}``
-            (:func:`core.display.display_images`).
+            (:func:`core.imaging.display.display_images`).
         masks: ``{view: uint8 label mask}``; a view without one is shown without overlay.
         opacity: Fill opacity in [0, 1] (outlines are always drawn).
         highlight: ``{view: bool array}`` regions outlined in yellow (e.g. new lesions).

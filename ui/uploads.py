@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.files import MAX_FILES_PER_SCAN, read_uploaded
+from core.reading.uploaded import MAX_FILES_PER_SCAN, read_uploaded
 from core.scan import Scan, ScanReadError
 
 #: What the uploader asks for.

@@ -7,7 +7,7 @@ Run::
         [--picture /tmp/compare.png]
 
 ``REAL_DIR`` holds ``ant/*.jpg|png`` and ``post/*`` of the same names (one scan per
-name); each pair is read with the project's reader (:func:`core.readers.read_scan`).
+name); each pair is read with the project's reader (:func:`core.reading.readers.read_scan`).
 Nothing of the real images is written anywhere except the optional ``--picture``
 (keep it outside the repository). The output is Markdown for ``docs/phantom.md``.
 
@@ -147,7 +147,7 @@ def read_real(folder: str | Path) -> list[tuple[str, dict[str, np.ndarray]]]:
     Raises:
         FileNotFoundError: If the folder has no ``ant`` subfolder.
     """
-    from core.readers import read_scan
+    from core.reading.readers import read_scan
 
     root = Path(folder)
     if not (root / "ant").is_dir():

@@ -1,12 +1,12 @@
 """Write phantom cases as a labelled dataset in the project's format.
 
-Layout of ``write_dataset(out, cases)`` (see :mod:`core.dataset`)::
+Layout of ``write_dataset(out, cases)`` (see :mod:`core.reading.dataset`)::
 
     out/
-      cases.csv                          core.dataset.write_cases_csv
+      cases.csv                          core.reading.dataset.write_cases_csv
       images/<case_id>_ANT.png  (+ .json, the LabelMe polygons of the ANT mask)
       images/<case_id>_POST.png (+ .json)
-      dicom/<case_id>.dcm                two-frame DICOM NM (core.dicom.write_nm_dicom)
+      dicom/<case_id>.dcm                two-frame DICOM NM (core.reading.dicom.write_nm_dicom)
       truth/<case_id>.json               the truth record, plus how the images were exported
       layouts/<case_id>-<layout>.png|jpg  only with ``layouts=True``: the views as real
                                          workstations export them (core.phantom.layouts),
@@ -15,7 +15,7 @@ Layout of ``write_dataset(out, cases)`` (see :mod:`core.dataset`)::
 View images are 8-bit PNG in one of two exports, chosen per case from its id
 (deterministic, about :data:`BLACK_FRACTION` of the cases black):
 
-* ``"grey-level-1"`` — the paper's display: :func:`core.display.grey_level_1`
+* ``"grey-level-1"`` — the paper's display: :func:`core.imaging.display.grey_level_1`
   (white background, hot = dark). The project's reader takes it as counts
   ``255 - pixel`` and flags it as grey level 1.
 * ``"hot-bright"`` — the common export: black background, hot = bright, counts
@@ -43,7 +43,7 @@ from core.phantom.generate import PhantomCase, generate_case, generate_series, t
 from core.phantom.truth import jsonable, true_bstbi
 
 if TYPE_CHECKING:
-    from core.dataset import Case
+    from core.reading.dataset import Case
 
 #: Share of cases exported in the black-background (hot = bright) polarity.
 BLACK_FRACTION = 0.2
@@ -88,7 +88,7 @@ def view_image(counts: np.ndarray, style: str, top: int) -> np.ndarray:
     Raises:
         ValueError: If ``style`` is unknown.
     """
-    from core.display import grey_level_1
+    from core.imaging.display import grey_level_1
 
     if style == "grey-level-1":
         return grey_level_1(counts)
@@ -135,11 +135,11 @@ def write_case(out: str | Path, case: PhantomCase, *, layouts: bool = False) -> 
         layouts: Also write the case in every workstation layout (:func:`write_layouts`).
 
     Returns:
-        The :class:`core.dataset.Case` row of ``cases.csv`` for it.
+        The :class:`core.reading.dataset.Case` row of ``cases.csv`` for it.
     """
-    from core.dataset import Case
-    from core.dicom import write_nm_dicom  # lazy: pydicom is only needed when writing
-    from core.labelme import write_labelme
+    from core.reading.dataset import Case
+    from core.reading.dicom import write_nm_dicom  # lazy: pydicom is only needed when writing
+    from core.reading.labelme import write_labelme
 
     root = Path(out)
     for sub in ("images", "dicom", "truth"):
@@ -197,7 +197,7 @@ def write_dataset(out: str | Path, cases: Iterable[PhantomCase]) -> Path:
     Raises:
         ValueError: If case ids repeat.
     """
-    from core.dataset import write_cases_csv
+    from core.reading.dataset import write_cases_csv
 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def generate_dataset(
     Raises:
         ValueError: If ``n``, ``seed`` or ``jobs`` is out of range.
     """
-    from core.dataset import write_cases_csv
+    from core.reading.dataset import write_cases_csv
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n!r}")

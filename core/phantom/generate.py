@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+import core.phantom.render as rd
 from core.config import LABEL_METASTASIS, VIEWS
-from core.phantom import render as rd
 from core.phantom.anatomy import AXIAL_REGIONS, REGION_UPTAKE, Blob, Body, build_body
 from core.phantom.cohort import (
     LesionState,

@@ -46,7 +46,7 @@ Geometry contract (a reader undoes exactly this). A whole-body panel
 columns ``window[2]:window[3]`` of its view, scaled uniformly by one factor ``s`` to
 exactly its ``box``: ``box[1] - box[0] == floor(s * (window[1] - window[0]) + 0.5)``
 and ``box[3] - box[2] == floor(s * (window[3] - window[2]) + 0.5)``, drawn as
-``core.readers.resize_bilinear(counts[window], (ph, pw))`` mapped to 8 bits. ``box``
+``core.reading.readers.resize_bilinear(counts[window], (ph, pw))`` mapped to 8 bits. ``box``
 is the image area only, inside any border line, half-open, in picture pixels. All
 whole-body panels of one picture share ``s`` (drawn from :data:`SCALE_RANGE`, lowered
 only where the screen is too small) and the pixel mapping:
@@ -55,7 +55,7 @@ only where the screen is too small) and the pixel mapping:
   ``pixel = floor(r * top / peak + 0.5)``, ``r`` the resized counts, ``peak`` the
   maximum of both canonical views together, ``top`` seeded in :data:`TOP_RANGE`.
 * ``"hot-dark"`` (about 30 %; background 255): the paper's grey level 1 of each view
-  (:func:`core.display.grey_level_1`), applied to the resized counts with the
+  (:func:`core.imaging.display.grey_level_1`), applied to the resized counts with the
   canonical view's own 99.9th percentile ``p``:
   ``pixel = 255 - floor(255 * clip(r / p, 0, 1) + 0.5)``. For ``s = 1`` and the full
   window this is ``grey_level_1(counts)`` exactly.
@@ -101,9 +101,9 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from core.config import COLS, ROWS
-from core.display import GREY_LEVEL_1_PERCENTILE
-from core.fastops import percentile
-from core.readers import resize_bilinear
+from core.imaging.display import GREY_LEVEL_1_PERCENTILE
+from core.imaging.fastops import percentile
+from core.imaging.resize import resize_bilinear
 
 Box = tuple[int, int, int, int]
 TextTruth = tuple[str, Box]
@@ -264,7 +264,7 @@ class _Style:
         p = self.p999[view]
         if p <= 0:
             return np.full(a.shape, 255, dtype=np.uint8)
-        # The operations of core.display.grey_level_1, with the canonical view's
+        # The operations of core.imaging.display.grey_level_1, with the canonical view's
         # percentile instead of the window's, so a window or zoom keeps the display.
         a = np.clip(a / p, 0.0, 1.0) * 255.0
         return (255.0 - np.floor(a + 0.5)).astype(np.uint8)

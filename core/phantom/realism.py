@@ -297,7 +297,7 @@ def separability_auc(
     Raises:
         ValueError: If either side has fewer than 2 scans.
     """
-    from core.metrics import roc_auc
+    from core.evaluation.metrics import roc_auc
 
     if len(real) < 2 or len(gen) < 2:
         raise ValueError(f"need >= 2 scans a side, got {len(real)} real and {len(gen)} generated")

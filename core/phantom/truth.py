@@ -29,7 +29,7 @@ pixel positions are ``[row, col]`` of each view, the posterior view mirrored)::
     }
 
 ``bstbi`` is the paper's index with the *true* masks on the scan's own display
-images (:func:`core.display.display_images`, :func:`core.burden.bstbi_images`); it
+images (:func:`core.imaging.display.display_images`, :func:`core.burden.indices.bstbi_images`); it
 is None only when those modules are missing (then export fills it in).
 """
 
@@ -54,11 +54,11 @@ def true_bstbi(
 
     Returns:
         ``{"ANT_1", "ANT_2", "POST_1", "POST_2", "mean"}`` each in [0, 1], rounded to
-        6 decimals; None when :mod:`core.burden` or :mod:`core.display` is missing.
+        6 decimals; None when :mod:`core.burden.indices` or :mod:`core.imaging.display` is missing.
     """
     try:
-        from core.burden import bstbi_images, scan_bstbi
-        from core.display import display_images
+        from core.burden.indices import bstbi_images, scan_bstbi
+        from core.imaging.display import display_images
         from core.scan import Scan
     except ImportError:  # pragma: no cover - only while the burden module is missing
         return None

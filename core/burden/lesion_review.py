@@ -1,0 +1,353 @@
+"""A physician's review of the model's lesions, and the burden recomputed after it.
+
+The paper computes BSTBI after physicians delete false-positive lesions (fractures,
+degenerative joints, injection sites). Here a *lesion* is one connected component of
+a view's metastasis label, numbered as :func:`lesion_components` numbers it, with the
+same connectivity as :func:`core.burden.indices.hotspot_count`, so one lesion is one hotspot.
+Removing a lesion turns its pixels to background in a copy of the model's mask; the
+model's own mask is never changed. A lesion the physician draws (added) turns
+background pixels into metastasis; bladder pixels stay bladder ("the bladder wins",
+as in :mod:`core.burden.indices`). The burden figures are then computed by :mod:`core.burden.indices`
+on the edited masks, so a reviewed scan and an unreviewed one use one formula.
+
+Scan-level hotspots and lesion area are sums over the views present (ANT + POST), as
+the per-view figures of one scan are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from core.burden.indices import (
+    HOTSPOT_STRUCTURE,
+    bstbi_images,
+    hotspot_count,
+    lesion_area_cm2,
+    scan_bstbi,
+)
+from core.config import (
+    DEFAULT_PIXEL_SPACING_MM,
+    LABEL_BACKGROUND,
+    LABEL_BLADDER,
+    LABEL_METASTASIS,
+    VIEWS,
+)
+from core.imaging.display import stored_display_images
+from core.imaging.fastops import bounding_box
+
+#: Why a physician excludes a lesion (the paper's false positives, and a catch-all).
+REASONS: tuple[str, ...] = ("fracture", "degenerative joint", "injection site", "other")
+#: The reason written to the audit log when a lesion is included again.
+RESTORE_REASON = "restored on review"
+
+@dataclass(frozen=True)
+class ComponentStats:
+    """One lesion: a connected component of a view's metastasis pixels.
+
+    Attributes:
+        component: Its number in the label image (1..n).
+        area_px: Number of pixels (> 0).
+        centroid_row: Mean row of its pixels.
+        centroid_col: Mean column of its pixels.
+    """
+
+    component: int
+    area_px: int
+    centroid_row: float
+    centroid_col: float
+
+
+@dataclass(frozen=True)
+class BurdenResult:
+    """The burden of a scan after review.
+
+    Attributes:
+        per_image: ``{(view, level): bstbi}`` of every display image, each in [0, 1].
+        scan_bstbi: Their mean (:func:`core.burden.indices.scan_bstbi`).
+        hotspots: Metastasis components summed over the views.
+        lesion_area_cm2: Metastasis area summed over the views, cm².
+        masks: ``{view: label mask}`` after review, uint8, values 0, 1, 2 (new arrays).
+    """
+
+    per_image: dict[tuple[str, int], float]
+    scan_bstbi: float
+    hotspots: int
+    lesion_area_cm2: float
+    masks: dict[str, np.ndarray]
+
+
+def _label_mask(name: str, mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.size == 0 or m.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D uint8 label mask, got {m.dtype} {m.shape}"
+        )
+    if m.max() > LABEL_BLADDER:
+        raise ValueError(f"{name} must hold only labels 0, 1, 2, got max {m.max()}")
+    return m
+
+
+def lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats]]:
+    """Number the lesions (metastasis components) of one view's label mask.
+
+    Args:
+        mask: uint8 2-D label mask (0 background, 1 metastasis, 2 bladder).
+
+    Returns:
+        ``(labels, stats)``: int32 array of ``mask``'s shape, 0 outside lesions and
+        1..n on the n components (8-connected, :data:`core.burden.indices.HOTSPOT_STRUCTURE`,
+        numbered in raster order); and one :class:`ComponentStats` per component,
+        in component order.
+
+    Raises:
+        ValueError: If ``mask`` is not a non-empty 2-D uint8 mask with labels 0-2.
+    """
+    m = _label_mask("mask", mask)
+    lesion = m == LABEL_METASTASIS
+    labels = np.zeros(m.shape, dtype=np.int32)
+    box = bounding_box(lesion)
+    if box is None:
+        return labels, []
+    # Components lie inside the lesions' bounding box, numbered in the same raster order
+    # as in the whole view; labelling only the box is faster.
+    crop, n = ndimage.label(lesion[box], structure=HOTSPOT_STRUCTURE)
+    labels[box] = crop
+    rows, cols = np.nonzero(crop)
+    ids = crop[rows, cols]
+    areas = np.bincount(ids, minlength=n + 1)[1:]
+    # Row and column sums of integers are exact in float64 (as ndimage.center_of_mass
+    # sums them), so the centroids are the same numbers.
+    row_sums = np.bincount(ids, weights=(rows + box[0].start).astype(np.float64), minlength=n + 1)
+    col_sums = np.bincount(ids, weights=(cols + box[1].start).astype(np.float64), minlength=n + 1)
+    stats = [
+        ComponentStats(i, int(areas[i - 1]), float(row_sums[i] / a), float(col_sums[i] / a))
+        for i, a in zip(range(1, n + 1), areas.astype(np.float64), strict=True)
+    ]
+    return labels, stats
+
+
+def recompute_burden(
+    displays: Mapping[tuple[str, int], np.ndarray],
+    model_masks: Mapping[str, np.ndarray],
+    lesion_components: Mapping[str, np.ndarray],
+    removed: Set[tuple[str, int]],
+    added: Mapping[str, np.ndarray] | None = None,
+    *,
+    pixel_spacing_mm: tuple[float, float],
+) -> BurdenResult:
+    """Return the scan's burden after removing and adding lesions.
+
+    Args:
+        displays: ``{(view, level): image}``, uint8 2-D, 0 = hottest, as
+            :func:`core.imaging.display.display_images` returns.
+        model_masks: ``{view: label mask}`` the model produced, uint8, values 0-2, the
+            shape of that view's displays. Not modified.
+        lesion_components: ``{view: labels}``, int32 as :func:`lesion_components`
+            returns for that view's model mask (needed for every view named in
+            ``removed``).
+        removed: ``{(view, component)}`` lesions the physician removed; their pixels
+            become background before BSTBI.
+        added: ``{view: drawn}``, bool or 0/1 arrays of the view's shape, lesions the
+            physician drew; background pixels under them become metastasis (bladder
+            stays bladder). Applied after removals. None for no additions.
+        pixel_spacing_mm: (row, column) pixel size in mm, for the lesion area.
+
+    Returns:
+        The :class:`BurdenResult` computed by :mod:`core.burden.indices` on the edited masks.
+
+    Raises:
+        ValueError: If a mask is not a uint8 label mask, a removed lesion names a view
+            without components or a component number that does not exist, an added
+            mask or component image has another shape than its view's mask, or
+            anything :mod:`core.burden.indices` refuses.
+    """
+    masks = {view: _label_mask(f"model_masks[{view!r}]", m) for view, m in model_masks.items()}
+    by_view: dict[str, list[int]] = {}
+    for view, component in removed:
+        if view not in masks:
+            raise ValueError(f"removed: view {view!r} has no model mask")
+        if view not in lesion_components:
+            raise ValueError(f"removed: view {view!r} has no lesion component image")
+        by_view.setdefault(view, []).append(int(component))
+    edited: dict[str, np.ndarray] = {}
+    for view, mask in masks.items():
+        out = mask.copy()
+        if view in by_view:
+            labels = np.asarray(lesion_components[view])
+            if labels.shape != mask.shape:
+                raise ValueError(
+                    f"lesion_components[{view!r}] must have shape {mask.shape}, got {labels.shape}"
+                )
+            n = int(labels.max(initial=0))
+            bad = [c for c in by_view[view] if not 1 <= c <= n]
+            if bad:
+                raise ValueError(f"removed: view {view!r} has no component {bad} (it has 1..{n})")
+            out[np.isin(labels, by_view[view]) & (out == LABEL_METASTASIS)] = LABEL_BACKGROUND
+        if added is not None and view in added:
+            drawn = np.asarray(added[view])
+            if drawn.shape != mask.shape:
+                raise ValueError(f"added[{view!r}] must have shape {mask.shape}, got {drawn.shape}")
+            out[drawn.astype(bool) & (out == LABEL_BACKGROUND)] = LABEL_METASTASIS
+        edited[view] = out
+    if added is not None:
+        unknown = set(added) - set(masks)
+        if unknown:
+            raise ValueError(f"added: views {sorted(unknown)} have no model mask")
+    per_image = bstbi_images(displays, edited)
+    present = [v for v in VIEWS if v in edited] + [v for v in edited if v not in VIEWS]
+    return BurdenResult(
+        per_image=per_image,
+        scan_bstbi=scan_bstbi(per_image),
+        hotspots=sum(hotspot_count(edited[v] == LABEL_METASTASIS) for v in present),
+        lesion_area_cm2=sum(
+            lesion_area_cm2(edited[v] == LABEL_METASTASIS, pixel_spacing_mm) for v in present
+        ),
+        masks=edited,
+    )
+
+
+# --- review state: lesion statuses as stored, and the burden they give ---
+
+
+@dataclass(frozen=True)
+class StudyImages:
+    """What a stored study's review is computed from (all derived from the store).
+
+    Attributes:
+        displays: ``{(view, level): uint8 image}`` (:func:`core.imaging.display.display_images`).
+        components: ``{view: int32 labels}`` of the model masks
+            (:func:`core.burden.lesion_review.lesion_components`, the numbering the lesions carry).
+        spacing_mm: (row, column) pixel spacing used for lesion areas.
+    """
+
+    displays: dict[tuple[str, int], np.ndarray]
+    components: dict[str, np.ndarray]
+    spacing_mm: tuple[float, float]
+
+
+def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
+                 masks: Mapping[str, np.ndarray]) -> StudyImages:  # fmt: skip
+    """Rebuild a stored study's display images and lesion numbering.
+
+    Args:
+        study: The studies row (:func:`db.queries.study_with_masks`' ``"study"``).
+        views: ``{view: float32 counts}`` of the study.
+        masks: ``{view: uint8 label mask}`` of its analysis (the model's output).
+
+    Returns:
+        The :class:`StudyImages`; the spacing is the study's, or the pipeline's default
+        when the file gave none (as the analysis used).
+
+    Raises:
+        ValueError: If ``views`` is empty.
+    """
+    if not views:
+        raise ValueError("views must hold at least one view")
+    row_mm, col_mm = study.get("pixel_spacing_row_mm"), study.get("pixel_spacing_col_mm")
+    spacing = (
+        (float(row_mm), float(col_mm))
+        if row_mm is not None and col_mm is not None
+        else DEFAULT_PIXEL_SPACING_MM
+    )
+    return StudyImages(
+        displays=stored_display_images(views, bool(study.get("display_grey_level_1"))),
+        components={view: lesion_components(mask)[0] for view, mask in masks.items()},
+        spacing_mm=spacing,
+    )
+
+
+def is_drawn(lesion: Mapping[str, Any]) -> bool:
+    """Whether a lesion was drawn by a physician (not a component of the model's mask)."""
+    return lesion.get("drawn") is not None
+
+
+def included(lesion: Mapping[str, Any]) -> bool:
+    """Whether a lesion counts in the burden (its status is not ``"removed"``)."""
+    return bool(lesion["status"] != "removed")
+
+
+def status_for(lesion: Mapping[str, Any], include: bool) -> str:
+    """The status that includes or excludes a lesion: ``model``/``added`` or ``removed``."""
+    if not include:
+        return "removed"
+    return "added" if is_drawn(lesion) else "model"
+
+
+def burden(
+    images: StudyImages,
+    masks: Mapping[str, np.ndarray],
+    lesions: Sequence[Mapping[str, Any]],
+    *,
+    statuses: Mapping[int, str] | None = None,
+) -> BurdenResult:
+    """Recompute the burden for a review state.
+
+    Args:
+        images: From :func:`study_images`.
+        masks: The model's masks.
+        lesions: The analysis' lesions (dicts of :func:`db.queries.study_with_masks`).
+        statuses: ``{lesion id: status}`` overriding the lesions' own (e.g. the
+            state about to be saved); None uses the stored statuses. ``{}`` with every
+            lesion overridden to its kept status gives the model's own figures.
+
+    Returns:
+        :func:`core.burden.lesion_review.recompute_burden` of that state.
+    """
+    statuses = statuses or {}
+    removed: set[tuple[str, int]] = set()
+    added: dict[str, np.ndarray] = {}
+    for lesion in lesions:
+        status = statuses.get(int(lesion["id"]), lesion["status"])
+        if is_drawn(lesion):
+            if status == "added":
+                view = lesion["view"]
+                previous = added.get(view)
+                drawn = np.asarray(lesion["drawn"], dtype=bool)
+                added[view] = drawn if previous is None else previous | drawn
+        elif status == "removed":
+            removed.add((lesion["view"], int(lesion["component"])))
+    return recompute_burden(
+        images.displays,
+        masks,
+        images.components,
+        removed,
+        added or None,
+        pixel_spacing_mm=images.spacing_mm,
+    )
+
+
+def model_burden(
+    images: StudyImages, masks: Mapping[str, np.ndarray], lesions: Sequence[Mapping[str, Any]]
+) -> BurdenResult:
+    """The model's own burden: every model lesion kept, no drawn lesion."""
+    return burden(
+        images,
+        masks,
+        lesions,
+        statuses={int(les["id"]): "removed" if is_drawn(les) else "model" for les in lesions},
+    )
+
+
+def changed_statuses(
+    lesions: Sequence[Mapping[str, Any]], include: Mapping[int, bool]
+) -> dict[int, str]:
+    """The new status of each lesion whose ``include`` tick differs from the store's.
+
+    Args:
+        lesions: The analysis' lesions as stored.
+        include: ``{lesion id: ticked}`` as the table returned it.
+
+    Returns:
+        ``{lesion id: new status}`` for the changed lesions only.
+    """
+    out: dict[int, str] = {}
+    for lesion in lesions:
+        lesion_id = int(lesion["id"])
+        if lesion_id in include and bool(include[lesion_id]) != included(lesion):
+            out[lesion_id] = status_for(lesion, bool(include[lesion_id]))
+    return out

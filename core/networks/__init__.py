@@ -1,0 +1,2 @@
+"""The two networks: configs and weights, device, inference, augmentation, training and
+threshold calibration."""

@@ -1,0 +1,1 @@
+"""Reading scans from files: DICOM, exported pictures and their layouts, LabelMe, datasets."""

@@ -1,0 +1,369 @@
+"""The per-patient report: one self-contained HTML file, and the studies as CSV.
+
+The HTML opens offline: plotly.js is inlined (no ``<script src>``), the pictures are
+PNG data URIs, the style is inline. It holds who the patient is (with the synthetic
+flag), the BSTBI trajectory, the baseline and latest overlays, the studies and their
+follow-up figures, the treatments, the warnings and when it was generated.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from sqlite_utils import Database
+
+from core.burden.patient_record import (
+    PatientRecord,
+    StudyPoint,
+    default_pair,
+    pair_pictures,
+    study_picture,
+)
+
+#: Columns of the studies CSV, in order.
+CSV_COLUMNS: tuple[str, ...] = (
+    "study_date",
+    "study_id",
+    "quality",
+    "reliable",
+    "bstbi",
+    "bstbi_change_baseline",
+    "bstbi_change_previous",
+    "hotspots",
+    "lesion_area_cm2",
+    "new_vs_baseline",
+    "new_vs_previous",
+    "pcwg3",
+    "metastasis_probability",
+    "injection_delay_h",
+    "warnings",
+    "source_name",
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
+       color: #1d1d1f; background: #fff; padding: 0 1rem; }
+h1 { margin-bottom: 0.2rem; } .meta { color: #555; }
+.synthetic { background: #efe7fb; border: 1px solid #7b5ea7; padding: 0.5rem 0.8rem;
+             border-radius: 6px; display: inline-block; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; }
+tr.unreliable td { color: #888; font-style: italic; }
+.pictures { display: flex; gap: 1.5rem; flex-wrap: wrap; }
+figure { margin: 0; } figure img { height: 640px; image-rendering: pixelated; }
+.warn { color: #8a4b00; } footer { color: #666; font-size: 0.85rem; margin-top: 2rem; }
+"""
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One picture of the report: an RGB array and its caption."""
+
+    caption: str
+    rgb: np.ndarray
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Return a uint8 RGB (rows, cols, 3) or grey (rows, cols) array as PNG bytes.
+
+    Raises:
+        ValueError: If the array is not 2-D or (rows, cols, 3) uint8.
+    """
+    a = np.asarray(rgb)
+    if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise ValueError(f"rgb must be uint8 (rows, cols[, 3]), got {a.dtype} {a.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+#: How the HTML table writes each numeric figure of a study.
+_FORMATS: dict[str, str] = {
+    "bstbi": "{:.3f}",
+    "bstbi_change_baseline": "{:+.3f}",
+    "bstbi_change_previous": "{:+.3f}",
+    "lesion_area_cm2": "{:.1f}",
+    "injection_delay_h": "{:.1f}",
+}
+
+
+def _cell(value: object, fmt: str = "{}") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return fmt.format(value)
+
+
+def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
+    """Return one study as a flat dict keyed by :data:`CSV_COLUMNS` (tables, CSV).
+
+    The burden figures of a study that is not reliable are None; so is the uploaded
+    file's name when ``hide_files`` (names hidden: file names can carry a patient's name).
+    """
+    return {
+        "study_date": point.date.isoformat() if point.date else None,
+        "study_id": point.study_id,
+        "quality": point.status,
+        "reliable": point.reliable,
+        # a non-diagnostic scan's burden is never written as if it were reliable
+        "bstbi": point.bstbi if point.reliable else None,
+        "bstbi_change_baseline": point.bstbi_change_baseline,
+        "bstbi_change_previous": point.bstbi_change_previous,
+        "hotspots": point.hotspots if point.reliable else None,
+        "lesion_area_cm2": point.lesion_area_cm2 if point.reliable else None,
+        "new_vs_baseline": point.new_vs_baseline,
+        "new_vs_previous": point.new_vs_previous,
+        "pcwg3": point.pcwg3,
+        "metastasis_probability": point.metastasis_probability,
+        "injection_delay_h": point.injection_delay_h,
+        "warnings": "; ".join(point.warnings) or None,
+        "source_name": None if hide_files else point.source_name,
+    }
+
+
+def studies_csv(studies: Sequence[StudyPoint], hide_files: bool = False) -> str:
+    """Return the studies as CSV text: a header of :data:`CSV_COLUMNS`, one row per study.
+
+    Empty cells for unknown values; the burden figures (BSTBI, hotspots, lesion area)
+    of a study that is not reliable are empty, ``quality`` says why; file names are
+    empty when ``hide_files``.
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for point in studies:
+        row = study_row(point, hide_files)
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str],
+    numeric: frozenset[int] = frozenset(),
+) -> str:
+    """Return an HTML table of already formatted cells; ``numeric`` columns align right."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for row, cls in zip(rows, classes, strict=True):
+        cells = "".join(
+            f'<td class="num">{html.escape(v)}</td>'
+            if i in numeric
+            else f"<td>{html.escape(v)}</td>"
+            for i, v in enumerate(row)
+        )
+        body.append(f'<tr class="{cls}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _summary(record: PatientRecord) -> str:
+    reliable = [s for s in record.dated if s.reliable]
+    items = [f"{len(record.studies)} studies, {len(reliable)} with a reliable BSTBI."]
+    if reliable:
+        first, last = reliable[0], reliable[-1]
+        items.append(
+            f"BSTBI {first.bstbi:.3f} at baseline ({first.date}), {last.bstbi:.3f} at the latest "
+            f"study ({last.date})."
+        )
+    fu = record.followup
+    if fu is not None and fu.studies:
+        items.append(
+            f"PCWG3 clock from {fu.treatment_start}: "
+            + (
+                f"progression met, dated {fu.progression_date}."
+                if fu.progression
+                else "progression not met."
+            )
+        )
+    return "".join(f"<li>{html.escape(i)}</li>" for i in items)
+
+
+def patient_report_html(
+    record: PatientRecord,
+    figure: go.Figure,
+    pictures: Sequence[Picture] = (),
+    *,
+    generated: dt.datetime | None = None,
+    name: str | None = None,
+    hide_files: bool = False,
+) -> str:
+    """Return the per-patient report as one self-contained HTML document.
+
+    Args:
+        record: The patient (:func:`core.burden.patient_record.load_patient`).
+        figure: The trajectory (:func:`core.burden.charts.trajectory_figure`); a white theme
+            is applied to a copy for print.
+        pictures: Overlay pictures (e.g. baseline and latest), one ``<img>`` each.
+        generated: When the report was made (None: now, local time).
+        name: The patient's name, shown beside the pseudonym; None (names hidden, or
+            none stored) leaves the report with the pseudonym only.
+        hide_files: Leave the uploaded files' names out (names hidden).
+
+    Returns:
+        The HTML text (UTF-8); plotly.js is inlined, so it opens without a network.
+    """
+    info = record.info
+    when = (generated or dt.datetime.now()).replace(microsecond=0)
+    last = record.dated[-1].date if record.dated else None
+    age = info.age_at(last)
+    facts = ([f"name {name}"] if name else []) + [
+        f"sex {info.sex or 'not recorded'}",
+        f"age {age if age is not None else 'not recorded'}"
+        + (f" (at {last.isoformat()})" if age is not None and last else ""),
+        f"primary tumour {info.primary_tumour or 'not recorded'}",
+    ]
+    synthetic = (
+        '<p class="synthetic">Synthetic patient: generated by the phantom for demonstration, '
+        "not a real person.</p>"
+        if info.synthetic
+        else ""
+    )
+    plot = go.Figure(figure).update_layout(template="plotly_white")
+    plot_html = plot.to_html(
+        include_plotlyjs=True, full_html=False, include_mathjax=False, config={"displaylogo": False}
+    )
+    figures = "".join(
+        f'<figure><img alt="{html.escape(p.caption)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png_bytes(p.rgb)).decode("ascii")}">'
+        f"<figcaption>{html.escape(p.caption)}</figcaption></figure>"
+        for p in pictures
+    )
+    study_rows = [study_row(s, hide_files) for s in record.studies]
+    study_headers = ("Date", "Quality", "BSTBI", "Change vs baseline", "Change vs previous",
+                     "Hotspots", "Lesion area (cm²)", "New vs baseline", "New vs previous",
+                     "PCWG3", "Delay (h)", "File")  # fmt: skip
+    study_keys = ("study_date", "quality", "bstbi", "bstbi_change_baseline",
+                  "bstbi_change_previous", "hotspots", "lesion_area_cm2", "new_vs_baseline",
+                  "new_vs_previous", "pcwg3", "injection_delay_h", "source_name")  # fmt: skip
+    studies_table = _table(
+        study_headers,
+        [[_cell(r[k], _FORMATS.get(k, "{}")) for k in study_keys] for r in study_rows],
+        ["" if s.reliable else "unreliable" for s in record.studies],
+        frozenset({2, 3, 4, 5, 6, 7, 8, 10}),
+    )
+    treatments_table = (
+        _table(
+            ("Agent", "Start", "End", "Dose", "Note"),
+            [
+                [
+                    t.agent,
+                    t.start.isoformat(),
+                    t.end.isoformat() if t.end else "ongoing",
+                    t.dose or "",
+                    t.note or "",
+                ]
+                for t in record.treatments
+            ],
+            [""] * len(record.treatments),
+        )
+        if record.treatments
+        else "<p>None recorded.</p>"
+    )
+    warnings = sorted({w for s in record.studies for w in s.warnings})
+    warnings_html = (
+        "<h2>Warnings</h2><ul>"
+        + "".join(f'<li class="warn">{html.escape(w)}</li>' for w in warnings)
+        + "</ul>"
+        if warnings
+        else ""
+    )
+    title = f"Bone-scan report: {info.pseudonym}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{html.escape(", ".join(facts))}</p>
+{synthetic}
+<p class="meta">Generated {html.escape(when.isoformat(sep=" "))}</p>
+<h2>Summary</h2><ul>{_summary(record)}</ul>
+<h2>BSTBI trajectory</h2>
+{plot_html}
+<h2>Overlays</h2>
+<p>Metastasis red, bladder green, new lesions ringed in yellow; hot = dark.</p>
+<div class="pictures">{figures or "<p>No analysed study to show.</p>"}</div>
+<h2>Studies</h2>
+{studies_table}
+<h2>Treatments</h2>
+{treatments_table}
+{warnings_html}
+<footer>Bone Scan Tumour Burden Index after Liu et al. 2021 (ResNet34 classifier, UNet
+segmenter, K = 5). Studies whose quality is not ok have no reliable burden and are shown
+in grey. A decision aid for nuclear-medicine physicians, not a diagnosis.</footer>
+</body></html>
+"""
+
+
+def report_pictures(db: Database, record: PatientRecord) -> list[Picture]:
+    """Return the report's pictures: baseline and latest, the latest's new lesions ringed.
+
+    One picture when the patient has a single study; none without studies or views.
+
+    Args:
+        db: An open store.
+        record: The patient (:func:`core.burden.patient_record.load_patient`).
+    """
+    from db.queries import study_with_masks
+
+    pair = default_pair(record.studies)
+    if pair is None:
+        return []
+    first, last = pair
+    data_first = study_with_masks(db, first.study_id)
+    if not data_first["views"]:
+        return []
+    if first.study_id == last.study_id:
+        return [Picture(f"{_label(first)}: the only study", study_picture(data_first))]
+    pic_first, pic_last, n_new = pair_pictures(data_first, study_with_masks(db, last.study_id))
+    new = "" if n_new is None else f", {n_new} new lesion(s) against baseline ringed"
+    return [
+        Picture(f"Baseline {_label(first)}", pic_first),
+        Picture(f"Latest {_label(last)}{new}", pic_last),
+    ]
+
+
+def _label(point: StudyPoint) -> str:
+    date = point.date.isoformat() if point.date else f"study {point.study_id}"
+    return date if point.reliable else f"{date} ({point.status})"
+
+
+def build_patient_report(
+    db: Database,
+    record: PatientRecord,
+    figure: go.Figure,
+    *,
+    generated: dt.datetime | None = None,
+    name: str | None = None,
+    hide_files: bool = False,
+) -> str:
+    """Return the full per-patient HTML report, reading the pictures from the store.
+
+    Args:
+        db: An open store.
+        record: The patient (:func:`core.burden.patient_record.load_patient`).
+        figure: Its trajectory (:func:`core.burden.charts.trajectory_figure`).
+        generated: When it was made (None: now).
+        name: The patient's name, or None for the pseudonym only (names hidden).
+        hide_files: Leave the uploaded files' names out (names hidden).
+    """
+    return patient_report_html(
+        record,
+        figure,
+        report_pictures(db, record),
+        generated=generated,
+        name=name,
+        hide_files=hide_files,
+    )
