@@ -285,7 +285,6 @@ def analyze(
             ``read_seconds`` has another length than ``scans``, or a scan is unfit
             for the models.
     """
-
     if len(pixel_spacing_default) != 2 or not all(
         math.isfinite(s) and s > 0 for s in pixel_spacing_default
     ):
@@ -386,7 +385,6 @@ def result_from_masks(
     Raises:
         ValueError: If a mask's view is not in ``scan`` or its shape differs from the view's.
     """
-
     for v, m in masks.items():
         if v not in scan.views or m.shape != scan.views[v].shape:
             raise ValueError(f"masks[{v!r}] does not fit the scan's views")

@@ -24,7 +24,9 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.auth import AccessDenied
 from core.config import data_dir
+from core.scan import ScanReadError
 
 #: The log file's name inside the log folder.
 LOG_FILE = "bonescan.log"
@@ -187,9 +189,6 @@ def error_id() -> str:
 
 
 def _expected() -> tuple[type[BaseException], ...]:
-    from core.auth import AccessDenied
-    from core.scan import ScanReadError
-
     return (ScanReadError, AccessDenied)
 
 

@@ -33,7 +33,7 @@ from db.access import (
     get_account,
     require_role,
 )
-from db.store import audit, write_transaction
+from db.store import audit, insert_row, write_transaction
 
 #: The audit log's account for changes made at the server's command line.
 CONSOLE = "console"
@@ -118,11 +118,9 @@ def create_account(
             raise ValueError(
                 "the first account must be an admin, so that someone can manage the others"
             )
-        cursor = db.execute(
-            "INSERT INTO accounts (username, role, password_hash) VALUES (?, ?, ?)",
-            [name, role, password_hash],
+        account_id = insert_row(
+            db, "accounts", {"username": name, "role": role, "password_hash": password_hash}
         )
-        account_id = int(cursor.lastrowid or 0)
         audit(db, account=by or CONSOLE, action="create_account", entity="account",
               entity_id=account_id, before=None,
               after={"username": name, "role": role})  # fmt: skip

@@ -3,7 +3,8 @@
 ``python -m db.bench_store --patients 2000 --studies 10000`` builds a store of that
 size in a temporary file (rows only: tiny dummy blobs stand in for pixels and masks;
 one analysis per study, a few lesions each) and prints the median time of a
-patient's time series and of the cohort summary. Targets: < 50 ms and < 500 ms.
+patient's time series and of the cohort summary (every patient, as the cohort page
+reads it). Targets: < 50 ms and < 500 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from core.config import VIEWS
 from db.connection import open_db
 from db.queries import cohort_summary, patient_time_series
+from db.store import insert_rows
 
 #: Targets of the design (seconds).
 TIME_SERIES_TARGET_S = 0.050
@@ -45,51 +47,40 @@ def build_store(path: Path, patients: int, studies: int, seed: int = 0) -> None:
         raise ValueError(f"need patients >= 1 and studies >= 0, got {patients}, {studies}")
     rng = random.Random(seed)
     blob = zlib.compress(bytes(16))
+    patient_rows = [
+        {"id": i, "pseudonym": f"B-{i:06d}", "sex": rng.choice("MF"),
+         "birth_year": rng.randint(1930, 1990), "primary_tumour": rng.choice(_PRIMARIES),
+         "synthetic": 1}
+        for i in range(1, patients + 1)
+    ]  # fmt: skip
+    study_rows: list[dict[str, Any]] = []
+    view_rows: list[dict[str, Any]] = []
+    analysis_rows: list[dict[str, Any]] = []
+    mask_rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
+    for sid in range(1, studies + 1):
+        pid = rng.randint(1, patients)
+        date = f"{rng.randint(2015, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        study_rows.append({"id": sid, "patient_id": pid, "study_date": date,
+                           "source_name": f"s{sid}.dcm", "source_sha256": f"{sid:064x}",
+                           "source_format": "dicom"})  # fmt: skip
+        analysis_rows.append({"id": sid, "study_id": sid, "model_version": "bench",
+                              "device": "cpu", "metastasis_probability": rng.random(),
+                              "bstbi": rng.random() * 0.6, "hotspots": rng.randint(0, 30),
+                              "quality": "ok"})  # fmt: skip
+        for view in VIEWS:
+            view_rows.append({"study_id": sid, "view": view, "rows": 4, "cols": 2,
+                              "dtype": "uint16", "counts_zlib": blob})  # fmt: skip
+            mask_rows.append({"analysis_id": sid, "view": view, "rows": 4, "cols": 4,
+                              "labels_zlib": blob})  # fmt: skip
+            for comp in range(1, rng.randint(1, 4)):
+                lesion_rows.append({"analysis_id": sid, "view": view, "component": comp,
+                                    "area_px": rng.randint(5, 500)})  # fmt: skip
     with open_db(path) as db, db.atomic():
-        conn = db.conn
-        conn.executemany(
-            "INSERT INTO patients (id, pseudonym, sex, birth_year, primary_tumour, synthetic) "
-            "VALUES (?, ?, ?, ?, ?, 1)",
-            [
-                (i, f"B-{i:06d}", rng.choice("MF"), rng.randint(1930, 1990), rng.choice(_PRIMARIES))
-                for i in range(1, patients + 1)
-            ],
-        )
-        study_rows, view_rows, analysis_rows, mask_rows, lesion_rows = [], [], [], [], []
-        for sid in range(1, studies + 1):
-            pid = rng.randint(1, patients)
-            date = f"{rng.randint(2015, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-            study_rows.append((sid, pid, date, f"s{sid}.dcm", f"{sid:064x}"))
-            p = rng.random()
-            analysis_rows.append((sid, sid, p, rng.random() * 0.6, rng.randint(0, 30)))
-            for view in VIEWS:
-                view_rows.append((sid, view, blob))
-                mask_rows.append((sid, view, blob))
-                for comp in range(1, rng.randint(1, 4)):
-                    lesion_rows.append((sid, view, comp, rng.randint(5, 500)))
-        conn.executemany(
-            "INSERT INTO studies (id, patient_id, study_date, source_name, source_sha256, "
-            "source_format) VALUES (?, ?, ?, ?, ?, 'dicom')",
-            study_rows,
-        )
-        conn.executemany(
-            "INSERT INTO views (study_id, view, rows, cols, dtype, counts_zlib) "
-            "VALUES (?, ?, 4, 2, 'uint16', ?)",
-            view_rows,
-        )
-        conn.executemany(
-            "INSERT INTO analyses (id, study_id, model_version, device, metastasis_probability, "
-            "bstbi, hotspots, quality) VALUES (?, ?, 'bench', 'cpu', ?, ?, ?, 'ok')",
-            analysis_rows,
-        )
-        conn.executemany(
-            "INSERT INTO masks (analysis_id, view, rows, cols, labels_zlib) VALUES (?, ?, 4, 4, ?)",
-            mask_rows,
-        )
-        conn.executemany(
-            "INSERT INTO lesions (analysis_id, view, component, area_px) VALUES (?, ?, ?, ?)",
-            lesion_rows,
-        )
+        for table, rows in (("patients", patient_rows), ("studies", study_rows),
+                            ("views", view_rows), ("analyses", analysis_rows),
+                            ("masks", mask_rows), ("lesions", lesion_rows)):  # fmt: skip
+            insert_rows(db, table, rows)
     with open_db(path) as db:
         db.execute("ANALYZE")
 
@@ -117,8 +108,7 @@ def run_benchmark(
 
     Returns:
         Seconds: ``build_s``, ``time_series_s`` (median over ``repeats`` random
-        patients), ``cohort_summary_s`` (all patients), ``cohort_filtered_s``
-        (primary + age group + metastasis filters, first 50 rows).
+        patients), ``cohort_summary_s`` (all patients).
 
     Raises:
         ValueError: If a size or ``repeats`` is out of range.
@@ -139,12 +129,6 @@ def run_benchmark(
                     lambda: patient_time_series(db, rng.randint(1, patients)), repeats
                 ),
                 "cohort_summary_s": _median_s(lambda: cohort_summary(db), repeats),
-                "cohort_filtered_s": _median_s(
-                    lambda: cohort_summary(
-                        db, primary="lung", age_group="50-70", metastasis=True, limit=50
-                    ),
-                    repeats,
-                ),
             }
 
 
@@ -169,7 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, target in (
         ("time_series_s", TIME_SERIES_TARGET_S),
         ("cohort_summary_s", COHORT_TARGET_S),
-        ("cohort_filtered_s", COHORT_TARGET_S),
     ):
         ok = "ok" if result[key] < target else "SLOW"
         print(f"{key:<20} {result[key] * 1000:8.1f} ms  (target < {target * 1000:.0f} ms) {ok}")

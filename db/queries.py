@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
-from core.config import AGE_GROUPS, age_group
+from core.config import age_group
 from core.scan import Scan, ScanMeta
 from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
 
@@ -126,62 +127,32 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def cohort_summary(
-    db: Database,
-    *,
-    primary: str | None = None,
-    age_group: str | None = None,
-    metastasis: bool | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Return one row per patient for the cohort page, filtered and paged.
+def cohort_summary(db: Database) -> list[dict[str, Any]]:
+    """Return one row per patient for the cohort page: the whole cohort, by pseudonym.
 
     BSTBI figures come from each study's latest analysis, and only from analyses whose
     quality is ``"ok"`` with a BSTBI: a non-diagnostic scan's burden is not reported
     as if it were reliable. *Latest* is the last such study by date, *baseline* the
     first; with one such study both are that study and the change is 0.
 
+    The page filters, sorts and pages these rows itself: its filters take several values
+    at once, "unknown" and "not analysed", and a response rule at a threshold the user
+    sets, and its plots and CSV export need every patient that matches.
+
     Args:
         db: An open store.
-        primary: Keep only this primary tumour (exact match), or None for all.
-        age_group: Keep only this age group (one of ``AGE_GROUPS``), or None.
-        metastasis: True: the latest reliable analysis called the scan positive (its
-            metastasis probability >= the threshold that analysis was decided with);
-            False: negative; None: no filter (patients without one included).
-        limit: At most this many rows (>= 0), or None for all.
-        offset: Skip this many rows first (>= 0).
 
     Returns:
         Dicts ordered by pseudonym with keys ``patient_id, pseudonym, sex, age_group,
         primary_tumour, synthetic (bool), n_studies, last_study_date, latest_bstbi,
         baseline_bstbi, bstbi_change (latest - baseline), metastasis (bool, or None
         when no reliable analysis)``. ``age_group`` is at the last study, from the
-        birth year and the study year, None when either is unknown.
-
-    Raises:
-        ValueError: If ``age_group`` is not one of ``AGE_GROUPS``, or ``limit`` or
-            ``offset`` is negative.
+        birth year and the study year, None when either is unknown. ``metastasis`` is
+        whether the latest reliable analysis called the scan positive: its metastasis
+        probability at or above the threshold that analysis was decided with.
     """
-    if age_group is not None and age_group not in AGE_GROUPS:
-        raise ValueError(f"age_group must be one of {AGE_GROUPS} or None, got {age_group!r}")
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 or None, got {limit}")
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    # One Python definition of the age groups, used inside the SQL so that filtering and
-    # paging stay in the database.
+    # One Python definition of the age groups (core.config), applied inside the SQL.
     db.conn.create_function("age_group", 1, _age_group_or_none, deterministic=True)
-    where: list[str] = []
-    params: list[object] = []
-    if primary is not None:
-        where.append("p.primary_tumour = ?")
-        params.append(primary)
-    if age_group is not None:
-        where.append("age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year) = ?")
-        params.append(age_group)
-    if metastasis is not None:
-        where.append(f"r.metastasis_probability {'>=' if metastasis else '<'} r.threshold")
     rows = db.execute(
         f"""
         WITH st AS (
@@ -207,11 +178,8 @@ def cohort_summary(
         FROM patients p
         LEFT JOIN st ON st.patient_id = p.id
         LEFT JOIN r ON r.patient_id = p.id
-        {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY p.pseudonym
-        LIMIT ? OFFSET ?
-        """,
-        [*params, -1 if limit is None else limit, offset],
+        """
     ).fetchall()
     keys = ("patient_id", "pseudonym", "sex", "age_group", "primary_tumour", "synthetic",
             "n_studies", "last_study_date", "latest_bstbi", "baseline_bstbi", "bstbi_change",
@@ -304,8 +272,6 @@ def stored_scan(db: Database, study_id: int) -> Scan:
     Raises:
         ValueError: If the study does not exist or holds no view.
     """
-    import datetime as dt
-
     row = db.execute(
         "SELECT study_date, pixel_spacing_row_mm, pixel_spacing_col_mm, manufacturer, "
         "source_format, source_name, display_grey_level_1 FROM studies WHERE id = ?",
@@ -368,7 +334,8 @@ def study_by_source(db: Database, source_sha256: str) -> tuple[int, int | None] 
 
 def has_analysis(db: Database, study_id: int) -> bool:
     """Say whether a study has at least one stored analysis."""
-    return db.execute("SELECT 1 FROM analyses WHERE study_id = ?", [study_id]).fetchone() is not None
+    row = db.execute("SELECT 1 FROM analyses WHERE study_id = ?", [study_id]).fetchone()
+    return row is not None
 
 
 def lesion_history(db: Database, lesion_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

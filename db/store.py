@@ -1,4 +1,9 @@
-"""Writes to the store. Each public function is one logical event in one transaction.
+"""Writes to the store. Each public write function is one logical event in one transaction.
+
+Rows are written with sqlite-utils (:func:`insert_row`, :func:`insert_rows`,
+``Table.update``) inside that transaction, where each of its statements is a savepoint
+that commits nothing by itself; they never create a table or a column
+(:mod:`db.schema` owns the schema).
 
 Access: every write function checks its ``account`` with
 :func:`core.auth.require_role` inside its transaction. In a store **with** accounts
@@ -20,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sqlite3
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
+from sqlite_utils.db import Table
 
 from core.config import LABEL_BLADDER, VIEWS
 from core.imaging.crops import THRESHOLD
@@ -89,6 +96,69 @@ def write_transaction(db: Database) -> Iterator[Database]:
         yield db
 
 
+def schema_table(db: Database, name: str) -> Table:
+    """Return the store's table ``name`` for sqlite-utils' writes, refusing a missing one.
+
+    sqlite-utils creates a missing table on its first insert, guessing the columns from
+    the row; the schema belongs to :mod:`db.schema`'s migrations alone, so a missing
+    table is an error here, as it is for hand-written SQL.
+
+    Raises:
+        sqlite3.OperationalError: If the store has no table ``name``.
+    """
+    table = db.table(name)
+    if not table.exists():
+        raise sqlite3.OperationalError(f"no such table: {name}")
+    return table
+
+
+def _require_transaction(db: Database) -> None:
+    # sqlite-utils commits each insert by itself when no transaction is open; inside
+    # one it uses a savepoint, so the event's rows commit or roll back together.
+    if not db.conn.in_transaction:
+        raise ValueError("db must have a transaction open: write inside write_transaction(db)")
+
+
+def insert_row(db: Database, table: str, row: Mapping[str, Any]) -> int:
+    """Insert one row into a table of the store, inside the caller's transaction.
+
+    Values are written as given (bytes as BLOB, None as NULL; JSON is passed as text by
+    the caller). ``alter=False``: a column the table lacks is an error, never a new column.
+
+    Args:
+        db: An open store with a transaction open (:func:`write_transaction`).
+        table: A table of the schema.
+        row: ``{column: value}``; columns left out take their default.
+
+    Returns:
+        The new row's id (its ``INTEGER PRIMARY KEY``).
+
+    Raises:
+        ValueError: If ``db`` has no transaction open.
+        sqlite3.OperationalError: If the table or a column does not exist.
+    """
+    _require_transaction(db)
+    pk = schema_table(db, table).insert(dict(row), alter=False).last_pk
+    if not isinstance(pk, int):  # every table of the schema has an INTEGER PRIMARY KEY
+        raise sqlite3.OperationalError(f"{table}: the insert gave no integer id ({pk!r})")
+    return pk
+
+
+def insert_rows(db: Database, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows into a table of the store, inside the caller's transaction.
+
+    As :func:`insert_row`, for many rows at once (sqlite-utils batches them into
+    multi-row ``INSERT`` statements); no rows write nothing.
+
+    Raises:
+        ValueError: If ``db`` has no transaction open.
+        sqlite3.OperationalError: If the table or a column does not exist.
+    """
+    _require_transaction(db)
+    if rows:
+        schema_table(db, table).insert_all([dict(r) for r in rows], alter=False)
+
+
 def add_patient(
     db: Database,
     *,
@@ -116,12 +186,11 @@ def add_patient(
         raise ValueError(f"sex must be 'M', 'F', 'O' or None, got {sex!r}")
     with write_transaction(db):
         require_role(db, account, "upload")
-        cursor = db.execute(
-            "INSERT INTO patients (pseudonym, name, external_id, sex, birth_year, "
-            "primary_tumour, synthetic) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [pseudonym, name, external_id, sex, birth_year, primary_tumour, int(synthetic)],
-        )
-        patient_id = int(cursor.lastrowid or 0)
+        patient_id = insert_row(db, "patients", {
+            "pseudonym": pseudonym, "name": name, "external_id": external_id, "sex": sex,
+            "birth_year": birth_year, "primary_tumour": primary_tumour,
+            "synthetic": int(synthetic),
+        })  # fmt: skip
         if account is not None:
             # the name and external id stay in the patients row only
             audit(db, account=account, action="add_patient", entity="patient",
@@ -183,31 +252,23 @@ def store_study(
         ).fetchone()
         if row is not None:
             return StoredStudy(study_id=int(row[0]), created=False)
-        cursor = db.execute(
-            "INSERT INTO studies (patient_id, study_date, injection_delay_h, source_name, "
-            "source_sha256, source_format, pixel_spacing_row_mm, pixel_spacing_col_mm, "
-            "manufacturer, display_grey_level_1) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                patient_id,
-                date.isoformat() if date else None,
-                injection_delay_h,
-                source_name,
-                source_sha256,
-                scan.meta.source_format,
-                spacing[0] if spacing else None,
-                spacing[1] if spacing else None,
-                scan.meta.manufacturer,
-                int(scan.meta.display_is_grey_level_1),
-            ],
-        )
-        study_id = int(cursor.lastrowid or 0)
-        for view, (dtype, blob) in encoded.items():
-            rows, cols = scan.views[view].shape
-            db.execute(
-                "INSERT INTO views (study_id, view, rows, cols, dtype, counts_zlib) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [study_id, view, rows, cols, dtype, blob],
-            )
+        study_id = insert_row(db, "studies", {
+            "patient_id": patient_id,
+            "study_date": date.isoformat() if date else None,
+            "injection_delay_h": injection_delay_h,
+            "source_name": source_name,
+            "source_sha256": source_sha256,
+            "source_format": scan.meta.source_format,
+            "pixel_spacing_row_mm": spacing[0] if spacing else None,
+            "pixel_spacing_col_mm": spacing[1] if spacing else None,
+            "manufacturer": scan.meta.manufacturer,
+            "display_grey_level_1": int(scan.meta.display_is_grey_level_1),
+        })  # fmt: skip
+        insert_rows(db, "views", [
+            {"study_id": study_id, "view": view, "rows": scan.views[view].shape[0],
+             "cols": scan.views[view].shape[1], "dtype": dtype, "counts_zlib": blob}
+            for view, (dtype, blob) in encoded.items()
+        ])  # fmt: skip
         if account is not None:
             audit(db, account=account, action="store_study", entity="study",
                   entity_id=study_id, before=None,
@@ -242,12 +303,10 @@ def add_treatment(
         raise ValueError(f"end ({end}) must not be before start ({start})")
     with write_transaction(db):
         require_role(db, account, "treatments")
-        cursor = db.execute(
-            "INSERT INTO treatments (patient_id, agent, start_date, end_date, dose, note) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [patient_id, agent, start.isoformat(), end.isoformat() if end else None, dose, note],
-        )
-        treatment_id = int(cursor.lastrowid or 0)
+        treatment_id = insert_row(db, "treatments", {
+            "patient_id": patient_id, "agent": agent, "start_date": start.isoformat(),
+            "end_date": end.isoformat() if end else None, "dose": dose, "note": note,
+        })  # fmt: skip
         if account is not None:
             audit(db, account=account, action="add_treatment", entity="treatment",
                   entity_id=treatment_id, before=None,
@@ -348,19 +407,19 @@ def audit(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
 ) -> None:
-    """Append an audit row inside the caller's transaction (values as sorted JSON)."""
-    db.execute(
-        "INSERT INTO audit_log (account, action, entity, entity_id, before_json, after_json) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            account,
-            action,
-            entity,
-            entity_id,
-            None if before is None else json.dumps(before, sort_keys=True),
-            None if after is None else json.dumps(after, sort_keys=True),
-        ],
-    )
+    """Append an audit row inside the caller's transaction (values as sorted JSON).
+
+    Raises:
+        ValueError: If ``db`` has no transaction open.
+    """
+    insert_row(db, "audit_log", {
+        "account": account,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before_json": None if before is None else json.dumps(before, sort_keys=True),
+        "after_json": None if after is None else json.dumps(after, sort_keys=True),
+    })  # fmt: skip
 
 
 def _check_account(account: str) -> None:
@@ -444,47 +503,39 @@ def store_analysis(
         if (lesion.view, lesion.component) in seen:
             raise ValueError(f"lesions: ({lesion.view!r}, {lesion.component}) appears twice")
         seen.add((lesion.view, lesion.component))
-    per_image = [analysis.bstbi_images.get(key) for key in BSTBI_COLUMNS]
+    per_image = {column: analysis.bstbi_images.get(key) for key, column in BSTBI_COLUMNS.items()}
     with write_transaction(db):
         require_role(db, account, "upload")
         if db.execute("SELECT 1 FROM studies WHERE id = ?", [study_id]).fetchone() is None:
             raise ValueError(f"study_id {study_id} does not exist")
-        cursor = db.execute(
-            "INSERT INTO analyses (study_id, model_version, weights_sha256, device, "
-            "timings_json, metastasis_probability, metastasis_threshold, bladder_probability, "
-            f"{', '.join(BSTBI_COLUMNS.values())}, bstbi, hotspots, lesion_area_cm2, quality) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                study_id,
-                analysis.model_version,
-                analysis.weights_sha256,
-                analysis.device,
-                json.dumps(dict(analysis.timings_s), sort_keys=True),
-                analysis.metastasis_probability,
-                analysis.metastasis_threshold,
-                analysis.bladder_probability,
-                *per_image,
-                analysis.bstbi,
-                analysis.hotspots,
-                analysis.lesion_area_cm2,
-                analysis.quality,
-            ],
-        )
-        analysis_id = int(cursor.lastrowid or 0)
-        db.conn.executemany(
-            "INSERT INTO masks (analysis_id, view, rows, cols, labels_zlib) VALUES (?, ?, ?, ?, ?)",
-            [(analysis_id, v, shape[0], shape[1], blob) for v, (shape, blob) in encoded.items()],
-        )
-        db.conn.executemany(
-            "INSERT INTO lesions (analysis_id, view, component, area_px, area_cm2, uptake_ratio, "
-            "skeletal_region, centroid_row, centroid_col, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'model')",
-            [
-                (analysis_id, les.view, les.component, les.area_px, les.area_cm2,
-                 les.uptake_ratio, les.skeletal_region, les.centroid_row, les.centroid_col)
-                for les in lesions
-            ],
-        )  # fmt: skip
+        analysis_id = insert_row(db, "analyses", {
+            "study_id": study_id,
+            "model_version": analysis.model_version,
+            "weights_sha256": analysis.weights_sha256,
+            "device": analysis.device,
+            # JSON as text: sqlite-utils would serialise a dict unsorted
+            "timings_json": json.dumps(dict(analysis.timings_s), sort_keys=True),
+            "metastasis_probability": analysis.metastasis_probability,
+            "metastasis_threshold": analysis.metastasis_threshold,
+            "bladder_probability": analysis.bladder_probability,
+            **per_image,
+            "bstbi": analysis.bstbi,
+            "hotspots": analysis.hotspots,
+            "lesion_area_cm2": analysis.lesion_area_cm2,
+            "quality": analysis.quality,
+        })  # fmt: skip
+        insert_rows(db, "masks", [
+            {"analysis_id": analysis_id, "view": v, "rows": shape[0], "cols": shape[1],
+             "labels_zlib": blob}
+            for v, (shape, blob) in encoded.items()
+        ])  # fmt: skip
+        insert_rows(db, "lesions", [
+            {"analysis_id": analysis_id, "view": les.view, "component": les.component,
+             "area_px": les.area_px, "area_cm2": les.area_cm2, "uptake_ratio": les.uptake_ratio,
+             "skeletal_region": les.skeletal_region, "centroid_row": les.centroid_row,
+             "centroid_col": les.centroid_col, "status": "model"}
+            for les in lesions
+        ])  # fmt: skip
         audit(
             db,
             account=account,
@@ -518,7 +569,8 @@ def add_drawn_lesion(
 
     Its component number is the next free one of that analysis and view, so it never
     collides with a model lesion. The caller then recomputes the burden
-    (:func:`core.burden.lesion_review.recompute_burden`) and stores it (:func:`update_analysis_burden`).
+    (:func:`core.burden.lesion_review.recompute_burden`) and stores it
+    (:func:`update_analysis_burden`).
 
     Args:
         db: An open store.
@@ -560,14 +612,12 @@ def add_drawn_lesion(
             "WHERE analysis_id = ? AND view = ?",
             [analysis_id, view],
         ).fetchone()
-        cursor = db.execute(
-            "INSERT INTO lesions (analysis_id, view, component, area_px, area_cm2, uptake_ratio, "
-            "skeletal_region, centroid_row, centroid_col, status, drawn_zlib) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'added', ?)",
-            [analysis_id, view, component, area_px, extra.area_cm2, extra.uptake_ratio,
-             extra.skeletal_region, extra.centroid_row, extra.centroid_col, blob],
-        )  # fmt: skip
-        lesion_id = int(cursor.lastrowid or 0)
+        lesion_id = insert_row(db, "lesions", {
+            "analysis_id": analysis_id, "view": view, "component": component,
+            "area_px": area_px, "area_cm2": extra.area_cm2, "uptake_ratio": extra.uptake_ratio,
+            "skeletal_region": extra.skeletal_region, "centroid_row": extra.centroid_row,
+            "centroid_col": extra.centroid_col, "status": "added", "drawn_zlib": blob,
+        })  # fmt: skip
         audit(
             db,
             account=account,
@@ -618,7 +668,7 @@ def set_lesion_status(db: Database, lesion_id: int, status: str, account: str, r
             raise ValueError(f"status {status!r} is not allowed for a {kind} lesion: {allowed}")
         if status == before:
             return
-        db.execute("UPDATE lesions SET status = ? WHERE id = ?", [status, lesion_id])
+        schema_table(db, "lesions").update(lesion_id, {"status": status})
         audit(
             db,
             account=account,
@@ -647,8 +697,9 @@ def update_analysis_burden(
     Args:
         db: An open store.
         analysis_id: The analysis.
-        per_image: ``{(view, level): bstbi}`` (:attr:`core.burden.lesion_review.BurdenResult.per_image`);
-            images not in it become NULL.
+        per_image: ``{(view, level): bstbi}``
+            (:attr:`core.burden.lesion_review.BurdenResult.per_image`); images not in it
+            become NULL.
         scan_bstbi: The scan's BSTBI in [0, 1].
         hotspots: Hotspot count (>= 0).
         lesion_area_cm2: Lesion area (>= 0).
@@ -667,6 +718,7 @@ def update_analysis_burden(
     if not (math.isfinite(lesion_area_cm2) and lesion_area_cm2 >= 0):
         raise ValueError(f"lesion_area_cm2 must be finite and >= 0, got {lesion_area_cm2}")
     new = [per_image.get(key) for key in BSTBI_COLUMNS] + [scan_bstbi, hotspots, lesion_area_cm2]
+    after = dict(zip(_BURDEN_COLUMNS, new, strict=True))
     with write_transaction(db):
         require_role(db, account, "review")
         row = db.execute(
@@ -674,10 +726,7 @@ def update_analysis_burden(
         ).fetchone()
         if row is None:
             raise ValueError(f"analysis_id {analysis_id} does not exist")
-        db.execute(
-            f"UPDATE analyses SET {', '.join(f'{c} = ?' for c in _BURDEN_COLUMNS)} WHERE id = ?",
-            [*new, analysis_id],
-        )
+        schema_table(db, "analyses").update(analysis_id, after)
         audit(
             db,
             account=account,
@@ -685,5 +734,5 @@ def update_analysis_burden(
             entity="analysis",
             entity_id=analysis_id,
             before=dict(zip(_BURDEN_COLUMNS, row, strict=True)),
-            after=dict(zip(_BURDEN_COLUMNS, new, strict=True)),
+            after=after,
         )

@@ -70,8 +70,8 @@ st.caption(
 )
 
 with database() as db:
-    # All rows at once (about 0.1 s for 2000 patients, docs/benchmarks.md): the plots and
-    # the CSV need the whole filtered cohort; only the table is paged.
+    # All rows at once (docs/benchmarks.md times it): the plots and the CSV need the whole
+    # filtered cohort; only the table is paged.
     rows = cohort_summary(db)
 if not rows:
     st.info(

@@ -9,7 +9,6 @@ from typing import Any
 import streamlit as st
 
 from core.burden.charts import COMMON_AGENTS, trajectory_figure
-from core.burden.followup import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
 from core.burden.patient_record import (
     PatientRecord,
     default_pair,
@@ -17,6 +16,7 @@ from core.burden.patient_record import (
     patient_info,
     treatments_from_rows,
 )
+from core.burden.pcwg3 import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
 from core.config import db_path
 from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks

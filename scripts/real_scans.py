@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cli import analysis_line
+from cli.scans import analysis_line
 from core.analysis import AnalysisResult, analyze
 from core.config import LABEL_BLADDER, LABEL_METASTASIS, REPO_ROOT, VIEWS
 from core.imaging.overlay import overlay_rgb

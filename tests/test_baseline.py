@@ -16,6 +16,7 @@ from core.evaluation.baseline import (
     mirror_axis,
 )
 from core.evaluation.metrics import roc_auc
+from core.phantom.generate import generate_case, to_scan
 
 TOP, BOTTOM, MID = 50, 950, 128  # body rows and midline column of the hand-made view
 HOT_SPOT = (slice(300, 307), slice(92, 99))  # on the left "femur" stripe, off the midline
@@ -153,9 +154,7 @@ def test_result_does_not_depend_on_the_count_level(scale: float) -> None:
 
 
 def test_phantom_scans_rank_metastatic_above_clean() -> None:
-    """20 noisy phantom scans of the training seed (1): AUC 0.88 at the time of writing."""
-    from core.phantom.generate import generate_case, to_scan
-
+    """20 noisy phantom scans of the training seed (1) rank by the baseline's score."""
     truth, scores = [], []
     for i in range(20):
         case = generate_case(1, i)

@@ -18,8 +18,8 @@ from core.burden.charts import (
     hover_text,
     trajectory_figure,
 )
-from core.burden.followup import FLAG_CONFIRMED, FLAG_NONE, FLAG_PENDING
 from core.burden.patient_record import StudyPoint, Treatment
+from core.burden.pcwg3 import FLAG_CONFIRMED, FLAG_NONE, FLAG_PENDING
 
 D0 = dt.date(2024, 1, 10)
 TODAY = dt.date(2025, 6, 1)

@@ -10,21 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from core.burden.followup import (
+from core.burden.lesion_matching import LesionPoint, count_new, lesion_points, match_lesions
+from core.burden.pcwg3 import (
     FLAG_CONFIRMED,
     FLAG_NONE,
     FLAG_NOT_CONFIRMED,
     FLAG_PENDING,
     FLAG_PROGRESSION,
-    LesionPoint,
-    Offset,
     StudyFindings,
-    count_new,
-    estimate_offset,
     followup,
-    lesion_points,
-    match_lesions,
 )
+from core.burden.registration import Offset, estimate_offset
 from core.config import COLS, ROWS
 
 D0 = dt.date(2024, 1, 1)

@@ -1,7 +1,7 @@
 """Follow-up on generated longitudinal phantom series with known truth.
 
 StudyFindings are built from the TRUE masks' 8-connected components and the count
-images; the new-lesion counts of :func:`core.burden.followup.followup` are checked against the
+images; the new-lesion counts of :func:`core.burden.pcwg3.followup` are checked against the
 truth: lesions with status ``"new"`` that show (>= 1 mask pixel on a view) in a scan.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.burden.followup import StudyFindings, followup, lesion_points
+from core.burden.lesion_matching import lesion_points
+from core.burden.pcwg3 import StudyFindings, followup
 from core.config import VIEWS
 from core.phantom import generate_series
 from core.phantom.generate import PhantomCase

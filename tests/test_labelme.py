@@ -225,3 +225,20 @@ def test_round_trip_of_convex_blobs_on_the_canonical_grid(tmp_path: Path) -> Non
     mask[(yy - 900) ** 2 + (xx - 128) ** 2 / 3 <= 30**2] = 2
     write_labelme(tmp_path / "c.json", mask, "c.png", (1024, 256))
     np.testing.assert_array_equal(read_labelme(tmp_path / "c.json"), mask)
+
+
+def test_trace_boundary_lists_one_pixel_wide_parts_twice() -> None:
+    line = np.zeros((3, 5), bool)
+    line[1, 1:4] = True
+    assert trace_boundary(line) == [(1, 1), (1, 2), (1, 3), (1, 2)]
+    with pytest.raises(ValueError, match="component"):
+        trace_boundary(np.zeros(4, bool))
+
+
+def test_a_ring_gives_its_outer_polygon_only() -> None:
+    mask = np.zeros((7, 7), np.uint8)
+    mask[1:6, 1:6] = 1
+    mask[2:5, 2:5] = 0  # a hole
+    mask[3, 3] = 2  # bladder inside the hole: its own polygon
+    polys = mask_to_polygons(mask)
+    assert polys == [("metastasis", [(1, 1), (1, 5), (5, 5), (5, 1)]), ("bladder", [(3, 3)] * 3)]

@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from core.networks.models import (
     CLASSIFIER,
@@ -44,7 +46,7 @@ def folder(
 
 
 def test_classifier_stem_is_stride_2_with_max_pool(built: tuple[torch.nn.Module, ...]) -> None:
-    net = built[0]
+    net: Any = built[0]  # a MONAI ResNet: its layers are attributes mypy cannot see
     assert net.conv1.kernel_size == (7, 7) and net.conv1.stride == (2, 2)
     x = torch.zeros(2, 1, 256, 256)
     with torch.inference_mode():
@@ -56,8 +58,6 @@ def test_classifier_stem_is_stride_2_with_max_pool(built: tuple[torch.nn.Module,
 
 
 def test_classifier_costs_what_resnet34_costs(built: tuple[torch.nn.Module, ...]) -> None:
-    from torch.utils.flop_counter import FlopCounterMode
-
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         built[0](torch.zeros(1, 1, 256, 256))
     # 4.68 GMAC per 256 x 256 crop (3.6 GMAC at 224 x 224, scaled); a stride-1 stem is 4x

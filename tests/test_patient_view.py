@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.burden.followup import FLAG_PENDING, LesionPoint, StudyFindings
+from core.burden.lesion_matching import LesionPoint
 from core.burden.patient_record import (
     NOT_ANALYSED,
     StudyPoint,
@@ -23,6 +23,7 @@ from core.burden.patient_record import (
     reviewed_masks,
     with_followup,
 )
+from core.burden.pcwg3 import FLAG_PENDING, StudyFindings
 from core.config import COLS, ROWS
 from db.connection import open_db
 from db.queries import patient_id_by_pseudonym, patient_overview, study_with_masks

@@ -1,4 +1,5 @@
-"""core.evaluation.model_performance: the paper's figures, ROC points, model status, page evaluations, cache."""
+"""core.evaluation.model_performance: the paper's figures, ROC points, model status,
+page evaluations, cache."""
 
 from __future__ import annotations
 

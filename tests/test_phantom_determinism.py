@@ -104,7 +104,7 @@ def test_to_scan_carries_the_metadata() -> None:
 )
 def test_bad_seed_or_index_is_refused(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        generate_case(**kwargs)
+        generate_case(kwargs["seed"], kwargs["index"])
 
 
 def test_bad_forced_values_are_refused() -> None:

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.imaging.display import grey_level_1
-from core.imaging.fastops import percentile
 from core.imaging.resize import resize_bilinear
 from core.phantom import layouts
 from core.phantom.generate import generate_case
@@ -328,7 +327,7 @@ def test_screen_boxes_stay_inside_for_any_seed(views: Views, seed: int) -> None:
 
 
 def test_hot_dark_full_window_is_grey_level_1(views: Views) -> None:
-    p = {v: percentile(views[v], 99.9) for v in ("ANT", "POST")}
+    p = {v: float(np.percentile(views[v].astype(np.float64), 99.9)) for v in ("ANT", "POST")}
     style = layouts._Style("hot-dark", 255, 1.0, p)
     for v in ("ANT", "POST"):
         assert np.array_equal(style.pixels(views[v], v), grey_level_1(views[v]))

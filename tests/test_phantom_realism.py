@@ -1,4 +1,4 @@
-"""The phantom varies like a clinic's patients (issue 13): benign findings, per-patient uptake."""
+"""The phantom varies like a clinic's patients: benign findings, per-patient uptake."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def test_metastases_range_from_sharp_plateaus_to_ill_defined_foci() -> None:
     plateau_share = []
     for i in range(40):
         les = make_lesion(rng, sample_site(rng, body, "pelvis"), f"L{i}", size_mm=30.0)
-        X, Y = np.meshgrid(x + les.centre_mm[0], x + les.centre_mm[1])
-        shape = lesion_shape(les, X, Y)
+        x_grid, y_grid = np.meshgrid(x + les.centre_mm[0], x + les.centre_mm[1])
+        shape = lesion_shape(les, x_grid, y_grid)
         inside = shape > 0.05
         plateau_share.append(float((shape[inside] > 0.8).mean()))
     # a flat-topped lesion is mostly plateau, an ill-defined one mostly slope

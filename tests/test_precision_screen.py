@@ -12,6 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli import build_parser
+from core.analysis import analyze
 from core.imaging.normalise import normalise_view
 from core.networks.device import PRECISIONS, resolve_precision
 from core.networks.inference import (
@@ -22,6 +24,7 @@ from core.networks.inference import (
     rows_to_confirm,
 )
 from core.networks.models import LoadedModels, load_models
+from core.scan import Scan, ScanMeta
 from tests.conftest import body_view
 from workflow.speed_bench import format_table, precision_agreement, write_phantom_dicoms
 
@@ -114,8 +117,6 @@ def test_unknown_or_unsuitable_precisions_are_refused(monkeypatch: pytest.Monkey
 
 
 def test_the_bench_command_offers_every_precision() -> None:
-    from cli import build_parser
-
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     bench = sub.choices["bench"]  # type: ignore[index]
@@ -177,9 +178,6 @@ def test_calls_gates_and_masks_are_float32s(pair: tuple[LoadedModels, LoadedMode
 def test_the_analysis_names_the_screen_beside_the_device(
     pair: tuple[LoadedModels, LoadedModels],
 ) -> None:
-    from core.analysis import analyze
-    from core.scan import Scan, ScanMeta
-
     exact, screened = pair
     scan = Scan(views={"ANT": body_view(1), "POST": body_view(2)}, meta=ScanMeta())
     (a,) = analyze([scan], exact)

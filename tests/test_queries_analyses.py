@@ -112,40 +112,9 @@ def test_cohort_summary_rows(db_file: Path, store: dict) -> None:
     assert c["metastasis"] is None and c["last_study_date"] is None
 
 
-@pytest.mark.parametrize(
-    ("filters", "expected"),
-    [
-        ({"primary": "lung"}, ["A"]),
-        ({"primary": "ovary"}, []),
-        ({"age_group": ">=70"}, ["B"]),
-        ({"age_group": "50-70"}, ["A"]),
-        ({"age_group": "<50"}, []),
-        ({"metastasis": True}, ["A"]),
-        ({"metastasis": False}, ["B"]),
-        ({"metastasis": True, "primary": "breast"}, []),
-        ({"limit": 2}, ["A", "B"]),
-        ({"limit": 1, "offset": 1}, ["B"]),
-        ({"offset": 2}, ["C"]),
-        ({"limit": 0}, []),
-    ],
-)
-def test_cohort_summary_filters(
-    db_file: Path, store: dict, filters: dict, expected: list[str]
-) -> None:
-    with open_db(db_file) as db:
-        assert [r["pseudonym"] for r in cohort_summary(db, **filters)] == expected
-
-
-def test_cohort_summary_refuses_bad_filters(db_file: Path, store: dict) -> None:
-    with open_db(db_file) as db:
-        with pytest.raises(ValueError, match="age_group"):
-            cohort_summary(db, age_group="60-80")
-        with pytest.raises(ValueError, match="limit"):
-            cohort_summary(db, limit=-1)
-        with pytest.raises(ValueError, match="offset"):
-            cohort_summary(db, offset=-1)
-        with pytest.raises(ValueError, match="study_id"):
-            study_with_masks(db, 9999)
+def test_study_with_masks_refuses_an_unknown_study(db_file: Path, store: dict) -> None:
+    with open_db(db_file) as db, pytest.raises(ValueError, match="study_id"):
+        study_with_masks(db, 9999)
 
 
 def test_the_latest_analysis_query_uses_the_index(db_file: Path, store: dict) -> None:

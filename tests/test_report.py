@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from core.burden.charts import trajectory_figure
-from core.burden.followup import FLAG_PENDING
-from core.burden.patient_record import PatientInfo, PatientRecord, StudyPoint, Treatment
+from core.burden.patient_record import (
+    PatientInfo,
+    PatientRecord,
+    StudyPoint,
+    Treatment,
+    patient_info,
+)
+from core.burden.pcwg3 import FLAG_PENDING
 from db.connection import open_db
 from db.queries import patient_id_by_pseudonym, patient_overview
 from workflow.patients import load_patient
@@ -111,6 +119,28 @@ def test_unreliable_burden_is_not_in_the_study_table() -> None:
     assert len(re.findall(r"<td[^>]*></td>", row.group(1))) == 8
 
 
+def test_notes_file_names_and_captions_are_escaped() -> None:
+    attack = '<script>alert("x")</script>'
+    rec = record()
+    rec = dataclasses.replace(
+        rec,
+        studies=(dataclasses.replace(STUDIES[0], source_name=f"{attack}.dcm"), *STUDIES[1:]),
+        treatments=(Treatment("agent <b>", dt.date(2024, 1, 20), None, None, f"note {attack}"),),
+    )
+    pics = [Picture(f"caption {attack}", np.zeros((4, 4, 3), np.uint8))]
+    text = patient_report_html(
+        rec, trajectory_figure(rec.studies, rec.treatments), pics, name=f"Jo {attack}"
+    )
+    assert attack not in text and "<b>" not in text
+    escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
+    assert f"<td>{escaped}.dcm</td>" in text  # the file name
+    assert f"<td>note {escaped}</td>" in text  # the treatment note
+    assert f"<figcaption>caption {escaped}</figcaption>" in text
+    assert f'alt="caption {escaped}"' in text
+    assert f"name Jo {escaped}" in text
+    assert "<td>agent &lt;b&gt;</td>" in text
+
+
 def test_csv_has_one_row_per_study_with_its_figures() -> None:
     rows = list(csv.DictReader(io.StringIO(studies_csv(STUDIES))))
     assert tuple(rows[0].keys()) == CSV_COLUMNS
@@ -124,8 +154,6 @@ def test_csv_has_one_row_per_study_with_its_figures() -> None:
 
 
 def test_png_bytes_refuses_other_arrays() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="rgb"):
         png_bytes(np.zeros((4, 4, 3), np.float32))
 
@@ -134,8 +162,6 @@ def test_report_of_a_stored_patient_shows_baseline_and_latest(truth_store: Path)
     with open_db(truth_store) as db:
         pid = patient_id_by_pseudonym(db, "Demo 002")
         row = next(r for r in patient_overview(db) if r["id"] == pid)
-        from core.burden.patient_record import patient_info
-
         rec = load_patient(db, patient_info(row))
         text = build_patient_report(db, rec, trajectory_figure(rec.studies, rec.treatments))
     assert len(rec.studies) == 5

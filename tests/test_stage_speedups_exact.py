@@ -1,11 +1,10 @@
-"""The faster per-scan CPU stages give exactly (bit for bit) what the straightforward code gave.
+"""The per-scan stages' shortcuts give exactly (bit for bit) what the plain calls give.
 
-The straightforward versions (numpy/scipy calls on the whole view, as the modules had
-them before) are kept here as references; every float is compared with ``==`` (no
-tolerance) and every array with ``np.array_equal`` and its dtype. No timings are tested.
-The quality gate's measures were compared here too until issue 14 changed what the gate
-measures (borders, labels, the shape of each end); its behaviour is tested in
-``tests/test_quality.py`` and ``tests/test_quality_real_exports.py``.
+Labelling and dilation run on a mask's bounding box only, the lesion centroids and
+BSTBI's sums are integer sums, grey level 1 is computed in place and grey level 2 by
+a table. Each is compared here with the plain numpy/scipy formulation on the whole
+view: every float with ``==`` (no tolerance) and every array with ``np.array_equal``
+and its dtype. No timings are tested.
 """
 
 from __future__ import annotations
@@ -14,9 +13,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
 from core.burden.indices import (
@@ -30,7 +26,6 @@ from core.burden.indices import (
 )
 from core.burden.lesion_review import ComponentStats, lesion_components
 from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
-from core.imaging import fastops
 from core.imaging.display import GREY_LEVEL_1_PERCENTILE, display_images, grey_level_1, grey_level_2
 from core.imaging.regions import BodyBox, body_box
 from core.phantom.generate import generate_case, to_scan
@@ -38,7 +33,7 @@ from core.scan import Scan, ScanMeta
 
 EXPORT_8BIT = ScanMeta(source_format="png", polarity="hot-bright", bit_depth=8)
 
-# --- references: the code as it was, whole-view numpy/scipy calls ---------------------------
+# --- references: plain whole-view numpy/scipy calls ----------------------------------------
 
 
 def _ref_lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats]]:
@@ -264,126 +259,3 @@ def test_grey_level_2_table_covers_every_value() -> None:
     g1 = np.arange(256, dtype=np.uint8).reshape(16, 16)
     got = grey_level_2(g1)
     assert got.dtype == np.uint8 and np.array_equal(got, _ref_grey_level_2(g1))
-
-
-# --- fastops against numpy / scipy ----------------------------------------------------------
-
-_QS = (0.0, 0.1, 1.0, 25.0, 50.0, 75.0, 99.0, 99.5, 99.9, 100.0)
-
-
-def _arrays_for_order_stats() -> list[np.ndarray]:
-    rng = np.random.default_rng(1)
-    out = []
-    for n in (1, 2, 3, 5, 100, 8192, 8193, 20_000, ROWS * COLS):
-        out += [
-            rng.random(n),
-            rng.poisson(2, n).astype(np.float64),
-            np.zeros(n),
-            np.full(n, 3.5),
-            (rng.random(n) < 0.9) * 5.0,
-            np.sort(rng.random(n)),
-            np.sort(rng.random(n))[::-1].copy(),
-            rng.standard_normal(n),
-        ]
-    one_column = np.zeros((ROWS, COLS))
-    one_column[:, 128] = rng.random(ROWS) * 100  # a sample on a few columns would miss it
-    stripes = np.zeros((ROWS, COLS))
-    stripes[:, ::2] = 1.0
-    out += [one_column, stripes, rng.poisson(3, (ROWS, COLS)).astype(np.float32)]
-    return out
-
-
-def test_percentile_and_median_equal_numpy() -> None:
-    for x in _arrays_for_order_stats():
-        for q in _QS:
-            assert fastops.percentile(x, q) == float(np.percentile(x.astype(np.float64), q))
-        assert fastops.median(x) == float(np.median(x.astype(np.float64)))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    x=arrays(
-        np.float64,
-        st.integers(1, 20_000),
-        elements=st.sampled_from([0.0, 1.0, 2.5, -3.0, 1e-300, 7.0, 1e12]) | st.floats(-1e6, 1e6),
-    ),
-    q=st.floats(0.0, 100.0),
-)
-def test_percentile_and_median_equal_numpy_hypothesis(x: np.ndarray, q: float) -> None:
-    assert fastops.percentile(x, q) == float(np.percentile(x, q))
-    assert fastops.median(x) == float(np.median(x))
-
-
-def test_order_stats_refuse_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="q must be"):
-        fastops.percentile(np.ones(3), 100.5)
-    with pytest.raises(ValueError, match="must not be empty"):
-        fastops.median(np.array([]))
-
-
-@settings(max_examples=150, deadline=None)
-@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 40), st.integers(1, 40))))
-def test_fill_holes_equals_binary_fill_holes(mask: np.ndarray) -> None:
-    got = fastops.fill_holes(mask)
-    assert got.dtype == np.bool_ and np.array_equal(got, ndimage.binary_fill_holes(mask))
-
-
-def test_fill_holes_hand_made() -> None:
-    ring = np.zeros((7, 7), bool)
-    ring[1:6, 1:6] = True
-    ring[2:5, 2:5] = False
-    ring[3, 3] = True  # an island inside the hole
-    assert fastops.fill_holes(ring).sum() == 25
-    open_ring = ring.copy()
-    open_ring[1, 3] = False  # the hole reaches the border: not a hole
-    assert np.array_equal(fastops.fill_holes(open_ring), open_ring)
-    diagonal = np.eye(5, dtype=bool) | np.eye(5, dtype=bool)[::-1]
-    assert np.array_equal(fastops.fill_holes(diagonal), ndimage.binary_fill_holes(diagonal))
-    assert not fastops.fill_holes(np.zeros((3, 4), bool)).any()
-
-
-def test_bounding_box() -> None:
-    m = np.zeros((6, 5), bool)
-    assert fastops.bounding_box(m) is None
-    m[2, 1] = m[3, 3] = True
-    assert fastops.bounding_box(m) == (slice(2, 4), slice(1, 4))
-    assert fastops.bounding_box(m, margin=2) == (slice(0, 6), slice(0, 5))
-    with pytest.raises(ValueError, match="margin"):
-        fastops.bounding_box(m, margin=-1)
-
-
-def _images_for_gaussian() -> list[tuple[np.ndarray, float]]:
-    rng = np.random.default_rng(5)
-    out: list[tuple[np.ndarray, float]] = []
-    for top, bottom in ((0, ROWS), (0, 40), (ROWS - 40, ROWS), (300, 700), (5, 6), (0, 0)):
-        for bg in (0.0, 2.0):
-            a = np.full((ROWS, COLS), bg)
-            a[top:bottom] = rng.poisson(4, (bottom - top, COLS))
-            out.append((a, bg))
-    return out
-
-
-@pytest.mark.parametrize("mode", fastops.GAUSSIAN_MODES)
-@pytest.mark.parametrize("sigma", [4.0, 2.0, 1.3])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_gaussian_passes_equal_gaussian_filter(mode: str, sigma: float, dtype: type) -> None:
-    for a, bg in _images_for_gaussian():
-        x: np.ndarray = a.astype(dtype)
-        cval = bg if mode == "constant" else 0.0
-        got, first = fastops.gaussian_passes(x, sigma, mode=mode, cval=cval, background=bg)
-        want = ndimage.gaussian_filter(x, sigma, mode=mode, cval=cval)
-        want_first = ndimage.gaussian_filter1d(x, sigma, axis=0, mode=mode, cval=cval)
-        assert got.dtype == want.dtype and np.array_equal(got, want)
-        assert np.array_equal(first, want_first)
-
-
-def test_gaussian_passes_refuse_bad_arguments() -> None:
-    a = np.zeros((4, 4))
-    with pytest.raises(ValueError, match="mode"):
-        fastops.gaussian_passes(a, 1.0, mode="wrap")
-    with pytest.raises(ValueError, match="background"):
-        fastops.gaussian_passes(a, 1.0, mode="constant", cval=1.0, background=0.0)
-    with pytest.raises(ValueError, match="sigma"):
-        fastops.gaussian_passes(a, 0.0)
-    with pytest.raises(ValueError, match="2-D"):
-        fastops.gaussian_passes(np.zeros(4), 1.0)

@@ -53,10 +53,7 @@ def test_the_cohort_calls_each_patient_with_its_analysis_threshold(db_file: Path
     _patient_with(db_file, "sure", 0.9, 0.7)
     with open_db(db_file) as db:
         called = {r["pseudonym"]: r["metastasis"] for r in cohort_summary(db)}
-        assert called == {"paper": True, "calibrated": False, "sure": True}
-        positives = [r["pseudonym"] for r in cohort_summary(db, metastasis=True)]
-        negatives = [r["pseudonym"] for r in cohort_summary(db, metastasis=False)]
-    assert positives == ["paper", "sure"] and negatives == ["calibrated"]
+    assert called == {"paper": True, "calibrated": False, "sure": True}
 
 
 def test_the_threshold_reads_back(db_file: Path) -> None:

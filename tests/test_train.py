@@ -13,20 +13,24 @@ from PIL import Image
 from cli import main
 from core.config import COLS, ROWS
 from core.networks.models import SegmenterConfig, load_models, read_card
-from core.networks.train import (
-    CHECKPOINT_NAME,
+from core.networks.sampling import (
     TrainingData,
+    build_training_data,
+    classifier_strata,
+    classifier_targets,
+    crop_positions,
+    load_training_data,
+)
+from core.networks.trainer import (
+    CHECKPOINT_NAME,
     TrainOptions,
-    _classifier_strata,
     _Plan,
-    _positions,
     _schedule,
     _Trainer,
-    build_training_data,
-    classifier_targets,
-    load_training_data,
     train,
 )
+from core.reading.dataset import Case, write_cases_csv
+from core.reading.labelme import write_labelme
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +92,7 @@ def test_sampling_strata_know_where_the_labels_are() -> None:
     mask = np.zeros((ROWS, COLS), np.uint8)
     mask[600, 5] = 1
     d = build_training_data([("c", "p", views, {"ANT": mask})])
-    pos, met, bla = _positions(d, np.array([0]), 256)
+    pos, met, bla = crop_positions(d, np.array([0]), 256)
     assert not bla.any()
     # a 256-row crop at row r holds row 600 when 345 <= r <= 600
     np.testing.assert_array_equal(met, (pos[:, 1] >= 345) & (pos[:, 1] <= 600))
@@ -101,7 +105,7 @@ def test_classifier_strata_share_batches_as_asked() -> None:
     mask[100, 5] = 1  # metastasis near the top
     mask[700:720, 100:140] = 2  # bladder low down: no crop holds both
     d = build_training_data([("c", "p", views, {"ANT": mask})])
-    strata = _classifier_strata(d, np.array([0]), 256, positive_share=0.25)
+    strata = classifier_strata(d, np.array([0]), 256, positive_share=0.25)
     # three non-empty groups: met without bladder, no met with bladder, neither
     np.testing.assert_allclose(strata.weights, [0.25, 0.375, 0.375])
     picks = strata.sample(np.random.default_rng(0), 4000)
@@ -132,9 +136,6 @@ def test_resume_continues_and_matches_an_uninterrupted_run(
 
 
 def _write_dataset(folder: Path, n: int = 6, seed: int = 1) -> None:
-    from core.reading.dataset import Case, write_cases_csv
-    from core.reading.labelme import write_labelme
-
     images = folder / "images"
     images.mkdir(parents=True)
     rng = np.random.default_rng(seed)

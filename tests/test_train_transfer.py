@@ -14,15 +14,8 @@ from cli import build_parser, main
 from core.networks.augment import TRANSFER_AUGMENTATION
 from core.networks.device import native_bfloat16
 from core.networks.models import ClassifierConfig, load_model, read_card
-from core.networks.train import (
-    CHECKPOINT_NAME,
-    TrainingData,
-    TrainOptions,
-    _HardNegatives,
-    _Trainer,
-    build_training_data,
-    train,
-)
+from core.networks.sampling import HardNegatives, TrainingData, build_training_data
+from core.networks.trainer import CHECKPOINT_NAME, TrainOptions, _Trainer, train
 from tests.test_train import TINY, _case, _write_dataset
 
 pytestmark = pytest.mark.slow
@@ -45,7 +38,7 @@ def init_dir(data: TrainingData, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_hard_draws_prefer_high_scores() -> None:
     positions = np.array([[v, r] for v in range(4) for r in (0, 32, 64)], dtype=np.int64)
-    hard = _HardNegatives(positions[::-1].copy())  # any order in
+    hard = HardNegatives(positions[::-1].copy())  # any order in
     scores = np.full(len(positions), 0.01)
     hot = hard.index(np.array([[1, 32], [3, 64]]))
     assert (hot >= 0).all()
@@ -62,7 +55,7 @@ def test_hard_draws_prefer_high_scores() -> None:
 
 
 def test_replace_and_update_touch_negative_positions_only() -> None:
-    hard = _HardNegatives(np.array([[0, 0], [0, 32], [1, 0]], dtype=np.int64))
+    hard = HardNegatives(np.array([[0, 0], [0, 32], [1, 0]], dtype=np.int64))
     picks = np.array([[0, 0], [5, 64], [1, 0], [0, 32]], dtype=np.int64)  # (5, 64) positive
     out = hard.replace(picks, np.random.default_rng(0), share=1.0)
     assert tuple(out[1]) == (5, 64)
@@ -70,26 +63,27 @@ def test_replace_and_update_touch_negative_positions_only() -> None:
     assert hard.replace(picks, np.random.default_rng(0), share=0.0) is picks
     # crops whose (jittered, augmented) target held metastasis do not score the position
     hard.update(picks, np.array([0.7, 0.9, 0.0, 2.0]), np.array([True, True, True, False]))
-    np.testing.assert_allclose(hard.scores, [0.7, 1.0, _HardNegatives.FLOOR])
+    np.testing.assert_allclose(hard.scores, [0.7, 1.0, HardNegatives.FLOOR])
 
 
 def test_share_zero_samples_exactly_as_before(data: TrainingData, tmp_path: Path) -> None:
-    t = _Trainer(data, tmp_path, TINY)
-    assert t.hard is None
-    expected = t.c_strata.sample(np.random.default_rng(0), TINY.batch_size)
-    t.rng = np.random.default_rng(0)
-    _, _, picks = t._batch(t.c_strata, (256, 256), 16)
+    s = _Trainer(data, tmp_path, TINY).sampler
+    assert s.hard is None
+    expected = s.classifier_strata.sample(np.random.default_rng(0), TINY.batch_size)
+    s.rng = np.random.default_rng(0)
+    _, _, picks = s.batch(s.classifier_strata, (256, 256), 16)
     np.testing.assert_array_equal(picks, expected)
 
 
 def test_classifier_step_scores_its_negatives(data: TrainingData, tmp_path: Path) -> None:
     opts = dataclasses.replace(TINY, batch_size=4, hard_negative_share=0.5, positive_share=0.0)
     t = _Trainer(data, tmp_path, opts)
-    assert t.hard is not None
+    hard = t.sampler.hard
+    assert hard is not None
     t.step_classifier()
-    changed = t.hard.scores != _HardNegatives.INITIAL
+    changed = hard.scores != HardNegatives.INITIAL
     assert 1 <= changed.sum() <= 4
-    assert (t.hard.scores[changed] > 0).all() and (t.hard.scores[changed] < 50).all()
+    assert (hard.scores[changed] > 0).all() and (hard.scores[changed] < 50).all()
 
 
 def test_fine_tuning_starts_from_the_folder_and_resumes_exactly(

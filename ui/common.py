@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlite_utils import Database
 
 from core.config import db_path, model_dir
+from core.logs import setup_logging
 from core.networks.device import describe_device
+from core.networks.models import LoadedModels, load_models
 from db.connection import open_db
-
-if TYPE_CHECKING:
-    from core.networks.models import LoadedModels
 
 #: Account name written to the audit log while no login exists (demo mode).
 DEMO_ACCOUNT = "demo"
@@ -71,8 +69,6 @@ def start_logging() -> str:
     Returns:
         The log file's path.
     """
-    from core.logs import setup_logging
-
     return str(setup_logging())
 
 
@@ -84,8 +80,6 @@ def device_label() -> str:
 
 @st.cache_resource(show_spinner="Loading the models...")
 def _load_models(directory: str) -> LoadedModels:
-    from core.networks.models import load_models
-
     return load_models(directory)
 
 

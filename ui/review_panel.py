@@ -151,7 +151,8 @@ def review_picture(
         uint8 RGB array of shape ``(rows * scale, cols * scale, 3)``.
 
     Raises:
-        ValueError: If ``scale`` < 1, or a shape differs (see :func:`core.imaging.overlay.overlay_rgb`).
+        ValueError: If ``scale`` < 1, or a shape differs
+            (see :func:`core.imaging.overlay.overlay_rgb`).
     """
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")

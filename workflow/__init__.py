@@ -1,2 +1,5 @@
-"""The workflow layer: analysis combined with storage (ingest, analyse stored studies,
-patient loading, report assembly, the speed benchmark). Imports core and db; never ui."""
+"""The workflow layer: analysis joined with storage.
+
+Ingest, analysing stored studies, loading a patient, the report, saving a review, the demo
+cohort and the speed benchmark. It imports core and db, never ui, pages or cli.
+"""

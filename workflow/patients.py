@@ -33,11 +33,9 @@ def load_patient(
 ) -> PatientRecord:
     """Read a patient's studies and treatments and follow the reliable studies.
 
-    Takes about 0.2 s per reliable study on a CPU (registration by phase correlation).
-
     Args:
         db: An open store.
-        info: The patient (:func:`patient_info`).
+        info: The patient (:func:`core.burden.patient_record.patient_info`).
         treatment_start: Start of the PCWG3 clock; None with ``use_default_start``
             means :func:`default_treatment_start`, None without it the baseline.
         use_default_start: See ``treatment_start``.

@@ -5,7 +5,7 @@ temporary folder, then, on the CPU and (when present) the GPU:
 
 * **latency**: each file in turn is read (:func:`core.reading.readers.read_scan`), analysed
   (:func:`core.analysis.analyze`, one scan per call) and stored in a fresh SQLite
-  store (:func:`core.analysis.ingest`); the seconds of every stage (:data:`
+  store (:func:`workflow.ingest.ingest`); the seconds of every stage (:data:`
   core.analysis.STAGES`) and their total are kept per case. One warm-up case runs
   first and is not counted (first calls allocate and pick kernels).
 * **throughput**: all scans (already read) analysed in one batch; scans per second,
@@ -25,7 +25,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.analysis import STAGES
+from core.analysis import STAGES, analyze
+from core.config import LABEL_BLADDER, LABEL_METASTASIS
+from core.evaluation.metrics import dice
+from core.networks.device import cpu_model, describe_device, native_bfloat16
+from core.networks.inference import predict_batch
+from core.networks.models import (
+    CLASSIFIER,
+    SEGMENTER,
+    ClassifierConfig,
+    SegmenterConfig,
+    build_classifier,
+    build_segmenter,
+    load_models,
+    save_model,
+)
+from core.phantom.generate import generate_case, to_scan
+from core.reading.dicom import write_nm_dicom
+from core.reading.readers import read_scan
+from db.connection import open_db
+from workflow.ingest import ingest
 
 
 def write_untrained_models(directory: Path | str, seed: int = 0) -> Path:
@@ -38,16 +57,6 @@ def write_untrained_models(directory: Path | str, seed: int = 0) -> Path:
     Returns:
         The folder.
     """
-    from core.networks.models import (
-        CLASSIFIER,
-        SEGMENTER,
-        ClassifierConfig,
-        SegmenterConfig,
-        build_classifier,
-        build_segmenter,
-        save_model,
-    )
-
     torch.manual_seed(seed)
     extra = {"training_data": "untrained (random weights, for timing only)"}
     save_model(directory, CLASSIFIER, build_classifier(), ClassifierConfig(), extra)
@@ -69,9 +78,6 @@ def write_phantom_dicoms(folder: Path | str, n: int, seed: int = 0) -> list[Path
     Raises:
         ValueError: If ``n`` < 1.
     """
-    from core.phantom.generate import generate_case, to_scan
-    from core.reading.dicom import write_nm_dicom
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     out = Path(folder)
@@ -123,13 +129,6 @@ def bench_device(
     Raises:
         ValueError: If ``files`` is empty.
     """
-    from core.analysis import analyze
-    from core.networks.device import describe_device
-    from core.networks.models import load_models
-    from core.reading.readers import read_scan
-    from db.connection import open_db
-    from workflow.ingest import ingest
-
     if not files:
         raise ValueError("files must not be empty")
     models = load_models(model_dir, device=device, precision=precision)
@@ -190,12 +189,6 @@ def segment_agreement(files: Sequence[Path], model_dir: Path | str) -> dict[str,
         of each label between the modes (pooled over the views), and the largest
         difference of a scan's BSTBI.
     """
-    from core.analysis import analyze
-    from core.config import LABEL_BLADDER, LABEL_METASTASIS
-    from core.evaluation.metrics import dice
-    from core.networks.models import load_models
-    from core.reading.readers import read_scan
-
     if not files:
         raise ValueError("files must not be empty")
     models = load_models(model_dir, device="cpu")
@@ -243,10 +236,6 @@ def precision_agreement(
     Raises:
         ValueError: If ``files`` is empty or ``precision`` does not suit the CPU.
     """
-    from core.networks.inference import predict_batch
-    from core.networks.models import load_models
-    from core.reading.readers import read_scan
-
     if not files:
         raise ValueError("files must not be empty")
     reference = load_models(model_dir, device="cpu", precision="float32")
@@ -318,8 +307,6 @@ def run_bench(
         "cpu": ["cpu"],
         "cuda": ["cuda"],
     }[devices]
-    from core.networks.device import cpu_model, native_bfloat16
-
     report: dict[str, Any] = {
         "cases": n,
         "torch_threads": torch.get_num_threads(),

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from core.burden.followup import FLAG_CONFIRMED, FLAG_NOT_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
 from core.burden.patient_record import StudyPoint, Treatment
+from core.burden.pcwg3 import FLAG_CONFIRMED, FLAG_NOT_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
 
 #: The agents offered first on the treatment form, in this order.
 COMMON_AGENTS: tuple[str, ...] = (

@@ -31,8 +31,8 @@ import numpy as np
 from scipy import ndimage
 
 from core.config import LABEL_BLADDER, LABEL_METASTASIS, VIEWS
+from core.imaging.boxes import bounding_box
 from core.imaging.display import GREY_LEVELS
-from core.imaging.fastops import bounding_box, median, percentile
 
 #: The paper's scaling factor K of BSTBI.
 BSTBI_K = 5.0
@@ -312,10 +312,10 @@ def normal_bone_reference(
         return kept
     # The percentile leaves lesions and bladder out: a hot bladder would otherwise
     # push the body threshold above the soft tissue.
-    body = kept & (c > BODY_FRACTION * percentile(c[kept], 99.9))
+    body = kept & (c > BODY_FRACTION * float(np.percentile(c[kept], 99.9)))
     if not body.any():
         return body
-    return body & (c > median(c[body]))
+    return body & (c > float(np.median(c[body])))
 
 
 def lesion_uptake_ratio(

@@ -3,12 +3,13 @@
 The paper computes BSTBI after physicians delete false-positive lesions (fractures,
 degenerative joints, injection sites). Here a *lesion* is one connected component of
 a view's metastasis label, numbered as :func:`lesion_components` numbers it, with the
-same connectivity as :func:`core.burden.indices.hotspot_count`, so one lesion is one hotspot.
-Removing a lesion turns its pixels to background in a copy of the model's mask; the
-model's own mask is never changed. A lesion the physician draws (added) turns
-background pixels into metastasis; bladder pixels stay bladder ("the bladder wins",
-as in :mod:`core.burden.indices`). The burden figures are then computed by :mod:`core.burden.indices`
-on the edited masks, so a reviewed scan and an unreviewed one use one formula.
+same connectivity as :func:`core.burden.indices.hotspot_count`, so one lesion is one
+hotspot. Removing a lesion turns its pixels to background in a copy of the model's
+mask; the model's own mask is never changed. A lesion the physician draws (added)
+turns background pixels into metastasis; bladder pixels stay bladder ("the bladder
+wins", as in :mod:`core.burden.indices`). The burden figures are then computed by
+:mod:`core.burden.indices` on the edited masks, so a reviewed scan and an unreviewed
+one use one formula.
 
 Scan-level hotspots and lesion area are sums over the views present (ANT + POST), as
 the per-view figures of one scan are reported together.
@@ -37,8 +38,8 @@ from core.config import (
     LABEL_METASTASIS,
     VIEWS,
 )
+from core.imaging.boxes import bounding_box
 from core.imaging.display import stored_display_images
-from core.imaging.fastops import bounding_box
 
 #: Why a physician excludes a lesion (the paper's false positives, and a catch-all).
 REASONS: tuple[str, ...] = ("fracture", "degenerative joint", "injection site", "other")
@@ -117,16 +118,12 @@ def lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats
     # as in the whole view; labelling only the box is faster.
     crop, n = ndimage.label(lesion[box], structure=HOTSPOT_STRUCTURE)
     labels[box] = crop
-    rows, cols = np.nonzero(crop)
-    ids = crop[rows, cols]
-    areas = np.bincount(ids, minlength=n + 1)[1:]
-    # Row and column sums of integers are exact in float64 (as ndimage.center_of_mass
-    # sums them), so the centroids are the same numbers.
-    row_sums = np.bincount(ids, weights=(rows + box[0].start).astype(np.float64), minlength=n + 1)
-    col_sums = np.bincount(ids, weights=(cols + box[1].start).astype(np.float64), minlength=n + 1)
+    index = np.arange(1, n + 1)
+    areas = ndimage.sum_labels(lesion, labels, index)
+    centroids = ndimage.center_of_mass(lesion, labels, index)
     stats = [
-        ComponentStats(i, int(areas[i - 1]), float(row_sums[i] / a), float(col_sums[i] / a))
-        for i, a in zip(range(1, n + 1), areas.astype(np.float64), strict=True)
+        ComponentStats(int(i), int(a), float(r), float(c))
+        for i, a, (r, c) in zip(index, areas, centroids, strict=True)
     ]
     return labels, stats
 

@@ -4,7 +4,7 @@ Turns rows of the store (the time series, the treatments, each study's latest
 analysis with its masks and lesions) into plain records: one :class:`StudyPoint` per
 study with its follow-up figures, the :class:`Treatment` list, and overlay pictures.
 
-Follow-up (:func:`core.burden.followup.followup`) runs on the *reliable* studies only: those
+Follow-up (:func:`core.burden.pcwg3.followup`) runs on the *reliable* studies only: those
 whose latest analysis passed the quality gate (``quality == "ok"``) with a BSTBI and
 that have a study date. A non-diagnostic scan's lesions are not a reference for new
 lesions, and its burden is not reported as if it were reliable. Two reliable studies on
@@ -12,7 +12,7 @@ one date cannot both take part (follow-up needs strictly increasing dates): the 
 stored last (highest study id) does, the other keeps its own figures only.
 
 The PCWG3 clock starts at the earliest recorded treatment start unless the caller names
-another; without treatments it starts at the baseline (:func:`core.burden.followup.followup`).
+another; without treatments it starts at the baseline (:func:`core.burden.pcwg3.followup`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from core.burden.followup import FollowUp, LesionPoint, StudyFindings, compare, followup
+from core.burden.lesion_matching import LesionPoint
 from core.burden.lesion_review import lesion_components, recompute_burden
+from core.burden.pcwg3 import FollowUp, StudyFindings, compare, followup
 from core.config import VIEWS
 from core.imaging.display import stored_display_images
 from core.imaging.overlay import overlay_rgb
@@ -86,7 +87,7 @@ class StudyPoint:
         new_vs_previous: The same against the previous reliable study.
         bstbi_change_baseline: BSTBI minus the baseline's, or None.
         bstbi_change_previous: BSTBI minus the previous reliable study's, or None.
-        pcwg3: The study's PCWG3 flag (``core.burden.followup.FLAG_*``), or None.
+        pcwg3: The study's PCWG3 flag (``core.burden.pcwg3.FLAG_*``), or None.
         warnings: Injection-delay warnings of its comparisons.
     """
 
@@ -268,10 +269,11 @@ def findings_from_stored(
         with_counts: Pass the views' counts for registration (else offsets are zero).
 
     Returns:
-        ``(findings, origin)``: the :class:`core.burden.followup.StudyFindings` (BSTBI only
+        ``(findings, origin)``: the :class:`core.burden.pcwg3.StudyFindings` (BSTBI only
         when the analysis is ``ok``; lesions from the stored lesion rows, removed ones
         kept with their status so that follow-up ignores them), and ``{id(point):
-        lesion dict}`` mapping each :class:`core.burden.followup.LesionPoint` back to its row.
+        lesion dict}`` mapping each :class:`core.burden.lesion_matching.LesionPoint`
+        back to its row.
 
     Raises:
         ValueError: If the study has no date.
@@ -319,7 +321,7 @@ def with_followup(
 
     Returns:
         The points in the same order, follow-up fields filled for the studies that
-        took part, and the :class:`core.burden.followup.FollowUp` (None without a reliable
+        took part, and the :class:`core.burden.pcwg3.FollowUp` (None without a reliable
         study).
 
     Raises:
@@ -410,7 +412,7 @@ def new_lesion_regions(
     """Return the later study's new lesions (against the earlier one) as pixel regions.
 
     The two studies are compared as follow-up compares them
-    (:func:`core.burden.followup.compare`: registration, gated Hungarian matching); a lesion of
+    (:func:`core.burden.pcwg3.compare`: registration, gated Hungarian matching); a lesion of
     the later study is marked when it is new on its own view.
 
     Args:
@@ -420,7 +422,7 @@ def new_lesion_regions(
     Returns:
         ``({view: bool mask}, n_new)``: per view of the later study the union of its new
         lesions' pixels (views without a new lesion are left out), and the number of
-        distinct new lesions across views (:func:`core.burden.followup.count_new`).
+        distinct new lesions across views (:func:`core.burden.lesion_matching.count_new`).
 
     Raises:
         ValueError: If either study has no date.

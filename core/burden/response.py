@@ -10,7 +10,7 @@ reliable analysis).
 * otherwise :data:`STABLE`.
 
 It is a display rule for browsing a cohort, not a clinical response criterion (PCWG3
-for bone scans counts new lesions; see :mod:`core.burden.followup`).
+for bone scans counts new lesions; see :mod:`core.burden.pcwg3`).
 """
 
 from __future__ import annotations

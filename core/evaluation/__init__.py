@@ -1,2 +1,5 @@
-"""Evaluation as the paper measures it: metrics, the evaluation run, the classical baseline
-and the figures the Model performance page shows."""
+"""Evaluation as the paper measures it.
+
+Metrics, the evaluation run, the classical baseline and the figures the Model performance
+page shows.
+"""

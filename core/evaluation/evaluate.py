@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd  # no pandas-stubs in the venv
+from tqdm import tqdm
 
 from core.config import AGE_GROUPS, LABEL_BLADDER, LABEL_METASTASIS, age_group
 from core.evaluation.baseline import baseline_scan
@@ -289,8 +290,6 @@ def evaluate_cases(
         ValueError: If ``cases`` is empty, ``batch`` < 1, or an annotation is malformed.
         core.scan.ScanReadError: If a view image cannot be read.
     """
-    from tqdm import tqdm
-
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch!r}")
     if not cases:

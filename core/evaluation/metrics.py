@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd  # no pandas-stubs in the venv
+import torch
+from monai.metrics import compute_roc_auc
 
 from core.config import AGE_GROUPS, LABEL_METASTASIS, age_group
 
@@ -242,9 +244,6 @@ def roc_auc(y_true: Sequence[Any] | np.ndarray, scores: Sequence[float] | np.nda
     Raises:
         ValueError: If the inputs are not 1-D, of equal length, 0/1 and finite.
     """
-    import torch  # kept local: importing torch costs seconds and most callers never need it
-    from monai.metrics import compute_roc_auc
-
     t = _binary_vector("y_true", y_true)
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or s.shape != t.shape:

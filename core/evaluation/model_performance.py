@@ -24,18 +24,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd  # no pandas-stubs in the venv
 
 from core.config import AGE_GROUPS, data_dir
+from core.evaluation.evaluate import CaseOutcome, Evaluation, describe_dataset, evaluate_cases
 from core.evaluation.metrics import ALL_GROUP, TABLE2_COLUMNS, Confusion, format_dice
-from core.networks.models import CLASSIFIER, SEGMENTER, ModelFileError, read_card
-
-if TYPE_CHECKING:
-    from core.evaluation.evaluate import CaseOutcome, Evaluation
-    from core.networks.models import LoadedModels
+from core.networks.models import CLASSIFIER, SEGMENTER, LoadedModels, ModelFileError, read_card
+from core.phantom.export import generate_dataset
+from core.reading.dataset import read_dataset
 
 #: Number of test patients of the paper.
 PAPER_N = 123
@@ -406,8 +405,6 @@ def ensure_demo_labelled(
     Raises:
         ValueError: If ``cases`` < 1.
     """
-    from core.phantom.export import generate_dataset
-
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases!r}")
     root = Path(folder) if folder is not None else demo_labelled_dir()
@@ -443,9 +440,6 @@ def evaluate_with_progress(
         ValueError: If the dataset is invalid or empty, or ``limit`` / ``batch`` < 1.
         core.scan.ScanReadError: If a view image cannot be read.
     """
-    from core.evaluation.evaluate import Evaluation, evaluate_cases
-    from core.reading.dataset import read_dataset
-
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit!r}")
     if batch < 1:
@@ -501,14 +495,12 @@ def evaluation_report(
         status: The model folder it ran with.
 
     Returns:
-        ``Evaluation.to_json()`` plus ``dataset`` (:func:`core.evaluation.evaluate.describe_dataset`),
-        ``device``, ``model`` (``{"directory", "key"}``; key :data:`NO_MODEL` for the
-        baseline only) and ``cases`` (``{"model": [...] or None, "baseline": [...]}``,
-        per case: ``case_id, age, metastasis, bladder, call, score_metastasis,
-        score_bladder``).
+        ``Evaluation.to_json()`` plus ``dataset``
+        (:func:`core.evaluation.evaluate.describe_dataset`), ``device``, ``model``
+        (``{"directory", "key"}``; key :data:`NO_MODEL` for the baseline only) and
+        ``cases`` (``{"model": [...] or None, "baseline": [...]}``, per case:
+        ``case_id, age, metastasis, bladder, call, score_metastasis, score_bladder``).
     """
-    from core.evaluation.evaluate import describe_dataset
-
     model_cases = _case_scores(evaluation.model) if evaluation.model is not None else None
     return {
         **evaluation.to_json(),

@@ -1,2 +1,5 @@
-"""Image stages on one view: display grey levels, normalisation, quality gate, regions,
-overlays and classifier crops."""
+"""Image stages on one view.
+
+Display grey levels, normalisation, the quality gate, skeletal regions, overlays,
+classifier crops and resizing.
+"""

@@ -29,7 +29,6 @@ from typing import NamedTuple
 import numpy as np
 
 from core.config import VIEWS
-from core.imaging.fastops import percentile
 from core.scan import Polarity, Scan, ScanMeta
 
 #: Percentile of a view's counts that grey level 1 maps to black (0).
@@ -65,7 +64,7 @@ def grey_level_1(counts: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise ValueError("counts must hold only finite values (no NaN or infinity)")
-    top = percentile(a, GREY_LEVEL_1_PERCENTILE)  # np.percentile's number, found faster
+    top = float(np.percentile(a, GREY_LEVEL_1_PERCENTILE))
     if top <= 0:
         return np.full(a.shape, 255, dtype=np.uint8)
     # 255 - floor(255 * clip(a / top, 0, 1) + 0.5), step by step in the copy made above

@@ -82,7 +82,7 @@ import numpy as np
 from scipy import ndimage
 
 from core.config import COLS, ROWS, VIEWS
-from core.imaging.fastops import bounding_box, fill_holes, gaussian_passes, median, percentile
+from core.imaging.boxes import bounding_box
 from core.scan import Scan
 
 #: Gaussian smoothing used for every shape measure, pixels of the 1024 x 256 grid.
@@ -264,43 +264,6 @@ def _symmetry(s: np.ndarray, body: np.ndarray) -> float:
     if x.std() == 0:
         return 0.0
     return float(np.corrcoef(x, y)[0, 1])
-
-
-def _gauss(a: np.ndarray, axis: int, cval: float) -> np.ndarray:
-    return ndimage.gaussian_filter1d(a, SMOOTH_SIGMA_PX, axis=axis, mode="constant", cval=cval)
-
-
-def _smooth_clipped(
-    a: np.ndarray, clipped: np.ndarray, s: np.ndarray, down: np.ndarray, cval: float
-) -> np.ndarray:
-    """Return ``gaussian_filter`` of ``clipped`` (as for ``a``), reusing ``a``'s passes.
-
-    ``clipped`` differs from ``a`` in a few hot pixels only. A 1-D pass computes each
-    output from the kernel's radius of input around it, the same way everywhere, so
-    the first pass of ``clipped`` equals ``a``'s except in the columns holding changed
-    pixels, and its rows equal ``a``'s more than a radius away from every changed row;
-    the second pass of such a row equals ``a``'s too. Only the other lines are filtered
-    again, each with a radius of its input around it (or the view's edge, where the
-    ``cval`` padding is the same), which gives the numbers filtering the whole view gives.
-    """
-    changed = clipped != a
-    cols = np.flatnonzero(changed.any(axis=0))
-    if cols.size == 0:
-        return s.copy()
-    # gaussian_filter1d's radius is int(4 sigma + 0.5); one more row is harmless.
-    radius = int(4.0 * SMOOTH_SIGMA_PX + 0.5) + 1
-    near = ndimage.binary_dilation(
-        changed.any(axis=1), structure=np.ones(2 * radius + 1, dtype=bool)
-    )
-    rows = np.flatnonzero(near)
-    # First pass of the changed columns, on the rows needed and a radius beyond them.
-    r0, r1 = max(int(rows[0]) - radius, 0), min(int(rows[-1]) + radius + 1, a.shape[0])
-    down_cols = _gauss(clipped[r0:r1, cols], 0, cval)
-    down_rows = down[rows]
-    down_rows[:, cols] = down_cols[rows - r0]
-    out = s.copy()
-    out[rows] = _gauss(down_rows, 1, cval)
-    return out
 
 
 def _wrap_mask(a: np.ndarray, ceiling: float) -> np.ndarray:
@@ -506,7 +469,7 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         raise ValueError(f"a must be a finite array of shape ({ROWS}, {COLS}), got {a.shape}")
     a_max = float(a.max())
     m: dict[str, float] = {"total": float(a.sum()), "flat": float(a_max == a.min())}
-    background = median(a)
+    background = float(np.median(a))
     cleared = _clear_borders(a, background)
     m["border_lines"] = float(
         (cleared != a).all(axis=1).sum() + (cleared != a).all(axis=0).sum()
@@ -514,17 +477,15 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         else 0
     )
     a = cleared
-    s, down = gaussian_passes(
-        a, SMOOTH_SIGMA_PX, mode="constant", cval=background, background=background
-    )
+    s = ndimage.gaussian_filter(a, SMOOTH_SIGMA_PX, mode="constant", cval=background)
     s_rel = s - background
-    hi = percentile(s_rel, 99.5)
+    hi = float(np.percentile(s_rel, 99.5))
     body_all = s_rel > MASK_FRACTION * hi if hi > 0 else np.zeros(a.shape, dtype=bool)
     m["signal_px"] = float(body_all.sum())
     var_a = float(a.var())
     m["structure_raw"] = float(s.var() / var_a) if var_a > 0 else 0.0
-    clipped = np.minimum(a, percentile(a, STRUCTURE_CLIP_PERCENTILE))
-    s_clip = _smooth_clipped(a, clipped, s, down, background)
+    clipped = np.minimum(a, float(np.percentile(a, STRUCTURE_CLIP_PERCENTILE)))
+    s_clip = ndimage.gaussian_filter(clipped, SMOOTH_SIGMA_PX, mode="constant", cval=background)
     var_c = float(clipped.var())
     m["structure"] = float(s_clip.var() / var_c) if var_c > 0 else 0.0
 
@@ -563,7 +524,7 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         if burned_in.any():
             a_body = a.copy()
             a_body[burned_in] = background
-        body = fill_holes(body_parts)
+        body = ndimage.binary_fill_holes(body_parts)
         widths = body.sum(axis=1)
         rows = np.nonzero(widths)[0]
         top, bottom = int(rows[0]), int(rows[-1])

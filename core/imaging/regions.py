@@ -41,8 +41,8 @@ import numpy as np
 from scipy import ndimage
 
 from core.config import VIEWS
+from core.imaging.boxes import bounding_box
 from core.imaging.display import grey_level_1
-from core.imaging.fastops import bounding_box, gaussian_passes
 
 #: Every region :func:`skeletal_region` returns.
 REGIONS: tuple[str, ...] = (
@@ -150,9 +150,7 @@ def body_box(counts: np.ndarray) -> BodyBox:
     """
     heat = 255.0 - grey_level_1(counts).astype(np.float32)
     rows, cols = heat.shape
-    # ndimage.gaussian_filter(heat, _SMOOTH_SIGMA_PX), computed once for the rows of no
-    # heat above the head and below the feet (the same numbers).
-    smooth, _ = gaussian_passes(heat, _SMOOTH_SIGMA_PX, mode="reflect", background=0.0)
+    smooth = ndimage.gaussian_filter(heat, _SMOOTH_SIGMA_PX)
     warm = smooth >= _BODY_HEAT
     box = bounding_box(warm)
     if box is None:

@@ -1,2 +1,5 @@
-"""The two networks: configs and weights, device, inference, augmentation, training and
-threshold calibration."""
+"""The two networks.
+
+Configs and weights, the compute device, inference, augmentation, training and the
+threshold calibration.
+"""

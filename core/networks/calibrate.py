@@ -22,7 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from core.networks.models import ClassifierConfig, LoadedModels
+from core.imaging.normalise import normalise_view
+from core.networks.inference import crop_probabilities
+from core.networks.models import (
+    CLASSIFIER,
+    ClassifierConfig,
+    LoadedModels,
+    config_from_dict,
+    read_card,
+    set_config,
+)
+from core.reading.dataset import load_case_views, read_dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +131,6 @@ def scan_scores(
     Raises:
         ValueError: If ``limit`` < 1 or the dataset cannot be read.
     """
-    from core.imaging.normalise import normalise_view
-    from core.networks.inference import crop_probabilities
-    from core.reading.dataset import load_case_views, read_dataset
-
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     cases = read_dataset(dataset)[:limit]
@@ -192,8 +198,6 @@ def apply_calibration(
     Raises:
         ValueError: If ``n_cases`` < 1.
     """
-    from core.networks.models import CLASSIFIER, config_from_dict, read_card, set_config
-
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases}")
     card = read_card(model_dir, CLASSIFIER)

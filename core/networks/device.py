@@ -8,6 +8,7 @@ bfloat16 instructions) and decides in float32 (:mod:`core.networks.inference`).
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -75,8 +76,6 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 
 def cpu_model() -> str:
     """Return the CPU's model name (``/proc/cpuinfo``), or the platform's word for it."""
-    import platform
-
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:

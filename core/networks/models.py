@@ -32,11 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from monai.networks.nets import FlexibleUNet, resnet34
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.config import COLS, REPO_ROOT, ROWS
+from core.config import COLS, REPO_ROOT, ROWS, model_dir
 from core.imaging.crops import CLASSIFIER_LABELS, CROP_SIZE, CROP_STRIDE, THRESHOLD
 from core.imaging.normalise import NORMALISATION_NAME
+from core.networks.device import resolve_precision, select_device
 
 #: Where the shipped models live.
 DEFAULT_MODEL_DIR = REPO_ROOT / "models"
@@ -123,7 +126,8 @@ class SegmenterConfig:
         classes: Output channels in order; the index is the mask value.
         input_shape: (rows, columns) of the view it is applied to at inference.
         train_crop: (rows, columns) of the random crops it is trained on; 256 x 256
-            by default (a 512 x 256 step costs 2.3x as much; on a GPU it is affordable).
+            by default (512 x 256 gives more context per crop at a dearer step; it
+            suits a GPU).
         size_multiple: Input sides must be multiples of this.
         normalisation: Name of the input normalisation (:mod:`core.imaging.normalise`).
         metastasis_pixel_threshold: None: a pixel's label is the argmax of the softmax.
@@ -207,8 +211,6 @@ def build_classifier(cfg: ClassifierConfig | None = None) -> nn.Module:
         A MONAI ``ResNet`` taking float32 (N, in_channels, S, S) normalised crops
         and returning logits (N, len(labels)); apply a sigmoid for probabilities.
     """
-    from monai.networks.nets import resnet34
-
     cfg = cfg or ClassifierConfig()
     return resnet34(
         spatial_dims=2,
@@ -230,8 +232,6 @@ def build_segmenter(cfg: SegmenterConfig | None = None) -> nn.Module:
         A MONAI ``FlexibleUNet`` taking float32 (N, in_channels, H, W) with H and W
         multiples of 32 and returning logits (N, len(classes), H, W).
     """
-    from monai.networks.nets import FlexibleUNet
-
     cfg = cfg or SegmenterConfig()
     return FlexibleUNet(
         in_channels=cfg.in_channels,
@@ -287,8 +287,6 @@ def save_model(
         ValueError: If ``name`` is unknown, ``config`` does not belong to it, or
             ``extra`` uses a reserved key or is not JSON-serialisable.
     """
-    from safetensors.torch import save_file
-
     _check_name(name)
     if not isinstance(config, _CONFIG_TYPES[name]):
         raise ValueError(f"config for {name!r} must be {_CONFIG_TYPES[name].__name__}")
@@ -445,10 +443,6 @@ def load_model(
             card's (the message names the weights file), the weights do not fit the
             config, or the model was trained with another normalisation.
     """
-    from safetensors.torch import load_file
-
-    from core.networks.device import select_device
-
     card = read_card(directory, name)
     folder = Path(directory)
     weights = folder / str(card["weights"].get("file", f"{name}.safetensors"))
@@ -538,9 +532,6 @@ def load_models(
         ModelFileError: As :func:`load_model`, for either model.
         ValueError: If ``precision`` is unknown or does not suit the device.
     """
-    from core.config import model_dir
-    from core.networks.device import resolve_precision, select_device
-
     directory = model_dir() if directory is None else directory
     dev = torch.device(device) if device is not None else select_device()
     arithmetic = resolve_precision(precision, dev)

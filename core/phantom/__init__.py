@@ -7,7 +7,8 @@ Public API (stable; others build on it):
 * :func:`to_scan` — a case as a :class:`core.scan.Scan`.
 * :class:`PhantomCase`, :class:`PatientInfo`.
 
-The modules: :mod:`.anatomy` (body model), :mod:`.findings` (metastases, benign
+The modules: :mod:`.anatomy` (body model, built from the data of
+:mod:`.anatomy_tables` as :mod:`.primitives`), :mod:`.findings` (metastases, benign
 look-alikes), :mod:`.render` (projection, blur, noise, masks), :mod:`.cohort` (Table 1
 demographics, series), :mod:`.truth` (truth record), :mod:`.export` (dataset files).
 """

@@ -1,32 +1,23 @@
-"""One body model per patient: bone, soft-tissue and organ primitives in millimetres.
+"""One body model per patient: bones, joints, soft tissue and organs as primitives.
 
-Coordinates are the patient's own, in mm: ``x`` runs to the patient's **left**
-(negative = patient's right), ``y`` runs down from the vertex (0 = top of the head),
-and ``depth`` is measured from the anterior skin towards the back. Every primitive
-also carries the body's anterior-posterior thickness where it lies, so that the
-renderer can attenuate it for the anterior and the posterior detector.
-
-Two kinds of primitive describe everything:
-
-* :class:`Tube` — a polyline with a per-vertex radius, half-depth, depth, thickness
-  and uptake (long bones, ribs, clavicles, soft-tissue limbs, the trunk outline).
-  Its projected path length at a pixel is ``2 * half_depth * sqrt(1 - u**2)`` with
-  ``u`` the distance to the axis over the local radius (a cylinder seen side on).
-* :class:`Blob` — an ellipsoid, optionally a shell (skull vault, vertebral bodies,
-  kidneys, bladder, joints).
-
-Uptake is activity per mm of path, relative: normal cortical/trabecular bone is 1.0.
-Proportions follow standard anthropometry as fractions of the stature ``H`` (vertex
-to sole), e.g. chin 0.13 H, shoulders 0.19 H, hip joints 0.48 H, knee joints 0.715 H.
+:func:`build_body` scales the anatomy of :mod:`core.phantom.anatomy_tables` to one
+patient (stature, shoulder and pelvis width, adiposity, bone calibre, scoliosis, arm
+position) and draws it as :mod:`core.phantom.primitives`, one helper per structure
+family: skull, spine, pelvis, ribs, shoulder girdle, arms, legs, soft tissue and
+organs. Coordinates are the patient's own, in mm (see :mod:`core.phantom.primitives`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+
+import core.phantom.anatomy_tables as tables
+from core.phantom.primitives import Blob, Primitive, Tube, make_tube
 
 #: Skeletal regions a bone (and so a lesion) belongs to; names used in every truth record.
 REGIONS: tuple[str, ...] = (
@@ -66,97 +57,6 @@ AXIAL_REGIONS: frozenset[str] = frozenset(
 
 ArmPosition = Literal["sides", "abdomen", "abducted"]
 ARM_POSITIONS: tuple[str, ...] = ("sides", "abdomen", "abducted")
-
-
-@dataclass(frozen=True)
-class Tube:
-    """A polyline primitive (bone or soft tissue), values per vertex, interpolated between.
-
-    Attributes:
-        name: Bone name, e.g. ``"femur_left"`` or ``"rib7_right"``.
-        region: One of :data:`REGIONS` (soft tissue: ``"soft"``).
-        side: ``"right"``, ``"left"`` or None for midline parts.
-        xy: (n, 2) float vertices, mm (x to the patient's left, y down from the vertex).
-        radius: (n,) half-width in the image plane, mm (> 0).
-        half_depth: (n,) half extent along the depth axis, mm (path length = 2x at the axis).
-        depth: (n,) depth of the axis from the anterior skin, mm.
-        thickness: (n,) body AP thickness there, mm (>= depth).
-        uptake: (n,) activity per mm of path (normal bone 1.0).
-        caps: Round ends (bones). False makes a vertical slab with flat ends whose
-            ``radius`` is the half-width at each vertex's height (the trunk outline;
-            vertices must then go down in y).
-    """
-
-    name: str
-    region: str
-    side: str | None
-    xy: np.ndarray
-    radius: np.ndarray
-    half_depth: np.ndarray
-    depth: np.ndarray
-    thickness: np.ndarray
-    uptake: np.ndarray
-    caps: bool = True
-
-    def length(self) -> float:
-        """Return the polyline length in mm."""
-        return float(np.linalg.norm(np.diff(self.xy, axis=0), axis=1).sum())
-
-    def at(self, t: float) -> dict[str, float]:
-        """Return position and attributes at arc-length fraction ``t`` in [0, 1].
-
-        Returns:
-            Dict with ``x, y, radius, half_depth, depth, thickness, uptake`` and
-            ``angle`` (direction of the axis, radians, in the image plane).
-        """
-        seg = np.linalg.norm(np.diff(self.xy, axis=0), axis=1)
-        cum = np.concatenate([[0.0], np.cumsum(seg)])
-        s = float(np.clip(t, 0.0, 1.0)) * cum[-1]
-        i = int(min(np.searchsorted(cum, s, side="right") - 1, len(seg) - 1))
-        f = 0.0 if seg[i] == 0 else (s - cum[i]) / seg[i]
-        out = {}
-        for key in ("radius", "half_depth", "depth", "thickness", "uptake"):
-            arr = getattr(self, key)
-            out[key] = float(arr[i] + f * (arr[i + 1] - arr[i]))
-        p = self.xy[i] + f * (self.xy[i + 1] - self.xy[i])
-        d = self.xy[i + 1] - self.xy[i]
-        out["x"], out["y"] = float(p[0]), float(p[1])
-        out["angle"] = float(math.atan2(d[1], d[0]))
-        return out
-
-
-@dataclass(frozen=True)
-class Blob:
-    """An ellipsoid primitive (solid, or a shell of the given thickness).
-
-    Attributes:
-        name, region, side: As for :class:`Tube`.
-        centre: (x, y) mm.
-        axes: (a, b, c) semi-axes, mm: ``a`` along ``angle``, ``b`` across it in the
-            image plane, ``c`` along depth.
-        angle: Direction of ``a`` in the image plane, radians (0 = to the patient's left).
-        depth: Depth of the centre from the anterior skin, mm.
-        thickness: Body AP thickness there, mm.
-        uptake: Activity per mm of path.
-        shell: Shell thickness, mm; 0 for a solid ellipsoid.
-        power: Exponent of the in-plane outline (2 = ellipse, 4 = rounded box, for
-            vertebral bodies).
-    """
-
-    name: str
-    region: str
-    side: str | None
-    centre: tuple[float, float]
-    axes: tuple[float, float, float]
-    angle: float
-    depth: float
-    thickness: float
-    uptake: float
-    shell: float = 0.0
-    power: float = 2.0
-
-
-Primitive = Tube | Blob
 
 
 @dataclass(frozen=True)
@@ -203,73 +103,6 @@ class Body:
         raise KeyError(name)
 
 
-def _tube(
-    name: str,
-    region: str,
-    side: str | None,
-    pts: list[tuple[float, float]],
-    radius: float | list[float],
-    depth: float | list[float],
-    thickness: float | list[float],
-    uptake: float | list[float] = 1.0,
-    half_depth: float | list[float] | None = None,
-    caps: bool = True,
-) -> Tube:
-    n = len(pts)
-
-    def arr(v: float | list[float]) -> np.ndarray:
-        a = np.asarray(v, dtype=np.float64)
-        return np.full(n, float(a)) if a.ndim == 0 else a
-
-    r = arr(radius)
-    return Tube(
-        name=name,
-        region=region,
-        side=side,
-        xy=np.asarray(pts, dtype=np.float64),
-        radius=r,
-        half_depth=r.copy() if half_depth is None else arr(half_depth),
-        depth=arr(depth),
-        thickness=arr(thickness),
-        uptake=arr(uptake),
-        caps=caps,
-    )
-
-
-#: Relative MDP uptake per region (multiplies each primitive's own uptake).
-REGION_UPTAKE: dict[str, float] = {
-    # Tuned (issue 13) so that each region's level against the lumbar spine matches the
-    # real scans of ``../shared/real-scans`` (docs/phantom.md, realism table): the
-    # lumbar bodies are large and were far too hot against ribs, pelvis and cervical
-    # spine; limb shafts and knees were too hot.
-    "skull": 0.78,
-    "mandible": 0.7,
-    "cervical_spine": 2.2,
-    "thoracic_spine": 1.3,
-    "lumbar_spine": 0.9,
-    "sacrum": 1.25,
-    "pelvis": 2.2,
-    "ribs": 1.5,
-    "sternum": 1.7,
-    "clavicle": 1.0,
-    "scapula": 1.0,
-    "humerus": 0.5,
-    "forearm": 0.55,
-    "hand": 0.7,
-    "femur": 0.4,
-    "patella": 0.4,
-    "tibia": 0.45,
-    "fibula": 0.5,
-    "foot": 0.6,
-}
-
-
-def _scaled(p: Primitive, k: float) -> Primitive:
-    if isinstance(p, Tube):
-        return replace(p, uptake=p.uptake * k)
-    return replace(p, uptake=p.uptake * k)
-
-
 def adult_height(sex: str, age: int, rng: np.random.Generator) -> float:
     """Draw a stature in mm for a patient of the paper's (Chinese hospital) cohort.
 
@@ -292,6 +125,877 @@ def adult_height(sex: str, age: int, rng: np.random.Generator) -> float:
     return float(np.clip(rng.normal(mean, sd), 1350.0, 1900.0))
 
 
+#: The two sides: name and the sign of a lateral offset (the patient's right is -x).
+SIDES: tuple[tuple[str, float], ...] = (("right", -1.0), ("left", 1.0))
+
+#: Named anchor points (x, y) in mm that a structure's offsets are measured from.
+Anchors = dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class _Build:
+    """One patient's drawn proportions, which every structure is scaled by.
+
+    Attributes:
+        height: Stature, mm.
+        shoulder_factor: Shoulder (and rib cage) width over the average.
+        pelvis_factor: Pelvis width over the average.
+        adiposity: Soft-tissue girth over the average.
+        scoliosis_mm: Lateral bend of the thoracolumbar spine at its apex (0: none).
+        bone_scale: Bone calibre over the average.
+        thickness: AP thickness of each level of
+            :data:`core.phantom.anatomy_tables.THICKNESS`, mm.
+    """
+
+    height: float
+    shoulder_factor: float
+    pelvis_factor: float
+    adiposity: float
+    scoliosis_mm: float
+    bone_scale: float
+    thickness: dict[str, float]
+
+    def mm(self, fraction: float) -> float:
+        """Return a fraction of the stature in mm."""
+        return fraction * self.height
+
+    def trunk_thickness(self, y: float) -> float:
+        """Return the midline AP thickness at height ``y`` (mm), piecewise linear."""
+        ys = np.array([f for f, _ in tables.THICKNESS_PROFILE]) * self.height
+        ts = np.array([self.thickness[level] for _, level in tables.THICKNESS_PROFILE])
+        return float(np.interp(y, ys, ts))
+
+    def place(self, offset: tables.Offset, sgn: float, anchors: Anchors) -> tuple[float, float]:
+        """Return where an offset lies on the side of sign ``sgn`` (mm)."""
+        ax, ay = anchors[offset.anchor]
+        dx = sgn * offset.x_h * self.height
+        if offset.wide == "pelvis":
+            dx = dx * self.pelvis_factor
+        elif offset.wide == "shoulder":
+            dx = dx * self.shoulder_factor
+        return (ax + dx, ay + offset.y_h * self.height)
+
+    def spine_x(self, y: float) -> float:
+        """Return the spine's lateral shift at height ``y`` (scoliosis; mm)."""
+        y0, y1 = (self.mm(f) for f in tables.SCOLIOSIS_SPAN_H)
+        if self.scoliosis_mm == 0.0 or y < y0 or y > y1:
+            return 0.0
+        return float(self.scoliosis_mm * math.sin(math.pi * (y - y0) / (y1 - y0)))
+
+
+@dataclass
+class _Parts:
+    """The primitives and landmarks of a body while it is built."""
+
+    bones: list[Primitive] = field(default_factory=list)
+    joints: list[Primitive] = field(default_factory=list)
+    soft: list[Primitive] = field(default_factory=list)
+    arms_soft: list[Primitive] = field(default_factory=list)
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _level_thickness(height: float, adiposity: float) -> dict[str, float]:
+    out = {}
+    for row in tables.THICKNESS:
+        lean = row.fraction_h * height
+        if row.girth == "none":
+            out[row.name] = lean
+        elif row.girth == "sqrt":
+            out[row.name] = lean * math.sqrt(adiposity)
+        else:
+            out[row.name] = lean * adiposity ** float(row.girth)
+    return out
+
+
+def _draw_build(rng: np.random.Generator, sex: str, age: int, height: float) -> _Build:
+    male = sex == "M"
+    shoulder_factor = rng.normal(1.0, 0.045) * (1.03 if male else 0.97)
+    pelvis_factor = rng.normal(1.0, 0.045) * (0.97 if male else 1.05)
+    adiposity = float(np.clip(rng.normal(1.0, 0.12), 0.8, 1.4))
+    scoliosis = rng.normal(0.0, 0.006) * height if (age > 55 and rng.random() < 0.2) else 0.0
+    bone_scale = float(np.clip(rng.normal(1.0, 0.04), 0.88, 1.12))
+    return _Build(
+        height=height,
+        shoulder_factor=shoulder_factor,
+        pelvis_factor=pelvis_factor,
+        adiposity=adiposity,
+        scoliosis_mm=scoliosis,
+        bone_scale=bone_scale,
+        thickness=_level_thickness(height, adiposity),
+    )
+
+
+def _add_skull(parts: _Parts, build: _Build) -> None:
+    """Vault, base, orbits, maxilla, nasal bones and the mandible."""
+    head = build.thickness["head"]
+    for row in tables.SKULL:
+        sides: tuple[tuple[str | None, float], ...] = SIDES if row.paired else ((None, 0.0),)
+        for side, sgn in sides:
+            x = sgn * row.x_h * build.height if row.paired else 0.0
+            shell = row.shell_mm * build.bone_scale if row.bone_scaled else row.shell_mm
+            parts.bones.append(
+                Blob(
+                    row.name if side is None else f"{row.name}_{side}",
+                    "skull",
+                    side,
+                    (x, build.mm(row.y_h)),
+                    (build.mm(row.axes_h[0]), build.mm(row.axes_h[1]), build.mm(row.axes_h[2])),
+                    0.0,
+                    head * 0.5 if row.depth_h is None else build.mm(row.depth_h),
+                    head,
+                    row.uptake,
+                    shell=shell,
+                )
+            )
+    parts.bones.append(
+        make_tube(
+            "mandible",
+            "mandible",
+            None,
+            [(build.mm(x), build.mm(y)) for x, y, _ in tables.MANDIBLE],
+            tables.MANDIBLE_RADIUS_MM * build.bone_scale,
+            [d * head for _, _, d in tables.MANDIBLE],
+            head,
+            1.0,
+            half_depth=tables.MANDIBLE_HALF_DEPTH_MM * build.bone_scale,
+        )
+    )
+    parts.landmarks["chin"] = (0.0, build.mm(tables.CHIN_H))
+
+
+def _vertebral_depth(build: _Build, region: str, y: float) -> float:
+    """Depth of a vertebral body's centre as a fraction of the local thickness."""
+    if region == "cervical_spine":
+        return tables.CERVICAL_DEPTH_T
+    if region == "thoracic_spine":
+        phase = math.pi * (y - build.mm(tables.KYPHOSIS_START_H)) / build.mm(tables.KYPHOSIS_SPAN_H)
+        return tables.THORACIC_DEPTH_T + tables.KYPHOSIS_DEPTH_T * math.sin(phase)
+    return tables.LUMBAR_DEPTH_T
+
+
+def _add_spine(parts: _Parts, build: _Build) -> tuple[dict[str, float], float]:
+    """Vertebral bodies and their posterior arches, C1 to L5.
+
+    Returns:
+        The centre height of each level (``{"C1": y, ...}``) and the bottom of L5, mm.
+    """
+    levels: list[tuple[str, str, float, float, float]] = []  # name, region, top, bottom, hw
+    y = build.mm(tables.SPINE_TOP_H)
+    for seg in tables.SPINE:
+        for i in range(seg.count):
+            level_height = build.mm(seg.level_h)
+            half_width = (seg.half_width_mm + seg.half_width_step_mm * i) * build.bone_scale
+            levels.append((f"{seg.prefix}{i + 1}", seg.region, y, y + level_height, half_width))
+            y += level_height
+    centre_y: dict[str, float] = {}
+    for name, region, top, bottom, hw in levels:
+        yc = 0.5 * (top + bottom)
+        centre_y[name] = yc
+        tt = build.trunk_thickness(yc)
+        depth = _vertebral_depth(build, region, yc) * tt
+        xc = build.spine_x(yc)
+        # the body fills most of the level; the gap reads as the disc space
+        parts.bones.append(
+            Blob(
+                name,
+                region,
+                None,
+                (xc, yc),
+                (hw, 0.5 * (bottom - top), hw * tables.VERTEBRA_DEPTH_RATIO),
+                0.0,
+                depth,
+                tt,
+                1.0,
+                power=tables.VERTEBRA_POWER,
+            )
+        )
+        parts.bones.append(
+            Blob(
+                f"{name}_arch",
+                region,
+                None,
+                (xc, yc + tables.ARCH_SHIFT * (bottom - top)),
+                (
+                    hw * tables.ARCH_WIDTH,
+                    tables.ARCH_HALF_HEIGHT * (bottom - top),
+                    tables.ARCH_HALF_DEPTH_MM * build.bone_scale,
+                ),
+                0.0,
+                min(
+                    tt - tables.ARCH_SKIN_MM,
+                    depth + hw * tables.VERTEBRA_DEPTH_RATIO + tables.ARCH_GAP_MM,
+                ),
+                tt,
+                tables.ARCH_UPTAKE,
+            )
+        )
+    lm = parts.landmarks
+    lm["L5_bottom"] = (0.0, y)
+    lm["T12"] = (build.spine_x(centre_y["T12"]), centre_y["T12"])
+    lm["L3"] = (build.spine_x(centre_y["L3"]), centre_y["L3"])
+    lm["C7"] = (0.0, centre_y["C7"])
+    return centre_y, y
+
+
+def _add_pelvis(parts: _Parts, build: _Build, sacrum_top: float) -> None:
+    """Sacrum, iliac wings and crests, SI joints, acetabula and the obturator rings."""
+    pelvis = build.thickness["pelvis"]
+    lm = parts.landmarks
+    parts.bones.append(
+        make_tube(
+            "sacrum",
+            "sacrum",
+            None,
+            [(0.0, sacrum_top + build.mm(v.dy_h)) for v in tables.SACRUM],
+            [
+                build.mm(v.radius_h) * build.pelvis_factor if v.wide else build.mm(v.radius_h)
+                for v in tables.SACRUM
+            ],
+            [v.depth_t * pelvis for v in tables.SACRUM],
+            pelvis,
+            [v.uptake for v in tables.SACRUM],
+            half_depth=[v.half_depth_mm for v in tables.SACRUM],
+        )
+    )
+    lm["sacrum_top"] = (0.0, sacrum_top)
+    symphysis_y = sacrum_top + build.mm(tables.SYMPHYSIS_DY_H)
+    lm["symphysis"] = (0.0, symphysis_y)
+    hip_dx = build.mm(tables.HIP_X_H) * build.pelvis_factor
+    hip_y = sacrum_top + build.mm(tables.HIP_DY_H)
+    bs = build.bone_scale
+    for side, sgn in SIDES:
+        hip_x = sgn * hip_dx
+        anchors = {
+            "sacrum": (0.0, sacrum_top),
+            "symphysis": (0.0, symphysis_y),
+            "hip": (hip_x, hip_y),
+        }
+        parts.bones.append(
+            Blob(
+                f"ilium_{side}",
+                "pelvis",
+                side,
+                build.place(tables.ILIUM_CENTRE, sgn, anchors),
+                (
+                    build.mm(tables.ILIUM_AXES[0]) * build.pelvis_factor,
+                    build.mm(tables.ILIUM_AXES[1]),
+                    tables.ILIUM_HALF_DEPTH_MM * bs,
+                ),
+                sgn * math.radians(tables.ILIUM_TILT_DEG),
+                0.5 * pelvis,
+                pelvis,
+                tables.ILIUM_UPTAKE,
+            )
+        )
+        parts.bones.append(
+            make_tube(
+                f"iliac_crest_{side}",
+                "pelvis",
+                side,
+                [build.place(p, sgn, anchors) for p, _ in tables.ILIAC_CREST],
+                tables.ILIAC_CREST_RADIUS_MM * bs,
+                [d * pelvis for _, d in tables.ILIAC_CREST],
+                pelvis,
+                1.0,
+                half_depth=tables.ILIAC_CREST_HALF_DEPTH_MM * bs,
+            )
+        )
+        parts.joints.append(
+            make_tube(
+                f"si_joint_{side}",
+                "pelvis",
+                side,
+                [build.place(p, sgn, anchors) for p in tables.SI_JOINT],
+                tables.SI_JOINT_RADIUS_MM * bs,
+                tables.SI_JOINT_DEPTH_T * pelvis,
+                pelvis,
+                1.0,
+                half_depth=tables.SI_JOINT_HALF_DEPTH_MM,
+            )
+        )
+        lm[f"si_{side}"] = build.place(tables.SI_JOINT_LANDMARK, sgn, anchors)
+        lm[f"hip_{side}"] = (hip_x, hip_y)
+        shift = tables.ACETABULUM_SHIFT_MM
+        parts.bones.append(
+            Blob(
+                f"acetabulum_{side}",
+                "pelvis",
+                side,
+                (hip_x - sgn * shift, hip_y - shift),
+                (
+                    build.mm(tables.ACETABULUM_AXES[0]),
+                    build.mm(tables.ACETABULUM_AXES[1]),
+                    build.mm(tables.ACETABULUM_AXES[2]),
+                ),
+                0.0,
+                0.5 * pelvis,
+                pelvis,
+                tables.ACETABULUM_UPTAKE,
+                shell=tables.ACETABULUM_SHELL_MM,
+            )
+        )
+        parts.bones.append(
+            make_tube(
+                f"pubis_{side}",
+                "pelvis",
+                side,
+                [build.place(p, sgn, anchors) for p, _ in tables.PUBIC_RING],
+                tables.PUBIC_RING_RADIUS_MM * bs,
+                [d * pelvis for _, d in tables.PUBIC_RING],
+                pelvis,
+                tables.PUBIC_RING_UPTAKE,
+                half_depth=tables.PUBIC_RING_HALF_DEPTH_MM * bs,
+            )
+        )
+
+
+def _add_ribs(parts: _Parts, build: _Build, centre_y: dict[str, float]) -> None:
+    """Twelve pairs of ribs, each an arc round the cage from its thoracic vertebra."""
+    chest = build.thickness["chest"]
+    half_width = np.array(tables.RIB_HALF_WIDTH_H) * build.height * build.shoulder_factor
+    drop = np.array(tables.RIB_DROP_H) * build.height
+    end = np.radians(tables.RIB_END_DEG)
+    drop_start = math.radians(tables.RIB_DROP_START_DEG)
+    for k in range(12):
+        yk = centre_y[f"T{k + 1}"]
+        # the upper ribs sit in a shallower cage
+        cage_depth = tables.RIB_CAGE_DEPTH_T * chest * (0.75 + 0.25 * min(1.0, k / 5))
+        cage_centre = tables.RIB_CAGE_CENTRE_T * chest
+        phi = np.linspace(math.radians(tables.RIB_START_DEG), end[k], tables.RIB_VERTICES)
+        along = np.clip((phi - drop_start) / (end[k] - drop_start), 0.0, 1.0)
+        # each rib first rises a little from its vertebra, then drops to the front
+        rise = tables.RIB_RISE_H * build.height * np.sin(np.minimum(phi, math.pi / 2))
+        ys = (
+            yk
+            + drop[k] * along**tables.RIB_DROP_POWER
+            - rise * (1.0 if k > 0 else tables.FIRST_RIB_RISE)
+        )
+        xs = half_width[k] * np.sin(phi)
+        depths = cage_centre + cage_depth * np.cos(phi)
+        for side, sgn in SIDES:
+            pts = [
+                (sgn * float(x) + build.spine_x(yk), float(y)) for x, y in zip(xs, ys, strict=True)
+            ]
+            parts.bones.append(
+                make_tube(
+                    f"rib{k + 1}_{side}",
+                    "ribs",
+                    side,
+                    pts,
+                    tables.RIB_RADIUS_MM * build.bone_scale,
+                    list(map(float, depths)),
+                    chest,
+                    tables.RIB_UPTAKE,
+                    half_depth=tables.RIB_HALF_DEPTH_MM * build.bone_scale,
+                )
+            )
+    parts.landmarks["xiphoid"] = (0.0, build.mm(tables.XIPHOID_H))
+
+
+def _girdle_anchors(sgn: float, half_width: float, sternum_top: float) -> Anchors:
+    return {"sternum": (0.0, sternum_top), "acromion": (sgn * half_width, sternum_top)}
+
+
+def _add_sternum_and_girdle(parts: _Parts, build: _Build, sternum_top: float) -> float:
+    """Sternum, clavicles and scapulae.
+
+    Returns:
+        Half the biacromial width, mm.
+    """
+    chest = build.thickness["chest"]
+    bs = build.bone_scale
+    lm = parts.landmarks
+    parts.bones.append(
+        make_tube(
+            "sternum",
+            "sternum",
+            None,
+            [(0.0, sternum_top + build.mm(v.dy_h)) for v in tables.STERNUM],
+            [v.radius_mm * bs if v.bone_scaled else v.radius_mm for v in tables.STERNUM],
+            tables.STERNUM_DEPTH_MM,
+            chest,
+            [v.uptake for v in tables.STERNUM],
+            half_depth=tables.STERNUM_HALF_DEPTH_MM,
+        )
+    )
+    lm["sternum_top"] = (0.0, sternum_top)
+    half_width = build.mm(tables.SHOULDER_HALF_WIDTH_H) * build.shoulder_factor
+    for side, sgn in SIDES:
+        anchors = _girdle_anchors(sgn, half_width, sternum_top)
+
+        def at(
+            p: tables.Offset, sgn: float = sgn, anchors: Anchors = anchors
+        ) -> tuple[float, float]:
+            return build.place(p, sgn, anchors)
+
+        parts.bones.append(
+            make_tube(
+                f"clavicle_{side}",
+                "clavicle",
+                side,
+                [at(p) for p in tables.CLAVICLE],
+                tables.CLAVICLE_RADIUS_MM * bs,
+                list(tables.CLAVICLE_DEPTH_MM),
+                chest,
+                tables.CLAVICLE_UPTAKE,
+            )
+        )
+        lm[f"acromion_{side}"] = at(tables.ACROMION)
+        superior = at(tables.SCAPULA_SUPERIOR)
+        inferior = at(tables.SCAPULA_INFERIOR)
+        glenoid = at(tables.SCAPULA_GLENOID)
+        cx = (superior[0] + inferior[0] + glenoid[0]) / 3
+        cy = (superior[1] + inferior[1] + glenoid[1]) / 3
+        depth = tables.SCAPULA_DEPTH_T * chest
+        tilt = tables.SCAPULA_TILT_DEG[0 if sgn < 0 else 1]
+        parts.bones.append(
+            Blob(
+                f"scapula_{side}",
+                "scapula",
+                side,
+                (cx, cy),
+                (
+                    build.mm(tables.SCAPULA_AXES[0]),
+                    build.mm(tables.SCAPULA_AXES[1]),
+                    tables.SCAPULA_HALF_DEPTH_MM,
+                ),
+                math.radians(tilt) + sgn * tables.SCAPULA_TILT_OUT,
+                depth,
+                chest,
+                tables.SCAPULA_UPTAKE,
+            )
+        )
+        parts.bones.append(
+            make_tube(
+                f"scapula_border_{side}",
+                "scapula",
+                side,
+                [superior, inferior, glenoid],
+                tables.SCAPULA_BORDER_RADIUS_MM * bs,
+                depth,
+                chest,
+                tables.SCAPULA_BORDER_UPTAKE,
+                half_depth=tables.SCAPULA_BORDER_HALF_DEPTH_MM,
+            )
+        )
+        parts.bones.append(
+            make_tube(
+                f"scapula_spine_{side}",
+                "scapula",
+                side,
+                [at(p) for p in tables.SCAPULA_SPINE],
+                tables.SCAPULA_SPINE_RADIUS_MM * bs,
+                depth - tables.SCAPULA_SPINE_LIFT_MM,
+                chest,
+                tables.SCAPULA_SPINE_UPTAKE,
+                half_depth=tables.SCAPULA_SPINE_HALF_DEPTH_MM,
+            )
+        )
+        lm[f"scapula_{side}"] = (cx, cy)
+        lm[f"inferior_angle_{side}"] = inferior
+    return half_width
+
+
+def _draw_arm_angles(rng: np.random.Generator, pose: tables.ArmPose) -> tuple[float, float, float]:
+    """Draw the upper arm's, forearm's and hand's angles (radians) for one arm."""
+    upper = math.radians(rng.uniform(*pose.upper_deg))
+    base = upper if pose.forearm_follows else 0.0
+    forearm = base + pose.forearm_sign * math.radians(rng.uniform(*pose.forearm_deg))
+    hand = forearm + pose.hand_sign * math.radians(rng.uniform(*pose.hand_deg))
+    return upper, forearm, hand
+
+
+def _add_arm(
+    parts: _Parts,
+    build: _Build,
+    rng: np.random.Generator,
+    side: str,
+    sgn: float,
+    arm_position: str,
+    shoulder: tuple[float, float],
+) -> None:
+    """Humerus, shoulder joint, radius and ulna, carpus, hand rays and the arm's soft tissue."""
+    lm = parts.landmarks
+    bs = build.bone_scale
+    arm = build.thickness["arm"]
+    chest = build.thickness["chest"]
+    lm[f"shoulder_{side}"] = shoulder
+    a_upper, a_fore, a_hand = _draw_arm_angles(rng, tables.ARM_POSES[arm_position])
+    upper_len, fore_len, hand_len = (
+        build.mm(tables.UPPER_ARM_H),
+        build.mm(tables.FOREARM_H),
+        build.mm(tables.HAND_H),
+    )
+
+    def step(p: tuple[float, float], angle: float, length: float) -> tuple[float, float]:
+        # angle from the downward vertical, positive = away from the midline
+        return (p[0] + sgn * length * math.sin(angle), p[1] + length * math.cos(angle))
+
+    elbow = step(shoulder, a_upper, upper_len)
+    wrist = step(elbow, a_fore, fore_len)
+    tip = step(wrist, a_hand, hand_len)
+    lm[f"elbow_{side}"], lm[f"wrist_{side}"] = elbow, wrist
+    on_body = arm_position == "abdomen"
+    # a forearm and hand on the abdomen lie in front of it: shallow for ANT, deep for POST
+    fore_thickness = build.thickness["abdomen"] + arm if on_body else arm
+    fore_depth = (tables.FOREARM_ON_BODY_DEPTH_T if on_body else tables.FOREARM_DEPTH_T) * arm
+    humerus = [step(shoulder, a_upper, f * upper_len) for f, _, _ in tables.HUMERUS]
+    parts.bones.append(
+        make_tube(
+            f"humerus_{side}",
+            "humerus",
+            side,
+            humerus,
+            [r * bs for _, r, _ in tables.HUMERUS],
+            0.5 * arm,
+            [arm, arm, arm, (arm + fore_thickness) / 2],
+            [u for _, _, u in tables.HUMERUS],
+        )
+    )
+    size = tables.SHOULDER_JOINT_MM
+    parts.joints.append(
+        Blob(
+            f"shoulder_joint_{side}",
+            "humerus",
+            side,
+            shoulder,
+            (size, size, size),
+            0.0,
+            0.5 * chest,
+            chest,
+            tables.SHOULDER_JOINT_UPTAKE,
+        )
+    )
+    # radius and ulna: two thin lines a few mm apart along the forearm
+    dx, dy = wrist[0] - elbow[0], wrist[1] - elbow[1]
+    norm = math.hypot(dx, dy) or 1.0
+    nx, ny = -dy / norm, dx / norm
+    spread = tables.FOREARM_SPREAD_AT_WRIST
+    for bone, offset, radius in tables.FOREARM_BONES:
+        p0 = (elbow[0] + offset * nx, elbow[1] + offset * ny)
+        p1 = (wrist[0] + spread * offset * nx, wrist[1] + spread * offset * ny)
+        parts.bones.append(
+            make_tube(
+                f"{bone}_{side}",
+                "forearm",
+                side,
+                [p0, p1],
+                [radius * bs, radius * bs * tables.FOREARM_WIDEN_AT_WRIST],
+                fore_depth,
+                fore_thickness,
+                list(tables.FOREARM_UPTAKE),
+            )
+        )
+    carpus = step(wrist, a_hand, build.mm(tables.CARPUS_H))
+    parts.bones.append(
+        Blob(
+            f"carpus_{side}",
+            "hand",
+            side,
+            carpus,
+            tables.CARPUS_AXES_MM,
+            -sgn * a_hand,
+            fore_depth,
+            fore_thickness,
+            tables.CARPUS_UPTAKE,
+        )
+    )
+    fan_scale = tables.HAND_FAN_AT_SIDES if arm_position == "sides" else 1.0
+    last = len(tables.HAND_FAN_DEG) - 1
+    for j, fan in enumerate(tables.HAND_FAN_DEG):
+        angle = a_hand + math.radians(fan) * fan_scale
+        ray = build.mm(tables.HAND_OUTER_RAY_H if j in (0, last) else tables.HAND_INNER_RAY_H)
+        parts.bones.append(
+            make_tube(
+                f"hand{j + 1}_{side}",
+                "hand",
+                side,
+                [step(carpus, angle, tables.HAND_RAY_START_MM), step(carpus, angle, ray)],
+                list(tables.HAND_RAY_RADIUS_MM),
+                fore_depth,
+                fore_thickness,
+                list(tables.HAND_RAY_UPTAKE),
+            )
+        )
+    adip = build.adiposity
+    parts.arms_soft.append(
+        make_tube(
+            f"arm_soft_{side}",
+            "soft",
+            side,
+            [shoulder, elbow, wrist, tip],
+            [build.mm(w) * adip if fat else build.mm(w) for w, _, fat in tables.ARM_SOFT],
+            0.5 * arm,
+            [arm, arm, fore_thickness, fore_thickness],
+            1.0,
+            half_depth=[
+                build.mm(d) * adip if fat else build.mm(d) for _, d, fat in tables.ARM_SOFT
+            ],
+        )
+    )
+
+
+def _leg_bone(
+    name: str,
+    region: str,
+    side: str,
+    sgn: float,
+    build: _Build,
+    anchors: Anchors,
+    rows: Sequence[tables.LegVertex],
+) -> Tube:
+    return make_tube(
+        f"{name}_{side}",
+        region,
+        side,
+        [build.place(v.at, sgn, anchors) for v in rows],
+        [(build.mm(v.radius) if v.radius_in_h else v.radius) * build.bone_scale for v in rows],
+        [v.depth_t * build.thickness[v.level] for v in rows],
+        [build.thickness[v.level] for v in rows],
+        [v.uptake for v in rows],
+        # no half-depths in the table: a round cross-section
+        half_depth=[v.half_depth_mm for v in rows if v.half_depth_mm is not None] or None,
+    )
+
+
+def _add_leg(
+    parts: _Parts, build: _Build, rng: np.random.Generator, side: str, sgn: float, spread: float
+) -> None:
+    """Femur, patella, tibia, fibula, foot and the knee, ankle and hip joints of one leg."""
+    lm = parts.landmarks
+    pelvis, knee, foot = (build.thickness[level] for level in ("pelvis", "knee", "foot"))
+    knee_y, ankle_y = build.mm(tables.KNEE_H), build.mm(tables.ANKLE_H)
+    hip_x, hip_y = lm[f"hip_{side}"]
+    knee_x = sgn * (build.mm(tables.KNEE_X_H) + spread)
+    ankle_x = sgn * (build.mm(tables.ANKLE_X_H) + tables.ANKLE_SPREAD * spread)
+    lm[f"knee_{side}"], lm[f"ankle_{side}"] = (knee_x, knee_y), (ankle_x, ankle_y)
+    anchors = {"hip": (hip_x, hip_y), "knee": (knee_x, knee_y), "ankle": (ankle_x, ankle_y)}
+    anchors["trochanter"] = build.place(tables.TROCHANTER, sgn, anchors)
+    head = build.mm(tables.FEMORAL_HEAD_H)
+    parts.bones.append(
+        Blob(
+            f"femoral_head_{side}",
+            "femur",
+            side,
+            (hip_x, hip_y),
+            (head, head, head),
+            0.0,
+            0.5 * pelvis,
+            pelvis,
+            tables.FEMORAL_HEAD_UPTAKE,
+        )
+    )
+    parts.bones.append(_leg_bone("femur", "femur", side, sgn, build, anchors, tables.FEMUR))
+    parts.bones.append(
+        Blob(
+            f"patella_{side}",
+            "patella",
+            side,
+            build.place(tables.PATELLA, sgn, anchors),
+            tables.PATELLA_AXES_MM,
+            0.0,
+            tables.PATELLA_DEPTH_MM,
+            knee,
+            tables.PATELLA_UPTAKE,
+        )
+    )
+    parts.bones.append(_leg_bone("tibia", "tibia", side, sgn, build, anchors, tables.TIBIA))
+    parts.bones.append(_leg_bone("fibula", "fibula", side, sgn, build, anchors, tables.FIBULA))
+    tarsus = build.place(tables.TARSUS, sgn, anchors)
+    parts.bones.append(
+        Blob(
+            f"tarsus_{side}",
+            "foot",
+            side,
+            tarsus,
+            (
+                build.mm(tables.TARSUS_AXES_H[0]),
+                build.mm(tables.TARSUS_AXES_H[1]),
+                build.mm(tables.TARSUS_AXES_H[2]),
+            ),
+            0.0,
+            0.5 * foot,
+            foot,
+            tables.TARSUS_UPTAKE,
+        )
+    )
+    lm[f"foot_{side}"] = tarsus
+    turn = math.radians(rng.uniform(*tables.FOOT_TURN_DEG))
+    base_x, base_y = tables.METATARSAL_BASE_MM
+    length = build.mm(tables.METATARSAL_H)
+    for j, splay in enumerate(tables.METATARSAL_SPLAY):
+        angle = turn + splay
+        p0 = (tarsus[0] + sgn * base_x * math.sin(angle), tarsus[1] + base_y)
+        p1 = (
+            tarsus[0] + sgn * tables.METATARSAL_H * build.height * math.sin(angle),
+            tarsus[1] + length * math.cos(angle),
+        )
+        parts.bones.append(
+            make_tube(
+                f"metatarsal{j + 1}_{side}",
+                "foot",
+                side,
+                [p0, p1],
+                list(tables.METATARSAL_RADIUS_MM),
+                tables.METATARSAL_DEPTH_T * foot,
+                foot,
+                tables.METATARSAL_UPTAKE,
+                half_depth=list(tables.METATARSAL_HALF_DEPTH_MM),
+            )
+        )
+    for joint in tables.LEG_JOINTS:
+        level = build.thickness[joint.level]
+        axes = tuple(
+            build.mm(a) if in_h else a for a, in_h in zip(joint.axes, joint.axes_in_h, strict=True)
+        )
+        parts.joints.append(
+            Blob(
+                f"{joint.name}_{side}",
+                joint.region,
+                side,
+                anchors[joint.at],
+                (axes[0], axes[1], axes[2]),
+                0.0,
+                0.5 * level,
+                level,
+                joint.uptake,
+            )
+        )
+
+
+def _trunk_half_width(level: tables.TrunkLevel, build: _Build, shoulder_half_width: float) -> float:
+    if level.wide == "acromion":
+        return (shoulder_half_width + build.mm(level.half_width_h)) * tables.TRUNK_AT_SHOULDERS
+    width = build.mm(level.half_width_h)
+    if level.wide == "shoulder":
+        width = width * build.shoulder_factor
+    elif level.wide == "pelvis":
+        width = width * build.pelvis_factor
+    return width * build.adiposity**level.girth if level.girth else width
+
+
+def _add_soft_tissue(parts: _Parts, build: _Build, shoulder_half_width: float) -> None:
+    """Head, neck, trunk outline and legs (combined by maximum in the renderer)."""
+    head = build.thickness["head"]
+    neck = build.thickness["neck"]
+    across, down, deep = tables.HEAD_SOFT_AXES_H
+    parts.soft.append(
+        Blob(
+            "head_soft",
+            "soft",
+            None,
+            (0.0, build.mm(tables.HEAD_SOFT_Y_H)),
+            (build.mm(across), build.mm(down), build.mm(deep)),
+            0.0,
+            head / 2,
+            head,
+            1.0,
+        )
+    )
+    parts.soft.append(
+        make_tube(
+            "neck_soft",
+            "soft",
+            None,
+            [(0.0, build.mm(y)) for y in tables.NECK_SOFT_H],
+            build.mm(tables.NECK_SOFT_HALF_WIDTH_H),
+            neck / 2,
+            neck,
+            1.0,
+            half_depth=neck / 2,
+        )
+    )
+    depths = [build.trunk_thickness(build.mm(level.y_h)) for level in tables.TRUNK]
+    parts.soft.append(
+        make_tube(
+            "trunk_soft",
+            "soft",
+            None,
+            [(0.0, build.mm(level.y_h)) for level in tables.TRUNK],
+            [_trunk_half_width(level, build, shoulder_half_width) for level in tables.TRUNK],
+            [t / 2 for t in depths],
+            depths,
+            1.0,
+            half_depth=[t / 2 for t in depths],
+            caps=False,
+        )
+    )
+    lm = parts.landmarks
+    leg_t = [build.thickness[level] for level in tables.LEG_SOFT_LEVELS]
+    adip = build.adiposity
+    for side, sgn in SIDES:
+        anchors = {"hip_level": (0.0, lm[f"hip_{side}"][1]), "ankle": lm[f"ankle_{side}"]}
+        pts = [
+            build.place(tables.LEG_SOFT_HIP, sgn, anchors),
+            lm[f"knee_{side}"],
+            build.place(tables.LEG_SOFT_ANKLE, sgn, anchors),
+            lm[f"foot_{side}"],
+        ]
+        parts.soft.append(
+            make_tube(
+                f"leg_soft_{side}",
+                "soft",
+                side,
+                pts,
+                [build.mm(w) * adip**p if p else build.mm(w) for w, p in tables.LEG_SOFT_WIDTH],
+                [t / 2 for t in leg_t],
+                leg_t,
+                1.0,
+                half_depth=[t / 2 for t in leg_t],
+            )
+        )
+
+
+def _kidneys(build: _Build, centre_y: dict[str, float]) -> tuple[Blob, Blob]:
+    """The two kidneys beside L1, the right one lower (uptake set by the physiology)."""
+    abdomen = build.thickness["abdomen"]
+    across, down, deep = tables.KIDNEY_AXES_H
+    out = []
+    for (side, sgn), drop_h in zip(SIDES, tables.KIDNEY_DROP_H, strict=True):
+        out.append(
+            Blob(
+                f"kidney_{side}",
+                "soft",
+                side,
+                (sgn * tables.KIDNEY_X_H * build.height, centre_y["L1"] + build.mm(drop_h)),
+                (build.mm(across), build.mm(down), build.mm(deep)),
+                math.radians(90 - sgn * tables.KIDNEY_TILT_DEG),
+                tables.KIDNEY_DEPTH_T * abdomen,
+                abdomen,
+                0.0,
+            )
+        )
+    return out[0], out[1]
+
+
+def _add_lungs(parts: _Parts, build: _Build) -> None:
+    """Lungs: air, not tissue; the renderer removes their share of chest soft tissue."""
+    chest = build.thickness["chest"]
+    sf = build.shoulder_factor
+    across, down, deep = tables.LUNG_AXES_H
+    for side, sgn in SIDES:
+        parts.soft.append(
+            Blob(
+                f"lung_{side}",
+                "lung",
+                side,
+                (sgn * tables.LUNG_X_H * build.height * sf, build.mm(tables.LUNG_Y_H)),
+                (build.mm(across), build.mm(down) * sf, build.mm(deep) * build.adiposity**0.5),
+                math.pi / 2,
+                0.5 * chest,
+                chest,
+                1.0,
+            )
+        )
+
+
+def _scaled(p: Primitive, k: float) -> Primitive:
+    # one branch per type: dataclasses.replace needs the concrete class for mypy
+    if isinstance(p, Tube):
+        return replace(p, uptake=p.uptake * k)
+    return replace(p, uptake=p.uptake * k)
+
+
 def build_body(
     rng: np.random.Generator,
     sex: str,
@@ -300,15 +1004,19 @@ def build_body(
     height_mm: float | None = None,
     arm_position: str | None = None,
 ) -> Body:
-    """Draw one patient's anatomy.
+    """Draw one patient's anatomy from the tables of :mod:`core.phantom.anatomy_tables`.
+
+    The random draws come in a fixed order (stature, arm position, proportions,
+    arm angles right then left, leg spread, foot turns), so that the same generator
+    state gives the same body.
 
     Args:
         rng: Random generator (consumed; same state, same body).
         sex: ``"M"`` or ``"F"``.
         age: Age in years (12 to 100).
         height_mm: Stature; drawn by :func:`adult_height` when None.
-        arm_position: One of :data:`ARM_POSITIONS`; drawn (70 % sides, 18 % abdomen,
-            12 % abducted) when None.
+        arm_position: One of :data:`ARM_POSITIONS`; drawn by
+            :data:`core.phantom.anatomy_tables.ARM_POSITION_P` when None.
 
     Returns:
         The :class:`Body`.
@@ -318,910 +1026,52 @@ def build_body(
     """
     if sex not in ("M", "F"):
         raise ValueError(f"sex must be 'M' or 'F', got {sex!r}")
-    H = adult_height(sex, age, rng) if height_mm is None else float(height_mm)
+    height = adult_height(sex, age, rng) if height_mm is None else float(height_mm)
     if arm_position is None:
-        arm_position = str(rng.choice(ARM_POSITIONS, p=[0.70, 0.18, 0.12]))
+        p = [tables.ARM_POSITION_P[a] for a in ARM_POSITIONS]
+        arm_position = str(rng.choice(ARM_POSITIONS, p=p))
     if arm_position not in ARM_POSITIONS:
         raise ValueError(f"arm_position must be one of {ARM_POSITIONS}, got {arm_position!r}")
 
-    male = sex == "M"
-    sf = rng.normal(1.0, 0.045) * (1.03 if male else 0.97)  # shoulder width factor
-    hf = rng.normal(1.0, 0.045) * (0.97 if male else 1.05)  # pelvis width factor
-    adip = float(np.clip(rng.normal(1.0, 0.12), 0.8, 1.4))  # soft-tissue girth
-    scol = rng.normal(0.0, 0.006) * H if (age > 55 and rng.random() < 0.2) else 0.0
-    bone_scale = float(np.clip(rng.normal(1.0, 0.04), 0.88, 1.12))  # bone calibre
-
-    T = {
-        "head": 0.11 * H,
-        "neck": 0.07 * H,
-        "chest": 0.125 * H * adip,
-        "abdomen": 0.13 * H * adip**1.3,
-        "pelvis": 0.13 * H * adip,
-        "thigh": 0.09 * H * adip,
-        "knee": 0.065 * H,
-        "shank": 0.06 * H * math.sqrt(adip),
-        "ankle": 0.05 * H,
-        "foot": 0.07 * H,
-        "arm": 0.05 * H * math.sqrt(adip),
-    }
-
-    def trunk_thickness(y: float) -> float:
-        """AP thickness of the body at height y (mm), piecewise linear."""
-        ys = np.array([0.0, 0.13, 0.17, 0.22, 0.33, 0.42, 0.5, 0.56, 0.72, 0.9, 1.0]) * H
-        ts = np.array(
-            [
-                T["head"],
-                T["head"],
-                T["neck"],
-                T["chest"],
-                T["chest"],
-                T["abdomen"],
-                T["pelvis"],
-                T["thigh"],
-                T["knee"],
-                T["shank"],
-                T["foot"],
-            ]
-        )
-        return float(np.interp(y, ys, ts))
-
-    bones: list[Primitive] = []
-    joints: list[Primitive] = []
-    lm: dict[str, tuple[float, float]] = {}
-    bs = bone_scale
-
-    def spine_x(y: float) -> float:
-        y0, y1 = 0.19 * H, 0.45 * H
-        if scol == 0.0 or y < y0 or y > y1:
-            return 0.0
-        return float(scol * math.sin(math.pi * (y - y0) / (y1 - y0)))
-
-    # --- skull and face ---------------------------------------------------------------
-    head_T = T["head"]
-    bones.append(
-        Blob(
-            "cranium",
-            "skull",
-            None,
-            (0.0, 0.054 * H),
-            (0.042 * H, 0.05 * H, 0.048 * H),
-            0.0,
-            head_T / 2,
-            head_T,
-            1.0,
-            shell=10.0 * bs,
-        )
-    )
-    bones.append(
-        Blob(
-            "skull_base",
-            "skull",
-            None,
-            (0.0, 0.085 * H),
-            (0.034 * H, 0.012 * H, 0.035 * H),
-            0.0,
-            head_T * 0.5,
-            head_T,
-            0.12,
-        )
-    )
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        bones.append(
-            Blob(
-                f"orbit_{side}",
-                "skull",
-                side,
-                (sgn * 0.017 * H, 0.072 * H),
-                (0.011 * H, 0.01 * H, 0.012 * H),
-                0.0,
-                0.05 * H * 0.5,
-                head_T,
-                0.9,
-                shell=3.5,
-            )
-        )
-    bones.append(
-        Blob(
-            "maxilla",
-            "skull",
-            None,
-            (0.0, 0.1 * H),
-            (0.02 * H, 0.011 * H, 0.012 * H),
-            0.0,
-            0.03 * H,
-            head_T,
-            0.9,
-        )
-    )
-    bones.append(
-        Blob(
-            "nasal",
-            "skull",
-            None,
-            (0.0, 0.084 * H),
-            (0.006 * H, 0.01 * H, 0.012 * H),
-            0.0,
-            0.02 * H,
-            head_T,
-            0.8,
-        )
-    )
-    mand = [
-        (-0.029 * H, 0.092 * H),
-        (-0.027 * H, 0.113 * H),
-        (-0.015 * H, 0.126 * H),
-        (0.0, 0.13 * H),
-        (0.015 * H, 0.126 * H),
-        (0.027 * H, 0.113 * H),
-        (0.029 * H, 0.092 * H),
-    ]
-    bones.append(
-        _tube(
-            "mandible",
-            "mandible",
-            None,
-            mand,
-            5.0 * bs,
-            [
-                0.55 * head_T,
-                0.4 * head_T,
-                0.2 * head_T,
-                0.12 * head_T,
-                0.2 * head_T,
-                0.4 * head_T,
-                0.55 * head_T,
-            ],
-            head_T,
-            1.0,
-            half_depth=8.0 * bs,
-        )
-    )
-    lm["chin"] = (0.0, 0.13 * H)
-
-    # --- spine ------------------------------------------------------------------------
-    levels: list[tuple[str, str, float, float, float]] = []  # name, region, y_top, y_bot, hw
-    y = 0.108 * H
-    for i in range(7):
-        h = 0.0100 * H
-        levels.append((f"C{i + 1}", "cervical_spine", y, y + h, (9.0 + 0.6 * i) * bs))
-        y += h
-    for i in range(12):
-        h = 0.0135 * H
-        levels.append((f"T{i + 1}", "thoracic_spine", y, y + h, (14.0 + 0.8 * i) * bs))
-        y += h
-    for i in range(5):
-        h = 0.0205 * H
-        levels.append((f"L{i + 1}", "lumbar_spine", y, y + h, (23.0 + 1.2 * i) * bs))
-        y += h
-    vert_y: dict[str, float] = {}
-    for name, region, y0, y1, hw in levels:
-        yc = 0.5 * (y0 + y1)
-        vert_y[name] = yc
-        tt = trunk_thickness(yc)
-        if region == "cervical_spine":
-            dfrac = 0.55
-        elif region == "thoracic_spine":
-            dfrac = 0.68 + 0.04 * math.sin(math.pi * (yc - 0.19 * H) / (0.16 * H))
-        else:
-            dfrac = 0.64
-        d = dfrac * tt
-        xc = spine_x(yc)
-        # bodies fill ~80 % of the level; the gap reads as the disc space
-        bones.append(
-            Blob(
-                name,
-                region,
-                None,
-                (xc, yc),
-                (hw, 0.5 * (y1 - y0), hw * 0.85),
-                0.0,
-                d,
-                tt,
-                1.0,
-                # rounder than a box: real vertebrae blur into a column, not beads
-                power=2.5,
-            )
-        )
-        # posterior elements (pedicles, laminae, spinous process), deeper
-        bones.append(
-            Blob(
-                f"{name}_arch",
-                region,
-                None,
-                (xc, yc + 0.1 * (y1 - y0)),
-                (hw * 0.75, 0.45 * (y1 - y0), 10.0 * bs),
-                0.0,
-                min(tt - 12.0, d + hw * 0.85 + 14.0),
-                tt,
-                0.9,
-            )
-        )
-    lm["L5_bottom"] = (0.0, y)
-    lm["T12"] = (spine_x(vert_y["T12"]), vert_y["T12"])
-    lm["L3"] = (spine_x(vert_y["L3"]), vert_y["L3"])
-    lm["C7"] = (0.0, vert_y["C7"])
-
-    # --- sacrum and pelvis --------------------------------------------------------------
-    ys0 = y
-    pT = T["pelvis"]
-    bones.append(
-        _tube(
-            "sacrum",
-            "sacrum",
-            None,
-            [
-                (0.0, ys0 + 0.004 * H),
-                (0.0, ys0 + 0.04 * H),
-                (0.0, ys0 + 0.075 * H),
-                (0.0, ys0 + 0.095 * H),
-            ],
-            [0.026 * H * hf, 0.02 * H * hf, 0.009 * H, 0.004 * H],
-            [0.72 * pT, 0.75 * pT, 0.8 * pT, 0.82 * pT],
-            pT,
-            [1.05, 1.0, 0.9, 0.7],
-            half_depth=[14.0, 12.0, 9.0, 6.0],
-        )
-    )
-    lm["sacrum_top"] = (0.0, ys0)
-    sym_y = ys0 + 0.062 * H  # pubic symphysis, upper border of the bladder's bed
-    lm["symphysis"] = (0.0, sym_y)
-    hip_dx = 0.052 * H * hf
-    hip_y = ys0 + 0.03 * H
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        s = sgn
-        # iliac wing: a tilted plate, with a brighter crest along its rim
-        bones.append(
-            Blob(
-                f"ilium_{side}",
-                "pelvis",
-                side,
-                (s * 0.056 * H * hf, ys0 - 0.004 * H),
-                (0.038 * H * hf, 0.027 * H, 14.0 * bs),
-                s * math.radians(-22),
-                0.5 * pT,
-                pT,
-                0.75,
-            )
-        )
-        crest = [
-            (s * 0.024 * H, ys0 - 0.012 * H),
-            (s * 0.045 * H * hf, ys0 - 0.032 * H),
-            (s * 0.072 * H * hf, ys0 - 0.03 * H),
-            (s * 0.088 * H * hf, ys0 - 0.012 * H),
-            (s * 0.086 * H * hf, ys0 + 0.006 * H),
-        ]
-        bones.append(
-            _tube(
-                f"iliac_crest_{side}",
-                "pelvis",
-                side,
-                crest,
-                6.5 * bs,
-                [0.72 * pT, 0.6 * pT, 0.45 * pT, 0.3 * pT, 0.25 * pT],
-                pT,
-                1.0,
-                half_depth=12.0 * bs,
-            )
-        )
-        # SI joint: a short oblique line beside the sacrum, normally brighter
-        si = [(s * 0.02 * H * hf, ys0 + 0.002 * H), (s * 0.017 * H * hf, ys0 + 0.036 * H)]
-        joints.append(
-            _tube(
-                f"si_joint_{side}",
-                "pelvis",
-                side,
-                si,
-                6.0 * bs,
-                0.72 * pT,
-                pT,
-                1.0,
-                half_depth=16.0,
-            )
-        )
-        lm[f"si_{side}"] = (s * 0.019 * H * hf, ys0 + 0.02 * H)
-        # acetabulum rim and the pubic and ischial rami (the obturator ring)
-        hx = s * hip_dx
-        lm[f"hip_{side}"] = (hx, hip_y)
-        bones.append(
-            Blob(
-                f"acetabulum_{side}",
-                "pelvis",
-                side,
-                (hx - s * 3.0, hip_y - 3.0),
-                (0.017 * H, 0.017 * H, 0.02 * H),
-                0.0,
-                0.5 * pT,
-                pT,
-                0.7,
-                shell=6.0,
-            )
-        )
-        ring = [
-            (hx - s * 0.006 * H, hip_y + 0.008 * H),
-            (s * 0.02 * H, sym_y - 0.006 * H),
-            (s * 0.007 * H, sym_y),
-            (s * 0.009 * H, sym_y + 0.018 * H),
-            (s * 0.028 * H, sym_y + 0.03 * H),
-            (s * 0.043 * H * hf, sym_y + 0.024 * H),
-            (hx - s * 0.002 * H, hip_y + 0.018 * H),
-        ]
-        bones.append(
-            _tube(
-                f"pubis_{side}",
-                "pelvis",
-                side,
-                ring,
-                5.5 * bs,
-                [0.45 * pT, 0.25 * pT, 0.18 * pT, 0.25 * pT, 0.55 * pT, 0.62 * pT, 0.55 * pT],
-                pT,
-                0.95,
-                half_depth=8.0 * bs,
-            )
-        )
-
-    # --- ribs, sternum, clavicles ---------------------------------------------------
-    cT = T["chest"]
-    rib_rx = (
-        np.array([0.035, 0.05, 0.06, 0.067, 0.072, 0.075, 0.077, 0.077, 0.075, 0.071, 0.064, 0.056])
-        * H
-        * sf
-    )
-    rib_drop = (
-        np.array([0.02, 0.04, 0.057, 0.066, 0.073, 0.077, 0.079, 0.077, 0.07, 0.056, 0.034, 0.02])
-        * H
-    )
-    rib_end = np.radians([150, 155, 158, 158, 158, 158, 155, 148, 140, 130, 105, 80])
-    for k in range(12):
-        yk = vert_y[f"T{k + 1}"]
-        rx = rib_rx[k]
-        rz = 0.42 * cT * (0.75 + 0.25 * min(1.0, k / 5))
-        zc = 0.52 * cT
-        phi = np.linspace(math.radians(14), rib_end[k], 14)
-        s_ = np.clip((phi - math.radians(15)) / (rib_end[k] - math.radians(15)), 0.0, 1.0)
-        ys = (
-            yk
-            + rib_drop[k] * s_**1.1
-            - 0.003 * H * np.sin(np.minimum(phi, math.pi / 2)) * (1.0 if k > 0 else 0.3)
-        )
-        xs = rx * np.sin(phi)
-        ds = zc + rz * np.cos(phi)
-        for side, sgn in (("right", -1.0), ("left", 1.0)):
-            pts = [(sgn * float(a) + spine_x(yk), float(b)) for a, b in zip(xs, ys, strict=True)]
-            bones.append(
-                _tube(
-                    f"rib{k + 1}_{side}",
-                    "ribs",
-                    side,
-                    pts,
-                    4.2 * bs,
-                    list(map(float, ds)),
-                    cT,
-                    0.85,
-                    half_depth=5.0 * bs,
-                )
-            )
-    lm["xiphoid"] = (0.0, 0.29 * H)
-    st_y0 = vert_y["T2"]
-    st = [
-        (0.0, st_y0),
-        (0.0, st_y0 + 0.028 * H),
-        (0.0, st_y0 + 0.06 * H),
-        (0.0, st_y0 + 0.1 * H),
-        (0.0, st_y0 + 0.112 * H),
-    ]
-    bones.append(
-        _tube(
-            "sternum",
-            "sternum",
-            None,
-            st,
-            [13.0 * bs, 11.0 * bs, 9.0 * bs, 8.5 * bs, 4.0],
-            18.0,
-            cT,
-            [1.0, 0.95, 0.95, 0.95, 0.8],
-            half_depth=7.0,
-        )
-    )
-    lm["sternum_top"] = (0.0, st_y0)
-    sh = 0.112 * H * sf  # half biacromial width
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        s = sgn
-        cl = [
-            (s * 0.013 * H, st_y0 + 0.003 * H),
-            (s * 0.035 * H, st_y0 - 0.004 * H),
-            (s * 0.06 * H * sf, st_y0 - 0.011 * H),
-            (s * (sh - 0.014 * H), st_y0 - 0.015 * H),
-        ]
-        bones.append(
-            _tube(
-                f"clavicle_{side}",
-                "clavicle",
-                side,
-                cl,
-                5.0 * bs,
-                [20.0, 30.0, 45.0, 55.0],
-                cT,
-                0.8,
-            )
-        )
-        lm[f"acromion_{side}"] = (s * sh, st_y0 - 0.006 * H)
-        # scapula: thin plate, brighter borders, spine of the scapula
-        sup = (s * 0.045 * H * sf, st_y0 - 0.002 * H)
-        inf = (s * 0.058 * H * sf, st_y0 + 0.095 * H)
-        gle = (s * (sh - 0.022 * H), st_y0 + 0.013 * H)
-        cx = (sup[0] + inf[0] + gle[0]) / 3
-        cy = (sup[1] + inf[1] + gle[1]) / 3
-        sd = 0.84 * cT
-        bones.append(
-            Blob(
-                f"scapula_{side}",
-                "scapula",
-                side,
-                (cx, cy),
-                (0.03 * H, 0.021 * H, 8.0),
-                math.radians(95 if s < 0 else 85) + s * 0.2,
-                sd,
-                cT,
-                0.9,
-            )
-        )
-        bones.append(
-            _tube(
-                f"scapula_border_{side}",
-                "scapula",
-                side,
-                [sup, inf, gle],
-                4.5 * bs,
-                sd,
-                cT,
-                1.1,
-                half_depth=7.0,
-            )
-        )
-        bones.append(
-            _tube(
-                f"scapula_spine_{side}",
-                "scapula",
-                side,
-                [(s * 0.05 * H * sf, st_y0 + 0.018 * H), (s * (sh - 0.004 * H), st_y0 - 0.004 * H)],
-                5.0 * bs,
-                sd - 10.0,
-                cT,
-                1.2,
-                half_depth=8.0,
-            )
-        )
-        lm[f"scapula_{side}"] = (cx, cy)
-        lm[f"inferior_angle_{side}"] = inf
-
-    # --- arms --------------------------------------------------------------------------
-    arms_soft: list[Primitive] = []
-    aT = T["arm"]
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        s = sgn
-        shoulder = (s * (sh - 0.017 * H), st_y0 + 0.012 * H)
-        lm[f"shoulder_{side}"] = shoulder
-        if arm_position == "sides":
-            a_up = math.radians(rng.uniform(2, 9))
-            a_fore = a_up + math.radians(rng.uniform(-6, 3))
-            a_hand = a_fore + math.radians(rng.uniform(-8, 8))
-        elif arm_position == "abducted":
-            a_up = math.radians(rng.uniform(18, 38))
-            a_fore = a_up + math.radians(rng.uniform(-5, 12))
-            a_hand = a_fore + math.radians(rng.uniform(-5, 10))
-        else:  # hands resting on the abdomen: elbows flexed, forearms point to the midline
-            a_up = math.radians(rng.uniform(8, 16))
-            a_fore = -math.radians(rng.uniform(40, 65))
-            a_hand = a_fore - math.radians(rng.uniform(-10, 15))
-        L_up, L_fore, L_hand = 0.186 * H, 0.146 * H, 0.09 * H
-
-        def step(
-            p: tuple[float, float], ang: float, length: float, s: float = s
-        ) -> tuple[float, float]:
-            # angle from the downward vertical, positive = away from the midline
-            return (p[0] + s * length * math.sin(ang), p[1] + length * math.cos(ang))
-
-        elbow = step(shoulder, a_up, L_up)
-        wrist = step(elbow, a_fore, L_fore)
-        tip = step(wrist, a_hand, L_hand)
-        lm[f"elbow_{side}"], lm[f"wrist_{side}"] = elbow, wrist
-        on_body = arm_position == "abdomen"
-        # forearm and hand on the abdomen lie in front of it: shallow for ANT, deep for POST
-        fT = T["abdomen"] + aT if on_body else aT
-        fd = 0.5 * aT if not on_body else 0.45 * aT
-        hum = [
-            shoulder,
-            step(shoulder, a_up, 0.15 * L_up),
-            step(shoulder, a_up, 0.85 * L_up),
-            elbow,
-        ]
-        bones.append(
-            _tube(
-                f"humerus_{side}",
-                "humerus",
-                side,
-                hum,
-                [17.0 * bs, 11.0 * bs, 9.5 * bs, 14.0 * bs],
-                0.5 * aT,
-                [aT, aT, aT, (aT + fT) / 2],
-                [1.3, 1.0, 0.85, 1.0],
-            )
-        )
-        joints.append(
-            Blob(
-                f"shoulder_joint_{side}",
-                "humerus",
-                side,
-                shoulder,
-                (15.0, 15.0, 15.0),
-                0.0,
-                0.5 * cT,
-                cT,
-                0.8,
-            )
-        )
-        # radius and ulna: two thin lines a few mm apart along the forearm
-        dx_, dy_ = wrist[0] - elbow[0], wrist[1] - elbow[1]
-        norm = math.hypot(dx_, dy_) or 1.0
-        nx, ny = -dy_ / norm, dx_ / norm
-        for bname, off, rad in (("radius", 5.5, 4.3), ("ulna", -5.5, 4.0)):
-            p0 = (elbow[0] + off * nx, elbow[1] + off * ny)
-            p1 = (wrist[0] + 1.3 * off * nx, wrist[1] + 1.3 * off * ny)
-            bones.append(
-                _tube(
-                    f"{bname}_{side}",
-                    "forearm",
-                    side,
-                    [p0, p1],
-                    [rad * bs, rad * bs * 1.25],
-                    fd,
-                    fT,
-                    [0.85, 1.05],
-                )
-            )
-        carpus = step(wrist, a_hand, 0.02 * H)
-        bones.append(
-            Blob(
-                f"carpus_{side}",
-                "hand",
-                side,
-                carpus,
-                (13.0, 10.0, 10.0),
-                -s * a_hand,
-                fd,
-                fT,
-                1.2,
-            )
-        )
-        for j, fan in enumerate((-16, -8, 0, 8, 15)):
-            ang = a_hand + math.radians(fan) * (0.6 if arm_position == "sides" else 1.0)
-            ln = (0.065 if j in (0, 4) else 0.078) * H
-            bones.append(
-                _tube(
-                    f"hand{j + 1}_{side}",
-                    "hand",
-                    side,
-                    [step(carpus, ang, 6.0), step(carpus, ang, ln)],
-                    [4.5, 3.0],
-                    fd,
-                    fT,
-                    [1.0, 0.8],
-                )
-            )
-        arms_soft.append(
-            _tube(
-                f"arm_soft_{side}",
-                "soft",
-                side,
-                [shoulder, elbow, wrist, tip],
-                [0.03 * H * adip, 0.024 * H * adip, 0.018 * H, 0.016 * H],
-                0.5 * aT,
-                [aT, aT, fT, fT],
-                1.0,
-                half_depth=[0.028 * H * adip, 0.022 * H * adip, 0.015 * H, 0.01 * H],
-            )
-        )
-
-    # --- legs ------------------------------------------------------------------------
-    tgT, kT, shT, anT, ftT = T["thigh"], T["knee"], T["shank"], T["ankle"], T["foot"]
-    knee_y, ankle_y = 0.715 * H, 0.955 * H
-    spread = rng.uniform(-0.006, 0.012) * H  # legs together or slightly apart
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        s = sgn
-        hx, hy = lm[f"hip_{side}"]
-        kx = s * (0.047 * H + spread)
-        ax_ = s * (0.046 * H + 1.4 * spread)
-        lm[f"knee_{side}"], lm[f"ankle_{side}"] = (kx, knee_y), (ax_, ankle_y)
-        troch = (hx + s * 0.03 * H * hf, hy + 0.012 * H)
-        bones.append(
-            Blob(
-                f"femoral_head_{side}",
-                "femur",
-                side,
-                (hx, hy),
-                (0.013 * H, 0.013 * H, 0.013 * H),
-                0.0,
-                0.5 * pT,
-                pT,
-                0.75,
-            )
-        )
-        fem = [
-            (hx + s * 0.004 * H, hy + 0.003 * H),
-            troch,
-            (hx + s * 0.024 * H * hf, hy + 0.035 * H),
-            (kx + s * 0.003 * H, knee_y - 0.07 * H),
-            (kx, knee_y - 0.018 * H),
-            (kx, knee_y - 0.004 * H),
-        ]
-        bones.append(
-            _tube(
-                f"femur_{side}",
-                "femur",
-                side,
-                fem,
-                [10.0 * bs, 15.0 * bs, 12.0 * bs, 12.0 * bs, 0.021 * H * bs, 0.022 * H * bs],
-                [0.5 * pT, 0.5 * pT, 0.5 * tgT, 0.5 * tgT, 0.5 * kT, 0.5 * kT],
-                [pT, pT, tgT, tgT, kT, kT],
-                [1.0, 1.15, 0.9, 0.85, 0.95, 1.0],
-                half_depth=[10.0, 18.0, 13.0, 12.0, 17.0, 17.0],
-            )
-        )
-        bones.append(
-            Blob(
-                f"patella_{side}",
-                "patella",
-                side,
-                (kx, knee_y - 0.02 * H),
-                (13.0, 15.0, 9.0),
-                0.0,
-                14.0,
-                kT,
-                0.7,
-            )
-        )
-        tib = [
-            (kx, knee_y + 0.004 * H),
-            (kx, knee_y + 0.025 * H),
-            (kx - s * 0.003 * H, knee_y + 0.08 * H),
-            (ax_ - s * 0.004 * H, ankle_y - 0.03 * H),
-            (ax_ - s * 0.004 * H, ankle_y - 0.002 * H),
-        ]
-        bones.append(
-            _tube(
-                f"tibia_{side}",
-                "tibia",
-                side,
-                tib,
-                [0.022 * H * bs, 0.015 * H * bs, 10.5 * bs, 10.0 * bs, 14.0 * bs],
-                [0.45 * kT, 0.4 * kT, 0.35 * shT, 0.4 * anT, 0.45 * anT],
-                [kT, kT, shT, anT, anT],
-                [1.05, 1.0, 0.85, 0.9, 1.05],
-                half_depth=[16.0, 14.0, 11.0, 10.0, 13.0],
-            )
-        )
-        fib = [
-            (kx + s * 0.019 * H, knee_y + 0.022 * H),
-            (kx + s * 0.017 * H, knee_y + 0.1 * H),
-            (ax_ + s * 0.014 * H, ankle_y - 0.01 * H),
-        ]
-        bones.append(
-            _tube(
-                f"fibula_{side}",
-                "fibula",
-                side,
-                fib,
-                [6.0 * bs, 4.0 * bs, 6.0 * bs],
-                [0.55 * kT, 0.55 * shT, 0.55 * anT],
-                [kT, shT, anT],
-                [0.9, 0.75, 0.95],
-            )
-        )
-        # feet point up at the detector: the tarsus is a compact, deep blob below the
-        # ankle, the metatarsals short foreshortened rays splayed outwards
-        tars = (ax_ + s * 0.004 * H, ankle_y + 0.022 * H)
-        bones.append(
-            Blob(
-                f"tarsus_{side}",
-                "foot",
-                side,
-                tars,
-                (0.012 * H, 0.014 * H, 0.02 * H),
-                0.0,
-                0.5 * ftT,
-                ftT,
-                0.9,
-            )
-        )
-        lm[f"foot_{side}"] = tars
-        turn = math.radians(rng.uniform(5, 30))
-        for j, off in enumerate((-0.25, -0.08, 0.08, 0.25)):
-            ang = turn + off
-            p0 = (tars[0] + s * 6.0 * math.sin(ang), tars[1] + 8.0)
-            p1 = (tars[0] + s * 0.045 * H * math.sin(ang), tars[1] + 0.045 * H * math.cos(ang))
-            bones.append(
-                _tube(
-                    f"metatarsal{j + 1}_{side}",
-                    "foot",
-                    side,
-                    [p0, p1],
-                    [6.0, 4.5],
-                    0.35 * ftT,
-                    ftT,
-                    1.0,
-                    half_depth=[12.0, 9.0],
-                )
-            )
-        joints.append(
-            Blob(
-                f"knee_joint_{side}",
-                "tibia",
-                side,
-                (kx, knee_y),
-                (0.021 * H, 9.0, 0.02 * H),
-                0.0,
-                0.5 * kT,
-                kT,
-                0.15,
-            )
-        )
-        joints.append(
-            Blob(
-                f"ankle_joint_{side}",
-                "tibia",
-                side,
-                (ax_, ankle_y),
-                (13.0, 9.0, 14.0),
-                0.0,
-                0.5 * anT,
-                anT,
-                0.7,
-            )
-        )
-        joints.append(
-            Blob(
-                f"hip_joint_{side}",
-                "femur",
-                side,
-                (hx, hy),
-                (14.0, 14.0, 14.0),
-                0.0,
-                0.5 * pT,
-                pT,
-                0.35,
-            )
-        )
-
-    # --- soft-tissue outline -------------------------------------------------------------
-    soft: list[Primitive] = [
-        Blob(
-            "head_soft",
-            "soft",
-            None,
-            (0.0, 0.062 * H),
-            (0.05 * H, 0.065 * H, 0.055 * H),
-            0.0,
-            head_T / 2,
-            head_T,
-            1.0,
-        ),
-        _tube(
-            "neck_soft",
-            "soft",
-            None,
-            [(0.0, 0.11 * H), (0.0, 0.185 * H)],
-            0.036 * H,
-            T["neck"] / 2,
-            T["neck"],
-            1.0,
-            half_depth=T["neck"] / 2,
-        ),
-    ]
-    trunk_y = [0.17, 0.2, 0.23, 0.28, 0.35, 0.42, 0.47, 0.52]
-    trunk_w = [
-        0.045 * H,
-        (sh + 0.006 * H) * 0.95,
-        0.098 * H * sf * adip**0.5,
-        0.094 * H * adip**0.6,
-        0.088 * H * adip**0.9,
-        0.096 * H * hf * adip**0.8,
-        0.103 * H * hf * adip**0.6,
-        0.095 * H * hf * adip**0.5,
-    ]
-    trunk_d = [trunk_thickness(v * H) for v in trunk_y]
-    soft.append(
-        _tube(
-            "trunk_soft",
-            "soft",
-            None,
-            [(0.0, v * H) for v in trunk_y],
-            trunk_w,
-            [t / 2 for t in trunk_d],
-            trunk_d,
-            1.0,
-            half_depth=[t / 2 for t in trunk_d],
-            caps=False,
-        )
-    )
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        s = sgn
-        hx, hy = lm[f"hip_{side}"]
-        kx, ky = lm[f"knee_{side}"]
-        ax_, ay_ = lm[f"ankle_{side}"]
-        fx, fy = lm[f"foot_{side}"]
-        pts = [(s * 0.045 * H * hf, hy), (kx, ky), (ax_, ay_ - 0.03 * H), (fx, fy)]
-        widths = [0.05 * H * adip, 0.032 * H * adip**0.5, 0.022 * H, 0.024 * H]
-        leg_t = [tgT, kT, anT, ftT]
-        soft.append(
-            _tube(
-                f"leg_soft_{side}",
-                "soft",
-                side,
-                pts,
-                widths,
-                [t / 2 for t in leg_t],
-                leg_t,
-                1.0,
-                half_depth=[t / 2 for t in leg_t],
-            )
-        )
-
-    # --- kidneys (uptake set by the physiology) ------------------------------------------
-    aT_ = T["abdomen"]
-    kid: list[Blob] = []
-    for side, sgn, dy in (("right", -1.0, 0.012 * H), ("left", 1.0, 0.0)):
-        kid.append(
-            Blob(
-                f"kidney_{side}",
-                "soft",
-                side,
-                (sgn * 0.038 * H, vert_y["L1"] + dy),
-                (0.034 * H, 0.016 * H, 0.018 * H),
-                math.radians(90 - sgn * 15),
-                0.7 * aT_,
-                aT_,
-                0.0,
-            )
-        )
-
-    # lungs: air, not tissue; the renderer removes their share of chest soft tissue
-    for side, sgn in (("right", -1.0), ("left", 1.0)):
-        soft.append(
-            Blob(
-                f"lung_{side}",
-                "lung",
-                side,
-                (sgn * 0.045 * H * sf, 0.255 * H),
-                (0.065 * H, 0.034 * H * sf, 0.045 * H * adip**0.5),
-                math.pi / 2,
-                0.5 * cT,
-                cT,
-                1.0,
-            )
-        )
+    build = _draw_build(rng, sex, age, height)
+    parts = _Parts()
+    _add_skull(parts, build)
+    centre_y, sacrum_top = _add_spine(parts, build)
+    _add_pelvis(parts, build, sacrum_top)
+    _add_ribs(parts, build, centre_y)
+    sternum_top = centre_y["T2"]
+    half_width = _add_sternum_and_girdle(parts, build, sternum_top)
+    for side, sgn in SIDES:
+        anchors = _girdle_anchors(sgn, half_width, sternum_top)
+        shoulder = build.place(tables.SHOULDER_JOINT, sgn, anchors)
+        _add_arm(parts, build, rng, side, sgn, arm_position, shoulder)
+    spread = rng.uniform(*tables.LEG_SPREAD_H) * height
+    for side, sgn in SIDES:
+        _add_leg(parts, build, rng, side, sgn, spread)
+    _add_soft_tissue(parts, build, half_width)
+    kidneys = _kidneys(build, centre_y)
+    _add_lungs(parts, build)
 
     # metabolic activity differs by bone: trabecular axial bone takes up more MDP than
     # the cortical shafts of the limbs
-    bones = [_scaled(b, REGION_UPTAKE.get(b.region, 1.0)) for b in bones]
-    joints = [_scaled(b, REGION_UPTAKE.get(b.region, 1.0)) for b in joints]
-
+    uptake = tables.REGION_UPTAKE
     return Body(
-        height_mm=H,
+        height_mm=height,
         sex=sex,
         age=int(age),
         arm_position=arm_position,
-        bones=tuple(bones),
-        soft=tuple(soft),
-        arms_soft=tuple(arms_soft),
-        kidneys=(kid[0], kid[1]),
-        joints=tuple(joints),
-        landmarks=lm,
-        thickness=T,
+        bones=tuple(_scaled(p, uptake.get(p.region, 1.0)) for p in parts.bones),
+        soft=tuple(parts.soft),
+        arms_soft=tuple(parts.arms_soft),
+        kidneys=kidneys,
+        joints=tuple(_scaled(p, uptake.get(p.region, 1.0)) for p in parts.joints),
+        landmarks=parts.landmarks,
+        thickness=build.thickness,
         params={
-            "shoulder_factor": float(sf),
-            "pelvis_factor": float(hf),
-            "adiposity": adip,
-            "scoliosis_mm": float(scol),
-            "bone_scale": bone_scale,
+            "shoulder_factor": float(build.shoulder_factor),
+            "pelvis_factor": float(build.pelvis_factor),
+            "adiposity": build.adiposity,
+            "scoliosis_mm": float(build.scoliosis_mm),
+            "bone_scale": build.bone_scale,
         },
     )

@@ -34,15 +34,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage, stats
 
 from core.config import VIEWS
+from core.phantom.export import generate_dataset
+from core.phantom.findings import PATTERNS
+from core.phantom.generate import generate_case
+from core.reading.readers import read_scan
 
 _MEASURES = (
     "p75",
@@ -147,8 +153,6 @@ def read_real(folder: str | Path) -> list[tuple[str, dict[str, np.ndarray]]]:
     Raises:
         FileNotFoundError: If the folder has no ``ant`` subfolder.
     """
-    from core.reading.readers import read_scan
-
     root = Path(folder)
     if not (root / "ant").is_dir():
         raise FileNotFoundError(f"{root}: no 'ant' subfolder")
@@ -198,8 +202,6 @@ def compare_table(real_dir: str | Path, n_cases: int, seed: int) -> str:
     Returns:
         The Markdown table (columns: real all, real whole-body, generated).
     """
-    from core.phantom import generate_case
-
     real = read_real(real_dir)
     real_rows = [scan_measures(v) for _, v in real]
     body_rows = [r for (_, v), r in zip(real, real_rows, strict=True) if is_whole_body(v)]
@@ -230,8 +232,6 @@ def burden_check(n: int, seed: int) -> dict[str, Any]:
         ``{"n", "rho_lesions", "rho_mean_uptake", "rho_mask_pixels", "n_solitary",
         "rho_solitary_uptake", "rho_solitary_size", "p_values": {...}}``.
     """
-    from core.phantom import generate_case
-
     b, nles, upt, pix = [], [], [], []
     sol_b, sol_u, sol_s = [], [], []
     for i in range(n):
@@ -279,9 +279,6 @@ def ladder_check(n_patients: int, seed: int) -> dict[str, Any]:
         ``{"n_patients", "median_bstbi_by_pattern", "rho_count": {median, min,
         share_1}, "rho_uptake": {median, min, share_1}}`` (share_1: patients with rho 1).
     """
-    from core.phantom import generate_case
-    from core.phantom.findings import PATTERNS
-
     by_pattern: dict[str, list[float]] = {p: [] for p in PATTERNS}
     rho_n, rho_u = [], []
     for i in range(n_patients):
@@ -326,11 +323,6 @@ def generation_rate(n: int, seed: int) -> dict[str, float]:
     Returns:
         ``{"generate_per_s", "generate_and_write_per_s"}``.
     """
-    import tempfile
-
-    from core.phantom import generate_case
-    from core.phantom.export import generate_dataset
-
     t0 = time.perf_counter()
     for i in range(n):
         generate_case(seed, i)
@@ -350,10 +342,6 @@ def picture(real_dir: str | Path, out: str | Path, seed: int, n_real: int = 4) -
     Each view is windowed at its own 99.5th percentile, black background, hot = bright.
     Keep ``out`` outside the repository: real images never enter it.
     """
-    from PIL import Image
-
-    from core.phantom import generate_case
-
     def win(a: np.ndarray) -> np.ndarray:
         top = float(np.percentile(a, 99.5)) or 1.0
         return (np.clip(a / top, 0, 1) * 255).astype(np.uint8)

@@ -33,17 +33,18 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from core.config import COLS, ROWS, VIEWS
+from core.imaging.display import grey_level_1
 from core.phantom.generate import PhantomCase, generate_case, generate_series, to_scan
+from core.phantom.layouts import LAYOUTS, render_layout, save_layout
 from core.phantom.truth import jsonable, true_bstbi
-
-if TYPE_CHECKING:
-    from core.reading.dataset import Case
+from core.reading.dataset import Case, write_cases_csv
+from core.reading.dicom import write_nm_dicom
+from core.reading.labelme import write_labelme
 
 #: Share of cases exported in the black-background (hot = bright) polarity.
 BLACK_FRACTION = 0.2
@@ -88,8 +89,6 @@ def view_image(counts: np.ndarray, style: str, top: int) -> np.ndarray:
     Raises:
         ValueError: If ``style`` is unknown.
     """
-    from core.imaging.display import grey_level_1
-
     if style == "grey-level-1":
         return grey_level_1(counts)
     if style != "hot-bright":
@@ -113,8 +112,6 @@ def write_layouts(out: str | Path, case: PhantomCase) -> list[Path]:
     Returns:
         The pictures written.
     """
-    from core.phantom.layouts import LAYOUTS, render_layout, save_layout
-
     folder = Path(out) / "layouts"
     written = []
     for layout in LAYOUTS:
@@ -137,10 +134,6 @@ def write_case(out: str | Path, case: PhantomCase, *, layouts: bool = False) -> 
     Returns:
         The :class:`core.reading.dataset.Case` row of ``cases.csv`` for it.
     """
-    from core.reading.dataset import Case
-    from core.reading.dicom import write_nm_dicom  # lazy: pydicom is only needed when writing
-    from core.reading.labelme import write_labelme
-
     root = Path(out)
     for sub in ("images", "dicom", "truth"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -197,8 +190,6 @@ def write_dataset(out: str | Path, cases: Iterable[PhantomCase]) -> Path:
     Raises:
         ValueError: If case ids repeat.
     """
-    from core.reading.dataset import write_cases_csv
-
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     rows = [write_case(root, c) for c in cases]
@@ -242,8 +233,6 @@ def generate_dataset(
     Raises:
         ValueError: If ``n``, ``seed`` or ``jobs`` is out of range.
     """
-    from core.reading.dataset import write_cases_csv
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n!r}")
     if seed < 0:

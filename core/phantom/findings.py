@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core.phantom.anatomy import Blob, Body, Primitive, Tube, _tube
+from core.phantom.anatomy import Body
+from core.phantom.primitives import Blob, Primitive, Tube, make_tube
 
 #: Relative frequency of metastasis sites by skeletal region.
 LESION_REGION_WEIGHTS: dict[str, float] = {
@@ -352,22 +353,22 @@ def make_lesion(
     )
 
 
-def lesion_shape(lesion: Lesion, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def lesion_shape(lesion: Lesion, x_mm: np.ndarray, y_mm: np.ndarray) -> np.ndarray:
     """Evaluate a lesion's irregular shape at points (mm, patient coordinates).
 
     Returns:
-        float64 array broadcast from X and Y, in [0, 1]; 0 outside the lesion,
+        float64 array broadcast from x_mm and y_mm, in [0, 1]; 0 outside the lesion,
         peak 1 (before any pixel averaging).
     """
     r = np.random.default_rng(lesion.shape_seed)
     along, across = lesion.size_mm / 2.0, lesion.width_mm / 2.0
-    dx, dy = X - lesion.centre_mm[0], Y - lesion.centre_mm[1]
+    dx, dy = x_mm - lesion.centre_mm[0], y_mm - lesion.centre_mm[1]
     ca, sa = math.cos(lesion.angle), math.sin(lesion.angle)
     p = dx * ca + dy * sa
     q = -dx * sa + dy * ca
     n = int(min(4, 1 + r.poisson(1.0)))
     # edge profile: 0.3 a plateau with a sharp rim, 1.5 an ill-defined, tapering focus
-    # (real metastases are often ill-defined; issue 13)
+    # (real metastases are often ill-defined)
     edge = 0.3 if r.random() < 0.3 else float(r.uniform(0.5, 1.5))
     shape = np.zeros(np.broadcast(p, q).shape)
     for k in range(n):
@@ -766,11 +767,11 @@ def _injection_site(rng: np.random.Generator, body: Body) -> Benign:
 
 def _contamination(rng: np.random.Generator, body: Body) -> Benign:
     sx, sy = body.landmarks["symphysis"]
-    H = body.height_mm
+    height = body.height_mm
     n = int(rng.integers(1, 4))
-    cx = sx + float(rng.uniform(-0.06, 0.06)) * H
-    cy = sy + float(rng.uniform(0.01, 0.09)) * H
-    T = body.thickness["thigh"]
+    cx = sx + float(rng.uniform(-0.06, 0.06)) * height
+    cy = sy + float(rng.uniform(0.01, 0.09)) * height
+    thigh = body.thickness["thigh"]
     front = rng.random() < 0.6
     prims = []
     pts = []
@@ -778,11 +779,11 @@ def _contamination(rng: np.random.Generator, body: Body) -> Benign:
         xy = (cx + float(rng.normal(0, 12)), cy + float(rng.normal(0, 15)))
         size = float(rng.uniform(4.0, 14.0))
         ratio = float(np.exp(rng.normal(math.log(1.2), 0.6)))
-        prims.append(_soft_spot(f"urine_{i}", xy, size, ratio, 0.0 if front else T, T))
+        prims.append(_soft_spot(f"urine_{i}", xy, size, ratio, 0.0 if front else thigh, thigh))
         pts.append(xy)
     return Benign(
         "urine_contamination",
-        "perineum" if abs(cx) < 0.03 * H else "thigh",
+        "perineum" if abs(cx) < 0.03 * height else "thigh",
         "soft",
         None,
         (cx, cy),
@@ -797,17 +798,19 @@ def _contamination(rng: np.random.Generator, body: Body) -> Benign:
 def _catheter_bag(rng: np.random.Generator, body: Body) -> Benign:
     side = "right" if rng.random() < 0.5 else "left"
     sgn = -1.0 if side == "right" else 1.0
-    H = body.height_mm
+    height = body.height_mm
     sx, sy = body.landmarks["symphysis"]
     kx, ky = body.landmarks[f"knee_{side}"]
     on_shin = rng.random() < 0.6
     bag_len = float(rng.uniform(90.0, 170.0))
     bag_w = float(rng.uniform(22.0, 34.0))
     by = ky + (
-        float(rng.uniform(0.03, 0.1)) * H if on_shin else -float(rng.uniform(0.05, 0.12)) * H
+        float(rng.uniform(0.03, 0.1)) * height
+        if on_shin
+        else -float(rng.uniform(0.05, 0.12)) * height
     )
-    bx = kx + sgn * float(rng.uniform(0.005, 0.03)) * H
-    leg_T = body.thickness["shank" if on_shin else "thigh"]
+    bx = kx + sgn * float(rng.uniform(0.005, 0.03)) * height
+    leg = body.thickness["shank" if on_shin else "thigh"]
     conc = float(rng.uniform(0.5, 1.6))  # urine activity per mm, like a full bladder
     # the bag lies against the side of the leg: about as deep for both detectors
     bag = Blob(
@@ -817,19 +820,19 @@ def _catheter_bag(rng: np.random.Generator, body: Body) -> Benign:
         (bx, by + bag_len / 2),
         (bag_len / 2, bag_w / 2, 15.0),
         math.pi / 2 + float(rng.normal(0, 0.1)),
-        leg_T / 2,
-        leg_T,
+        leg / 2,
+        leg,
         conc,
     )
-    wiggle = float(rng.uniform(0.02, 0.06)) * H
+    wiggle = float(rng.uniform(0.02, 0.06)) * height
     path = [
         (sx + sgn * 5.0, sy + 12.0),
-        (sx + sgn * 0.02 * H, sy + 0.04 * H),
+        (sx + sgn * 0.02 * height, sy + 0.04 * height),
         (bx - sgn * wiggle, (sy + by) / 2),
-        (bx + sgn * wiggle * 0.5, by - 0.03 * H),
+        (bx + sgn * wiggle * 0.5, by - 0.03 * height),
         (bx, by),
     ]
-    tube = _tube("catheter", "soft", side, path, 3.0, leg_T / 3, leg_T, conc * 0.8, half_depth=3.0)
+    tube = make_tube("catheter", "soft", side, path, 3.0, leg / 3, leg, conc * 0.8, half_depth=3.0)
     pts = (*path, (bx, by + bag_len / 2), (bx, by + bag_len))
     return Benign(
         "catheter_bag",
@@ -886,7 +889,7 @@ def _post_operative(rng: np.random.Generator, body: Body) -> list[Benign]:
         ts = np.linspace(0.25, 0.6, 6)
         pts_ = [rib.at(float(t)) for t in ts]
         ratio = round(float(rng.uniform(1.6, 2.6)), 3)
-        seg = _tube(
+        seg = make_tube(
             "thoracotomy",
             "ribs",
             rib.side,

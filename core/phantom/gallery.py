@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from core.config import LABEL_BLADDER, LABEL_METASTASIS
+from core.phantom.generate import generate_case
 
 #: (caption, generate_case keyword arguments) of the six panels.
 PANELS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -58,8 +59,6 @@ def gallery(seed: int = 0, rows: int = 880, scale: float = 0.75) -> Image.Image:
     Returns:
         The picture.
     """
-    from core.phantom import generate_case
-
     blocks = []
     for k, (caption, kwargs) in enumerate(PANELS):
         c = generate_case(seed, k, **kwargs)

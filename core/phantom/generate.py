@@ -18,7 +18,8 @@ import numpy as np
 
 import core.phantom.render as rd
 from core.config import LABEL_METASTASIS, VIEWS
-from core.phantom.anatomy import AXIAL_REGIONS, REGION_UPTAKE, Blob, Body, build_body
+from core.phantom.anatomy import AXIAL_REGIONS, Body, build_body
+from core.phantom.anatomy_tables import REGION_UPTAKE
 from core.phantom.cohort import (
     LesionState,
     PatientInfo,
@@ -38,6 +39,7 @@ from core.phantom.findings import (
     sample_lesions,
     sample_pattern,
 )
+from core.phantom.primitives import Blob
 from core.phantom.truth import TRUTH_SCHEMA, jsonable, true_bstbi
 from core.scan import Scan, ScanMeta
 
@@ -110,8 +112,7 @@ class Physiology:
 
 
 #: Per-patient spread (log-normal sigma) of each skeletal region's uptake: real scans
-#: differ from one person to the next far more than one global bone gain gives
-#: (the skull against the lumbar spine spans 0.6-1.5 on the real scans).
+#: differ from one person to the next far more than one global bone gain gives.
 REGION_SPREAD = 0.18
 #: Joint groups whose uptake varies on its own (degeneration, activity, age).
 JOINT_GROUPS: tuple[str, ...] = (
@@ -217,13 +218,16 @@ def _bladder_hotspot(body: Body, phys: Physiology, canvas: rd.Canvas) -> rd.Hots
     radius = (3.0 * phys.bladder_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     a, b = 1.2 * radius, 0.8 * radius
     c = radius / 0.96
-    T = body.thickness["pelvis"]
-    blob = Blob("bladder", "soft", None, (sx, sy - b + 10.0), (a, b, c), 0.0, 0.4 * T, T, 1.0)
+    pelvis = body.thickness["pelvis"]
+    blob = Blob(
+        "bladder", "soft", None, (sx, sy - b + 10.0), (a, b, c), 0.0, 0.4 * pelvis, pelvis, 1.0
+    )
     bf = rd.blob_field(blob, canvas)
     if bf is None:
         return None
     r0, c0, path = bf
-    return rd.Hotspot("bladder", blob.centre, blob.depth, T, phys.bladder_per_mm * path, (r0, c0))
+    activity = phys.bladder_per_mm * path
+    return rd.Hotspot("bladder", blob.centre, blob.depth, pelvis, activity, (r0, c0))
 
 
 def _lesion_hotspot(les: Lesion, bone_gain: float, canvas: rd.Canvas) -> rd.Hotspot | None:
@@ -232,13 +236,13 @@ def _lesion_hotspot(les: Lesion, bone_gain: float, canvas: rd.Canvas) -> rd.Hots
     g = canvas.grid(x - half, x + half, y - half, y + half)
     if g is None:
         return None
-    r0, c0, X, Y = g
+    r0, c0, x_mm, y_mm = g
     # 3 x 3 sub-pixel samples: small lesions lose contrast to partial volume, as they should
     offs = (np.arange(3) - 1.0) * rd.PIXEL_MM / 3.0
-    shape = np.zeros((Y.shape[0], X.shape[1]))
+    shape = np.zeros((y_mm.shape[0], x_mm.shape[1]))
     for dy in offs:
         for dx in offs:
-            shape += lesion_shape(les, X + dx, Y + dy)
+            shape += lesion_shape(les, x_mm + dx, y_mm + dy)
     shape /= 9.0
     act = (les.uptake_ratio - 1.0) * les.host_level * bone_gain * shape
     return rd.Hotspot(les.lesion_id, les.centre_mm, les.depth_mm, les.thickness_mm, act, (r0, c0))

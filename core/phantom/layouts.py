@@ -102,7 +102,6 @@ from scipy import ndimage
 
 from core.config import COLS, ROWS
 from core.imaging.display import GREY_LEVEL_1_PERCENTILE
-from core.imaging.fastops import percentile
 from core.imaging.resize import resize_bilinear
 
 Box = tuple[int, int, int, int]
@@ -278,7 +277,10 @@ def _draw_style(rng: np.random.Generator, views: Mapping[str, np.ndarray]) -> _S
     polarity = "hot-dark" if rng.random() < HOT_DARK_FRACTION else "hot-bright"
     top = int(rng.integers(TOP_RANGE[0], TOP_RANGE[1] + 1))
     peak = max(float(np.max(views["ANT"])), float(np.max(views["POST"])))
-    p999 = {v: percentile(views[v], GREY_LEVEL_1_PERCENTILE) for v in ("ANT", "POST")}
+    p999 = {
+        v: float(np.percentile(views[v].astype(np.float64), GREY_LEVEL_1_PERCENTILE))
+        for v in ("ANT", "POST")
+    }
     return _Style(polarity, top, peak, p999)
 
 

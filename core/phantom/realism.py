@@ -1,6 +1,6 @@
 """Regional uptake, soft tissue, kidneys and hot spots, measured alike on real and generated scans.
 
-The realism table of ``docs/phantom.md`` (issue 13) compares what a reader sees on a
+The realism table of ``docs/phantom.md`` compares what a reader sees on a
 normal scan: how bright each skeletal region is against the lumbar spine, how much
 soft tissue and kidney shows, and how many focal hot spots stand out. Real exports
 come in unknown display units, so every measure is a ratio inside one view.
@@ -31,8 +31,8 @@ scans without metastasis) and, for information, :func:`separability_auc`: the
 leave-one-out ROC AUC of a small classifier (L2-regularised logistic regression on
 these measures plus :func:`core.phantom.compare.scan_measures`) that tells generated
 scans from real ones. 0.5 would mean the measures cannot tell them apart; it is not a
-target, since the same kind of classifier tells one real centre's exports from
-another's with an AUC of about 0.95.
+target, since the same kind of classifier also tells one real centre's exports from
+another's.
 """
 
 from __future__ import annotations
@@ -43,9 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from core.config import VIEWS
+from core.evaluation.metrics import roc_auc
+from core.phantom.compare import is_whole_body, read_real, scan_measures
+from core.phantom.generate import generate_case
 
 #: Median real body length, rows (docs/phantom.md), the unit of column offsets.
 REFERENCE_LENGTH = 680.0
@@ -223,9 +227,6 @@ def realism_rows(
     real_dir: str | Path, n_cases: int, seed: int
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Measure the typical real whole-body scans and generated scans without metastasis."""
-    from core.phantom import generate_case
-    from core.phantom.compare import is_whole_body, read_real
-
     real = [scan_realism(v) for _, v in read_real(real_dir) if is_whole_body(v)]
     gen = [scan_realism(generate_case(seed, i, metastasis=False).views) for i in range(n_cases)]
     return real, gen
@@ -235,9 +236,6 @@ def separability_rows(
     real_dir: str | Path, n_cases: int, seed: int
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Feature rows for :func:`separability_auc`: these measures and compare's, per scan."""
-    from core.phantom import generate_case
-    from core.phantom.compare import is_whole_body, read_real, scan_measures
-
     def row(views: dict[str, np.ndarray]) -> dict[str, float]:
         return {**scan_realism(views), **scan_measures(views)}
 
@@ -262,8 +260,6 @@ def realism_table(real: list[dict[str, float]], gen: list[dict[str, float]]) -> 
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    import torch
-
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
@@ -297,8 +293,6 @@ def separability_auc(
     Raises:
         ValueError: If either side has fewer than 2 scans.
     """
-    from core.evaluation.metrics import roc_auc
-
     if len(real) < 2 or len(gen) < 2:
         raise ValueError(f"need >= 2 scans a side, got {len(real)} real and {len(gen)} generated")
     keys = sorted(real[0])

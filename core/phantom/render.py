@@ -3,7 +3,7 @@
 The physics, kept deliberately simple and cheap:
 
 * **Projection.** Each primitive adds ``uptake * path_length`` to the pixels it
-  covers (path length from :mod:`core.phantom.anatomy`), evaluated at pixel centres
+  covers (path length from :mod:`core.phantom.primitives`), evaluated at pixel centres
   inside the primitive's bounding box only (no per-pixel Python loops).
 * **Attenuation.** Activity at depth ``d`` (mm from the anterior skin) in a body
   ``T`` mm thick reaches the anterior detector with weight ``exp(-MU * d)`` and the
@@ -43,7 +43,8 @@ import numpy as np
 from scipy import ndimage
 
 from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
-from core.phantom.anatomy import Blob, Body, Primitive, Tube
+from core.phantom.anatomy import Body
+from core.phantom.primitives import Blob, Primitive, Tube
 
 #: Pixel spacing of the generated grid, (row, column) mm: 1024 x 2.3 = 2.355 m field.
 PIXEL_MM = 2.3
@@ -156,9 +157,11 @@ class Canvas:
     def grid(
         self, xmin: float, xmax: float, ymin: float, ymax: float
     ) -> tuple[int, int, np.ndarray, np.ndarray] | None:
-        """Return (r0, c0, X, Y) mm coordinates of the pixels in a mm bounding box.
+        """Return (r0, c0, x_mm, y_mm): mm coordinates of the pixels in a mm bounding box.
 
-        None when the box misses the field.
+        ``x_mm`` is a (1, w) row, ``y_mm`` an (h, 1) column, so that they broadcast.
+
+        Returns None when the box misses the field.
         """
         r0 = max(0, math.floor(self.p.vertex_row + ymin / PIXEL_MM))
         r1 = min(ROWS, math.ceil(self.p.vertex_row + ymax / PIXEL_MM) + 1)
@@ -219,13 +222,13 @@ def tube_field(
     )
     if g is None:
         return None
-    r0, c0, X, Y = g
+    r0, c0, x_mm, y_mm = g
     if not tube.caps:
-        return _slab_field(tube, r0, c0, X, Y)
+        return _slab_field(tube, r0, c0, x_mm, y_mm)
     a = xy[:-1, :, None, None]
     ab = (xy[1:] - xy[:-1])[:, :, None, None]
-    px = X[None] - a[:, 0]
-    py = Y[None] - a[:, 1]
+    px = x_mm[None] - a[:, 0]
+    py = y_mm[None] - a[:, 1]
     ll = (ab[:, 0] ** 2 + ab[:, 1] ** 2) + 1e-12
     t = np.clip((px * ab[:, 0] + py * ab[:, 1]) / ll, 0.0, 1.0)
     dx = px - t * ab[:, 0]
@@ -245,7 +248,7 @@ def tube_field(
 
 
 def _slab_field(
-    tube: Tube, r0: int, c0: int, X: np.ndarray, Y: np.ndarray
+    tube: Tube, r0: int, c0: int, x_mm: np.ndarray, y_mm: np.ndarray
 ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A flat-ended tube read as a vertical slab: half-width ``radius`` at each vertex's y.
 
@@ -253,10 +256,10 @@ def _slab_field(
     shoulders); a swept circle would round the shoulders into a cape.
     """
     ys = tube.xy[:, 1]
-    yy = np.broadcast_to(Y, (Y.shape[0], X.shape[1]))
+    yy = np.broadcast_to(y_mm, (y_mm.shape[0], x_mm.shape[1]))
     xc = np.interp(yy, ys, tube.xy[:, 0])
     w = np.interp(yy, ys, tube.radius)
-    u = np.abs(X - xc) / w
+    u = np.abs(x_mm - xc) / w
     inside = (u < 1.0) & (yy >= ys[0]) & (yy <= ys[-1])
     hd = np.interp(yy, ys, tube.half_depth)
     path = np.where(inside, 2.0 * hd * np.sqrt(np.clip(1.0 - u * u, 0.0, None)), 0.0)
@@ -270,11 +273,11 @@ def _slab_field(
     )
 
 
-def blob_path(blob: Blob, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Return the path length (mm) through an ellipsoid (or shell) at points X, Y (mm)."""
+def blob_path(blob: Blob, x_mm: np.ndarray, y_mm: np.ndarray) -> np.ndarray:
+    """Return the path length (mm) through an ellipsoid (or shell) at points (x_mm, y_mm)."""
     a, b, c = blob.axes
     ca, sa = math.cos(blob.angle), math.sin(blob.angle)
-    dx, dy = X - blob.centre[0], Y - blob.centre[1]
+    dx, dy = x_mm - blob.centre[0], y_mm - blob.centre[1]
     p = dx * ca + dy * sa
     q = -dx * sa + dy * ca
     if blob.power == 2.0:
@@ -301,8 +304,8 @@ def blob_field(blob: Blob, canvas: Canvas) -> tuple[int, int, np.ndarray] | None
     )
     if g is None:
         return None
-    r0, c0, X, Y = g
-    return r0, c0, blob_path(blob, X, Y)
+    r0, c0, x_mm, y_mm = g
+    return r0, c0, blob_path(blob, x_mm, y_mm)
 
 
 def draw(canvas: Canvas, prims: Iterable[Primitive], gain: float = 1.0) -> None:

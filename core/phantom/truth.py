@@ -24,13 +24,13 @@ pixel positions are ``[row, col]`` of each view, the posterior view mirrored)::
       "body": {height_mm, arm_position, vertex_row, centre_col, ...},
       "acquisition": {total_counts: {ANT, POST}, blur_scale, fwhm_mm_at_10cm},
       "mask_rule": "...",            # the definition of the masks
-      "bstbi": {"ANT_1", "ANT_2", "POST_1", "POST_2", "mean"} | None,
+      "bstbi": {"ANT_1", "ANT_2", "POST_1", "POST_2", "mean"},
       "series": {...}                # only in longitudinal scans
     }
 
 ``bstbi`` is the paper's index with the *true* masks on the scan's own display
-images (:func:`core.imaging.display.display_images`, :func:`core.burden.indices.bstbi_images`); it
-is None only when those modules are missing (then export fills it in).
+images (:func:`core.imaging.display.display_images`,
+:func:`core.burden.indices.bstbi_images`).
 """
 
 from __future__ import annotations
@@ -40,12 +40,16 @@ from typing import Any
 
 import numpy as np
 
+from core.burden.indices import bstbi_images, scan_bstbi
+from core.imaging.display import display_images
+from core.scan import Scan
+
 TRUTH_SCHEMA = "bonescan-phantom-truth/1"
 
 
 def true_bstbi(
     views: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
-) -> dict[str, float] | None:
+) -> dict[str, float]:
     """Return the BSTBI of each display image and their mean, from the true masks.
 
     Args:
@@ -54,14 +58,8 @@ def true_bstbi(
 
     Returns:
         ``{"ANT_1", "ANT_2", "POST_1", "POST_2", "mean"}`` each in [0, 1], rounded to
-        6 decimals; None when :mod:`core.burden.indices` or :mod:`core.imaging.display` is missing.
+        6 decimals.
     """
-    try:
-        from core.burden.indices import bstbi_images, scan_bstbi
-        from core.imaging.display import display_images
-        from core.scan import Scan
-    except ImportError:  # pragma: no cover - only while the burden module is missing
-        return None
     scan = Scan(views=dict(views))
     per = bstbi_images(display_images(scan), dict(masks))
     out = {f"{v}_{lvl}": round(float(b), 6) for (v, lvl), b in per.items()}

@@ -45,15 +45,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.config import COLS, LABEL_METASTASIS, ROWS
 from core.reading.labelme import read_labelme_for_image
-
-if TYPE_CHECKING:
-    from core.scan import Scan
+from core.reading.readers import read_scan
+from core.scan import Scan
 
 #: The index file of a dataset folder.
 CASES_FILE = "cases.csv"
@@ -308,8 +306,6 @@ def load_case_views(case: Case) -> Scan:
     Raises:
         core.scan.ScanReadError: If an image cannot be read as a bone-scan view.
     """
-    from core.reading.readers import read_scan  # lazy: the readers pull in more than datasets need
-
     return read_scan(case.anterior, case.posterior)
 
 
@@ -333,9 +329,10 @@ def load_case_masks(case: Case) -> dict[str, np.ndarray]:
 
 
 def patient_lesion_pixels(cases: Iterable[Case]) -> dict[str, int]:
-    """Return each patient's annotated metastasis pixels, for :func:`core.evaluation.metrics.split_patients`.
+    """Return each patient's annotated metastasis pixels, for the patient split.
 
-    A patient's count is the sum over both views of all its cases, on the canonical grid.
+    The split is :func:`core.evaluation.metrics.split_patients`. A patient's count is
+    the sum over both views of all its cases, on the canonical grid.
 
     Args:
         cases: The cases.

@@ -23,11 +23,13 @@ points are scaled as a bilinear resize maps pixel centres:
 ``x' = (x + 0.5) * W' / W - 0.5`` (same for y with heights).
 
 Writing (:func:`write_labelme`) turns each 8-connected component of each label into
-one polygon through the centres of its outer boundary pixels (Moore-neighbour
-tracing), with collinear vertices dropped. Rasterised again that polygon gives back
-the component exactly; holes in a component are not written (they come back
-filled), except that bladder inside a metastasis hole is restored because bladder
-is drawn last.
+one polygon through the centres of its outer boundary pixels: the component's outer
+contour from :func:`skimage.measure.find_contours` (level 0.5, through the midpoints
+of pixel edges) with each vertex moved onto the foreground pixel beside it, and the
+vertices on straight runs dropped by :func:`skimage.measure.approximate_polygon`.
+Rasterised again that polygon gives back the component exactly; holes in a component
+are not written (they come back filled), except that bladder inside a metastasis hole
+is restored because bladder is drawn last.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
+from skimage.measure import approximate_polygon, find_contours
 
 from core.config import LABEL_BACKGROUND, LABEL_BLADDER, LABEL_METASTASIS
 
@@ -51,17 +54,6 @@ LABELS: dict[str, int] = {"metastasis": LABEL_METASTASIS, "bladder": LABEL_BLADD
 #: Shape types that are rasterised; others are ignored.
 SUPPORTED_SHAPE_TYPES: tuple[str, ...] = ("polygon", "rectangle", "circle")
 
-# Moore neighbourhood, clockwise on screen (rows grow downwards): N, NE, E, SE, S, SW, W, NW.
-_RING: tuple[tuple[int, int], ...] = (
-    (-1, 0),
-    (-1, 1),
-    (0, 1),
-    (1, 1),
-    (1, 0),
-    (1, -1),
-    (0, -1),
-    (-1, -1),
-)
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -258,12 +250,36 @@ def read_labelme_for_image(image_path: str | Path, shape: tuple[int, int]) -> np
     return load_labelme(json_path, target, source_shape=source).mask
 
 
+def _outer_contour(padded: np.ndarray, first: tuple[int, int]) -> np.ndarray:
+    """Return the pixel-edge outer contour through the top edge of ``first`` (padded frame).
+
+    At level 0.5 each vertex is the midpoint of an edge between a foreground and a
+    background pixel; ``fully_connected="high"`` joins diagonal foreground pixels
+    (8-connected components, 4-connected holes) and ``positive_orientation="low"``
+    runs the outer contour clockwise on screen. The raster-first pixel's top edge
+    lies on its component's outer contour and on no other.
+    """
+    contours = find_contours(
+        padded.astype(np.float64), 0.5, fully_connected="high", positive_orientation="low"
+    )
+    top = (first[0] - 0.5, float(first[1]))
+    for contour in contours:
+        hits = np.flatnonzero((contour[:, 0] == top[0]) & (contour[:, 1] == top[1]))
+        if len(hits):
+            # closed contours repeat their first vertex at the end; start at the top edge
+            return np.roll(contour[:-1], -int(hits[0]), axis=0)
+    raise RuntimeError("find_contours missed the top edge of a foreground pixel")
+
+
 def trace_boundary(component: np.ndarray) -> list[tuple[int, int]]:
     """Return the outer boundary of one 8-connected component, as (row, col) pixels.
 
-    Moore-neighbour tracing, clockwise on screen, from the component's first pixel in
-    raster order; it stops when the first step is about to be repeated (Jacob's
-    criterion), so pixels visited twice (one-pixel-wide parts) are listed each time.
+    The component's outer contour from :func:`skimage.measure.find_contours` runs
+    along pixel edges; each of its vertices is moved onto the centre of the
+    foreground pixel beside it, because LabelMe reads a point's integer coordinates
+    as a pixel centre. The result goes clockwise on screen from the component's
+    first pixel in raster order, and pixels passed twice (one-pixel-wide parts) are
+    listed each time.
 
     Args:
         component: 2-D bool array holding one 8-connected component (anything else
@@ -272,57 +288,46 @@ def trace_boundary(component: np.ndarray) -> list[tuple[int, int]]:
     Returns:
         The boundary pixels in order, without repeating the first at the end; one
         pixel for a single-pixel component; empty for an empty array.
+
+    Raises:
+        ValueError: If ``component`` is not 2-D.
     """
-    comp = np.pad(np.asarray(component, dtype=bool), 1)
-    nz = np.argwhere(comp)
+    comp = np.asarray(component, dtype=bool)
+    if comp.ndim != 2:
+        raise ValueError(f"component must be a 2-D array, got shape {comp.shape}")
+    padded = np.pad(comp, 1)
+    nz = np.argwhere(padded)
     if len(nz) == 0:
         return []
-    start = (int(nz[0][0]), int(nz[0][1]))
-    # The pixel west of the raster-first pixel is background: start the search there.
-    back = 6
-    contour = [start]
-    current = start
-    first_step: tuple[tuple[int, int], tuple[int, int]] | None = None
-    for _ in range(8 * int(comp.sum()) + 8):
-        found = None
-        for j in range(1, 9):
-            d = (back + j) % 8
-            r, c = current[0] + _RING[d][0], current[1] + _RING[d][1]
-            if comp[r, c]:
-                found = (d, (r, c))
-                break
-        if found is None:
-            break  # a single pixel
-        d, nxt = found
-        step = (current, nxt)
-        if first_step is None:
-            first_step = step
-        elif step == first_step:
-            contour.pop()  # the start pixel was appended a second time
-            break
-        # The neighbour checked just before ``nxt`` is background; seen from ``nxt``.
-        prev = (current[0] + _RING[(d - 1) % 8][0], current[1] + _RING[(d - 1) % 8][1])
-        back = _RING.index((prev[0] - nxt[0], prev[1] - nxt[1]))
-        contour.append(nxt)
-        current = nxt
-    return [(r - 1, c - 1) for r, c in contour]
-
-
-def _simplify(contour: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Drop vertices where the path goes straight on (closed path)."""
-    n = len(contour)
-    if n < 3:
-        return contour
-    out = []
-    for i in range(n):
-        a, b, c = contour[i - 1], contour[i], contour[(i + 1) % n]
-        if (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1]):
-            out.append(b)
-    return out or contour[:1]
+    first = (int(nz[0][0]), int(nz[0][1]))
+    edges = _outer_contour(padded, first)
+    # one coordinate of each vertex is a half: of the two pixels it splits, keep the
+    # foreground one
+    low = np.floor(edges).astype(np.intp)
+    high = np.ceil(edges).astype(np.intp)
+    keep_low = padded[low[:, 0], low[:, 1]]
+    pixels = np.where(keep_low[:, None], low, high)
+    # consecutive vertices on the same pixel's edges collapse into that pixel; the
+    # first pixel's edges before its top edge close the loop, so they are dropped
+    moved = np.ones(len(pixels), dtype=bool)
+    moved[1:] = np.any(pixels[1:] != pixels[:-1], axis=1)
+    path = pixels[moved]
+    end = len(path)
+    while end > 1 and (path[end - 1] == path[0]).all():
+        end -= 1
+    return [(int(r) - 1, int(c) - 1) for r, c in path[:end]]
 
 
 def mask_to_polygons(mask: np.ndarray) -> list[tuple[str, list[tuple[int, int]]]]:
     """Return one outer-boundary polygon per 8-connected component of each label.
+
+    Each polygon goes through the centres of the component's boundary pixels
+    (:func:`trace_boundary`); :func:`skimage.measure.approximate_polygon` then drops
+    the vertices that lie on the segment between two kept ones (straight runs, and
+    runs that double back along it). Its tolerance is below the distance of any pixel
+    centre off such a segment within the mask, so the outline still passes through the
+    same pixel centres and the polygon, rasterised again by :func:`read_labelme`,
+    gives back the component exactly (holes filled).
 
     Args:
         mask: uint8 2-D label mask, values 0, 1, 2.
@@ -339,6 +344,9 @@ def mask_to_polygons(mask: np.ndarray) -> list[tuple[str, list[tuple[int, int]]]
         raise ValueError(f"mask must be a 2-D uint8 label mask, got {m.dtype} {m.shape}")
     if m.size and m.max() > LABEL_BLADDER:
         raise ValueError("mask must hold only labels 0, 1, 2")
+    # a pixel centre off the line through two others is at least 1 / (their distance)
+    # away from it, and no two centres of the mask are further apart than its diagonal
+    tolerance = 0.5 / math.hypot(*m.shape) if m.size else 0.0
     out: list[tuple[str, list[tuple[int, int]]]] = []
     for name, value in LABELS.items():
         labelled, _ = ndimage.label(m == value, structure=_EIGHT)
@@ -346,8 +354,14 @@ def mask_to_polygons(mask: np.ndarray) -> list[tuple[str, list[tuple[int, int]]]
         for index, box in enumerate(boxes, start=1):
             if box is None:
                 continue
-            contour = trace_boundary(labelled[box] == index)
-            poly = [(r + box[0].start, c + box[1].start) for r, c in _simplify(contour)]
+            contour = np.array(trace_boundary(labelled[box] == index), dtype=np.float64)
+            kept = contour
+            # a closed path of fewer than 4 unit steps has no vertex on a straight run
+            if len(contour) > 3:
+                # closed: the chain ends where it starts, so that vertex is always kept
+                closed = np.vstack([contour, contour[:1]])
+                kept = approximate_polygon(closed, tolerance)[:-1]
+            poly = [(int(r) + box[0].start, int(c) + box[1].start) for r, c in kept]
             while len(poly) < 3:
                 poly.append(poly[-1])
             out.append((name, poly))

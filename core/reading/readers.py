@@ -34,12 +34,13 @@ docs/layouts.md), with the picture's shape (width / height) as a guard:
   be their grey level 2.
 * anything else is refused, with what the finder found and why it is unsure.
 
-Every view is resized to the canonical 1024 x 256 with :func:`core.imaging.resize.resize_bilinear` (values
-are interpolated, not re-scaled to keep total counts). Files are refused with a
-:class:`~core.scan.ScanReadError` whose message names the file and says why: not an
-image, empty, damaged or truncated, not nuclear medicine, a side under
-:data:`core.reading.limits.MIN_SIDE` pixels, more than :data:`core.reading.limits.MAX_PIXELS` pixels (checked from the header,
-before any pixel is decoded), or blank.
+Every view is resized to the canonical 1024 x 256 with
+:func:`core.imaging.resize.resize_bilinear` (values are interpolated, not re-scaled to
+keep total counts). Files are refused with a :class:`~core.scan.ScanReadError` whose
+message names the file and says why: not an image, empty, damaged or truncated, not
+nuclear medicine, a side under :data:`core.reading.limits.MIN_SIDE` pixels, more than
+:data:`core.reading.limits.MAX_PIXELS` pixels (checked from the header, before any pixel
+is decoded), or blank.
 """
 
 from __future__ import annotations

@@ -1,0 +1,214 @@
+"""Scan commands: ``info`` (read and describe), ``analyze`` (files) and ``analyze-stored``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from core.analysis import AnalysisResult, analyze
+from core.config import VIEWS, db_path
+from core.config import model_dir as default_model_dir
+from core.networks.models import LoadedModels, ModelFileError, load_models
+from core.reading.dataset import read_dataset
+from core.reading.readers import read_scan
+from core.scan import ScanReadError
+from db.connection import open_db
+from db.queries import studies_without_analysis
+from workflow.ingest import analyze_stored, ingest
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Read one scan and print what the reader found (text, or one JSON object)."""
+    try:
+        scan = read_scan(args.file, posterior=args.posterior)
+    except ScanReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    meta = scan.meta
+    out: dict[str, Any] = {
+        "files": list(meta.source_files),
+        "format": meta.source_format,
+        "views": {
+            name: {
+                "shape": list(arr.shape),
+                "total_counts": round(float(arr.sum()), 1),
+                "max_counts": round(float(arr.max()), 2),
+            }
+            for name, arr in scan.views.items()
+        },
+        "polarity": meta.polarity,
+        "pixel_spacing_mm": list(meta.pixel_spacing_mm) if meta.pixel_spacing_mm else None,
+        "sex": meta.sex,
+        "age": meta.age,
+        "study_date": meta.study_date.isoformat() if meta.study_date else None,
+        "manufacturer": meta.manufacturer,
+        "notes": list(meta.notes),
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:17s} {value}")
+    return 0
+
+
+def _analyze_jobs(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
+    """Return (case name, files of one scan) for every scan the arguments name."""
+    jobs: list[tuple[str, list[Path]]] = []
+    if args.anterior or args.posterior:
+        if not (args.anterior and args.posterior):
+            raise ValueError("--anterior and --posterior go together")
+        jobs.append((args.anterior.stem, [args.anterior, args.posterior]))
+    for path in args.inputs:
+        if path.is_dir() and (path / "cases.csv").is_file():
+            for case in read_dataset(path):
+                files = [case.dicom] if case.dicom else [case.anterior, case.posterior]
+                jobs.append((case.case_id, files))
+        elif path.is_dir():
+            jobs.extend((f.stem, [f]) for f in sorted(path.rglob("*.dcm")))
+        else:
+            jobs.append((path.stem, [path]))
+    if not jobs:
+        raise ValueError("no scan given: name files, a folder, or --anterior and --posterior")
+    return jobs
+
+
+def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, Any]:
+    """Return the JSON record ``analyze --json`` prints for one analysed scan.
+
+    Args:
+        files: The file(s) the scan was read from.
+        result: The analysis.
+
+    Returns:
+        A JSON-able dict: file, quality, probabilities, the call (None when the gate
+        refused the scan), BSTBI and its 4 images, hotspots, lesion area, seconds,
+        device, and the reader's notes when there are any.
+    """
+    line: dict[str, Any] = {
+        "file": " + ".join(str(f) for f in files),
+        "quality": "ok" if result.quality.ok else result.quality.reason,
+        "metastasis_probability": round(result.probabilities["metastasis"], 4),
+        "bladder_probability": round(result.probabilities["bladder"], 4),
+        # the model's call, like the burden, only for a diagnostic scan
+        "metastasis": bool(result.positives["metastasis"]) if result.reliable else None,
+        "bstbi": None if result.bstbi is None else round(result.bstbi, 4),
+        "bstbi_images": None
+        if result.bstbi_images is None
+        else {f"{v}_{lvl}": round(b, 4) for (v, lvl), b in result.bstbi_images.items()},
+        "hotspots": result.hotspots,
+        "lesion_area_cm2": None
+        if result.lesion_area_cm2 is None
+        else round(result.lesion_area_cm2, 2),
+        "seconds": round(result.seconds, 3),
+        "device": result.device,
+    }
+    if result.notes:
+        line["notes"] = list(result.notes)
+    return line
+
+
+def _write_masks(folder: Path, case: str, result: AnalysisResult) -> None:
+    """Write each view's label mask as ``<case>_<view>_mask.png`` in ``folder``."""
+    for view in VIEWS:
+        if view in result.masks:
+            mask = np.ascontiguousarray(result.masks[view], dtype=np.uint8)
+            Image.fromarray(mask).save(folder / f"{case}_{view}_mask.png")
+
+
+def _load_models_or_explain(args: argparse.Namespace) -> LoadedModels | None:
+    """The models ``analyze`` runs, or None after telling on stderr how to get some."""
+    model_dir = args.model or default_model_dir()
+    try:
+        return load_models(model_dir, device=args.device)
+    except ModelFileError as exc:
+        print(
+            f"error: no usable model in {model_dir} ({exc}).\nThe shipped models live in "
+            "models/ of the repository; or train a model with `python -m core generate DATA "
+            "--cases 2000` and "
+            f"`python -m core train DATA --out {model_dir}`, or pass --model DIR.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Analyse each scan named, print one line per scan, and store or write masks on request.
+
+    An unreadable file is reported on stderr and skipped; the exit status is then 2.
+    """
+    try:
+        jobs = _analyze_jobs(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    models = _load_models_or_explain(args)
+    if models is None:
+        return 2
+    if args.masks:
+        args.masks.mkdir(parents=True, exist_ok=True)
+    failed = False
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(open_db(args.db)) if args.db else None
+        for case, files in jobs:
+            start = time.perf_counter()
+            try:
+                contents = [(f.name, f.read_bytes()) for f in files]
+                scan = read_scan(files[0], posterior=files[1] if len(files) > 1 else None)
+            except (ScanReadError, OSError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            (result,) = analyze([scan], models, read_seconds=[time.perf_counter() - start])
+            line = analysis_line(files, result)
+            if db is not None:
+                stored = ingest(
+                    db, contents, models=models, account=args.account, scan=scan, result=result
+                )
+                line.update(study_id=stored.study_id, analysis_id=stored.analysis_id,
+                            stored=stored.created)  # fmt: skip
+            if args.masks:
+                _write_masks(args.masks, case, result)
+            if args.json:
+                print(json.dumps(line), flush=True)
+            else:
+                print("  ".join(f"{k}={v}" for k, v in line.items()), flush=True)
+    return 2 if failed else 0
+
+
+def run_analyze_stored(args: argparse.Namespace) -> int:
+    """Analyse the stored studies without an analysis, each in its own transaction."""
+    model_dir = args.model or default_model_dir()
+    try:
+        models = load_models(model_dir, device=args.device)
+    except ModelFileError as exc:
+        print(f"error: no usable model in {model_dir} ({exc})", file=sys.stderr)
+        return 2
+    path = args.db or db_path()
+    with open_db(path) as db:
+        total = len(studies_without_analysis(db, args.limit))
+        with tqdm(total=total, unit="study", desc="analysing", disable=args.quiet) as bar:
+
+            def advance(done: int, _total: int) -> None:
+                bar.update(done - bar.n)
+
+            try:
+                ids = analyze_stored(
+                    db, models, account=args.account, batch=args.batch, limit=args.limit,
+                    progress=advance,
+                )  # fmt: skip
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+    print(f"{path}: analysed {len(ids)} stored studies")
+    return 0
