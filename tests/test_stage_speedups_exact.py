@@ -1,7 +1,7 @@
 """The per-scan stages' shortcuts give exactly (bit for bit) what the plain calls give.
 
-Labelling and dilation run on a mask's bounding box only, the lesion centroids and
-BSTBI's sums are integer sums, grey level 1 is computed in place and grey level 2 by
+Labelling and dilation run on a mask's bounding box only, BSTBI's sums are integer
+sums, grey level 1 is computed in place and grey level 2 by
 a table. Each is compared here with the plain numpy/scipy formulation on the whole
 view: every float with ``==`` (no tolerance) and every array with ``np.array_equal``
 and its dtype. No timings are tested.

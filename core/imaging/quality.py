@@ -382,15 +382,13 @@ def _body_parts(labels: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarra
     )
     main_cols = np.nonzero((labels == main).any(axis=0))[0]
     label = (centre < main_cols[0]) | (centre > main_cols[-1])
-    # Each part's bounding box, all parts at once (noise fields have thousands).
-    index = np.arange(1, n_parts + 1)
-    grid_r, grid_c = np.indices(labels.shape)
+    # Each part's bounding box, all parts in one pass (noise fields have thousands).
     r0 = np.zeros(n_parts + 1)
     r1, c0, c1 = r0.copy(), r0.copy(), r0.copy()
-    r0[1:] = ndimage.minimum(grid_r, labels, index)
-    r1[1:] = ndimage.maximum(grid_r, labels, index)
-    c0[1:] = ndimage.minimum(grid_c, labels, index)
-    c1[1:] = ndimage.maximum(grid_c, labels, index)
+    for i, box in enumerate(ndimage.find_objects(labels, max_label=n_parts), start=1):
+        if box is not None:
+            r0[i], r1[i] = box[0].start, box[0].stop - 1
+            c0[i], c1[i] = box[1].start, box[1].stop - 1
     n_rows, n_cols = labels.shape
     in_rows = (r1 < LABEL_CORNER_ROWS) | (r0 >= n_rows - LABEL_CORNER_ROWS)
     in_cols = (c1 < LABEL_CORNER_COLS) | (c0 >= n_cols - LABEL_CORNER_COLS)
