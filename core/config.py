@@ -66,6 +66,7 @@ def db_path() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
+
 #: Pixel spacing (row, column) in mm used when a file gives none: the canonical grid
 #: of the paper's camera (and of the phantom).
 DEFAULT_PIXEL_SPACING_MM: tuple[float, float] = (2.3, 2.3)

@@ -46,6 +46,7 @@ REASONS: tuple[str, ...] = ("fracture", "degenerative joint", "injection site", 
 #: The reason written to the audit log when a lesion is included again.
 RESTORE_REASON = "restored on review"
 
+
 @dataclass(frozen=True)
 class ComponentStats:
     """One lesion: a connected component of a view's metastasis pixels.

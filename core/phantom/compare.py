@@ -342,6 +342,7 @@ def picture(real_dir: str | Path, out: str | Path, seed: int, n_real: int = 4) -
     Each view is windowed at its own 99.5th percentile, black background, hot = bright.
     Keep ``out`` outside the repository: real images never enter it.
     """
+
     def win(a: np.ndarray) -> np.ndarray:
         top = float(np.percentile(a, 99.5)) or 1.0
         return (np.clip(a / top, 0, 1) * 255).astype(np.uint8)

@@ -236,6 +236,7 @@ def separability_rows(
     real_dir: str | Path, n_cases: int, seed: int
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Feature rows for :func:`separability_auc`: these measures and compare's, per scan."""
+
     def row(views: dict[str, np.ndarray]) -> dict[str, float]:
         return {**scan_realism(views), **scan_measures(views)}
 

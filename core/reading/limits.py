@@ -11,6 +11,7 @@ MIN_SIDE = 64
 #: Largest accepted image, pixels in all frames; checked before decoding.
 MAX_PIXELS = 40_000_000
 
+
 def refusal(path: str | Path, reason: str) -> ScanReadError:
     """Return the error that refuses ``path`` for ``reason``.
 

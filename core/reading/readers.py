@@ -516,7 +516,6 @@ def read_scan(path: str | Path, posterior: str | Path | None = None) -> Scan:
     kind = sniff(first)
     if posterior is None:
         if kind == "dicom":
-
             return read_dicom_views(first)
         return _read_image_file(first, kind)
     second = Path(posterior)
@@ -530,6 +529,5 @@ def read_scan(path: str | Path, posterior: str | Path | None = None) -> Scan:
             "files or both exported images.",
         )
     if kind == "dicom":
-
         return read_dicom_views([first, second])
     return _read_image_pair(first, second, kind, kind_post)
