@@ -51,6 +51,11 @@ class ScanMeta:
         display_is_grey_level_1: True when the file is an 8-bit export in the paper's
             display, whose pixels are taken as grey level 1 instead of re-windowing.
         notes: Human-readable remarks made while reading (e.g. detected polarity).
+        study_instance_uid: DICOM StudyInstanceUID, or None; results sent back to a PACS
+            join this study.
+        instances: ``(SOP Class UID, SOP Instance UID)`` of each DICOM instance read, in
+            file order; a study received twice is recognised by them.
+        accession_number: DICOM AccessionNumber, or None.
     """
 
     patient_id: str | None = None
@@ -67,6 +72,9 @@ class ScanMeta:
     bit_depth: int | None = None
     display_is_grey_level_1: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    study_instance_uid: str | None = None
+    instances: tuple[tuple[str, str], ...] = ()
+    accession_number: str | None = None
 
 
 @dataclass(frozen=True)

@@ -312,24 +312,30 @@ def studies_without_analysis(db: Database, limit: int | None = None) -> list[int
     return [int(r[0]) for r in db.execute(sql).fetchall()]
 
 
-def study_by_source(db: Database, source_sha256: str) -> tuple[int, int | None] | None:
-    """Find the study stored from a file (or pair of files) with this content hash.
+def study_by_source(
+    db: Database, source_sha256: str, sop_instance_uids: Sequence[str] = ()
+) -> tuple[int, int | None] | None:
+    """Find the study stored from these files: same content hash or a same DICOM instance.
 
     Args:
         db: An open store.
         source_sha256: The files' hash (:func:`core.reading.uploaded.sha256_of`).
+        sop_instance_uids: The files' SOP Instance UIDs (DICOM), if any.
 
     Returns:
-        ``(study id, latest analysis id or None)``, or None when no study has the hash.
+        ``(study id, latest analysis id or None)``, or None when no study matches.
     """
-    row = db.execute(
-        "SELECT s.id, (SELECT max(a.id) FROM analyses a WHERE a.study_id = s.id) "
-        "FROM studies s WHERE s.source_sha256 = ?",
-        [source_sha256],
-    ).fetchone()
+    row = db.execute("SELECT id FROM studies WHERE source_sha256 = ?", [source_sha256]).fetchone()
+    if row is None and sop_instance_uids:
+        marks = ", ".join("?" for _ in sop_instance_uids)
+        row = db.execute(
+            f"SELECT study_id FROM study_instances WHERE sop_instance_uid IN ({marks})",
+            list(sop_instance_uids),
+        ).fetchone()
     if row is None:
         return None
-    return int(row[0]), None if row[1] is None else int(row[1])
+    latest = db.execute("SELECT max(id) FROM analyses WHERE study_id = ?", [row[0]]).fetchone()
+    return int(row[0]), None if latest[0] is None else int(latest[0])
 
 
 def has_analysis(db: Database, study_id: int) -> bool:

@@ -187,3 +187,24 @@ def _analyses_metastasis_threshold(db: Database) -> None:
         "ALTER TABLE analyses ADD COLUMN metastasis_threshold REAL NOT NULL DEFAULT 0.5 "
         "CHECK (metastasis_threshold BETWEEN 0 AND 1)"
     )
+
+
+@migrations(name="0006_dicom_sources")
+def _dicom_sources(db: Database) -> None:
+    # Studies that come from a PACS keep what is needed to send results back into the
+    # same study (its Study Instance UID) and to recognise an instance received twice
+    # (its SOP Instance UID), plus the AE title that sent it, shown on the pages.
+    db.executescript(
+        """
+        ALTER TABLE studies ADD COLUMN study_instance_uid TEXT;
+        ALTER TABLE studies ADD COLUMN accession_number TEXT;
+        ALTER TABLE studies ADD COLUMN source_ae TEXT;
+        CREATE TABLE study_instances (
+            sop_instance_uid TEXT PRIMARY KEY,
+            sop_class_uid TEXT NOT NULL,
+            study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE
+        ) STRICT;
+        CREATE INDEX study_instances_study ON study_instances(study_id);
+        CREATE INDEX studies_study_instance_uid ON studies(study_instance_uid);
+        """
+    )

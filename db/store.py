@@ -216,11 +216,13 @@ def store_study(
     source_sha256: str,
     study_date: dt.date | None = None,
     injection_delay_h: float | None = None,
+    source_ae: str | None = None,
     account: str | None = None,
 ) -> StoredStudy:
     """Store a scan and its views together, or nothing at all.
 
-    A file already stored (same SHA-256) is recognised and not stored again.
+    A file already stored (same SHA-256, or a DICOM instance with a SOP Instance UID
+    stored before) is recognised and not stored again.
 
     Args:
         db: An open store.
@@ -230,6 +232,7 @@ def store_study(
         source_sha256: Hex SHA-256 of the source file bytes.
         study_date: Overrides ``scan.meta.study_date`` when given.
         injection_delay_h: Injection-to-scan delay in hours, when known.
+        source_ae: The calling AE title of the DICOM node that sent the scan, if any.
         account: Who uploads (required once the store has accounts); when given, a new
             study is audited.
 
@@ -250,6 +253,12 @@ def store_study(
         row = db.execute(
             "SELECT id FROM studies WHERE source_sha256 = ?", [source_sha256]
         ).fetchone()
+        if row is None and scan.meta.instances:
+            marks = ", ".join("?" for _ in scan.meta.instances)
+            row = db.execute(
+                f"SELECT study_id FROM study_instances WHERE sop_instance_uid IN ({marks})",
+                [uid for _, uid in scan.meta.instances],
+            ).fetchone()
         if row is not None:
             return StoredStudy(study_id=int(row[0]), created=False)
         study_id = insert_row(db, "studies", {
@@ -263,7 +272,14 @@ def store_study(
             "pixel_spacing_col_mm": spacing[1] if spacing else None,
             "manufacturer": scan.meta.manufacturer,
             "display_grey_level_1": int(scan.meta.display_is_grey_level_1),
+            "study_instance_uid": scan.meta.study_instance_uid,
+            "accession_number": scan.meta.accession_number,
+            "source_ae": source_ae,
         })  # fmt: skip
+        insert_rows(db, "study_instances", [
+            {"sop_instance_uid": uid, "sop_class_uid": cls, "study_id": study_id}
+            for cls, uid in scan.meta.instances
+        ])  # fmt: skip
         insert_rows(db, "views", [
             {"study_id": study_id, "view": view, "rows": scan.views[view].shape[0],
              "cols": scan.views[view].shape[1], "dtype": dtype, "counts_zlib": blob}

@@ -109,12 +109,14 @@ def ingest(
     read_seconds: float | None = None,
     result: AnalysisResult | None = None,
     study_date: dt.date | None = None,
+    source_ae: str | None = None,
 ) -> Ingested:
     """Read uploaded files, analyse the scan and store study and analysis together.
 
-    A file stored before (same content hash, :func:`core.reading.uploaded.sha256_of`) is not
-    read or analysed again: its study and latest analysis are returned (a study stored
-    without analysis, e.g. by the demo cohort, is analysed once). Otherwise the
+    A file stored before (same content hash, :func:`core.reading.uploaded.sha256_of`, or
+    for DICOM a SOP Instance UID stored before) is not analysed again: its study and
+    latest analysis are returned (a study stored without analysis, e.g. by the demo
+    cohort, is analysed once). Otherwise the
     patient (when created here), the study with its views, the analysis with its masks
     and lesions and the audit row are written in one transaction: all or nothing.
 
@@ -136,6 +138,7 @@ def ingest(
             it is instead of analysing again.
         study_date: The study date to store, overriding the file's
             (``scan.meta.study_date``); not applied to a file stored before.
+        source_ae: The calling AE title when the files came from a DICOM node.
 
     Returns:
         The :class:`Ingested` ids.
@@ -157,6 +160,10 @@ def ingest(
         start = time.perf_counter()
         scan = read_uploaded(files)
         read_seconds = time.perf_counter() - start
+    uids = [uid for _, uid in scan.meta.instances]
+    found = study_by_source(db, digest, uids)
+    if found is not None and found[1] is not None:
+        return Ingested(found[0], found[1], False, None)
     if result is None:
         read = None if read_seconds is None else [read_seconds]
         (result,) = analyze([scan], models, read_seconds=read)
@@ -165,7 +172,7 @@ def ingest(
     with db.atomic():
         # Asked again inside the write transaction: another upload of the same file may
         # have stored it while this one was being analysed.
-        found = study_by_source(db, digest)
+        found = study_by_source(db, digest, uids)
         if found is not None and found[1] is not None:
             return Ingested(found[0], found[1], False, None)
         existing_study = None if found is None else found[0]
@@ -194,6 +201,7 @@ def ingest(
                 source_name=name,
                 source_sha256=digest,
                 study_date=study_date,
+                source_ae=source_ae,
                 account=account,
             ).study_id
         else:

@@ -299,6 +299,8 @@ def _meta_from(ds: Dataset, spacing: tuple[float, float] | None, notes: list[str
         manufacturer=text("Manufacturer"),
         source_format="dicom",
         notes=tuple(notes),
+        study_instance_uid=text("StudyInstanceUID"),
+        accession_number=text("AccessionNumber"),
     )
 
 
@@ -364,7 +366,16 @@ def read_dicom_views(path_or_paths: str | Path | Sequence[str | Path]) -> Scan:
         views[view] = resize_bilinear(frame.counts)
         if spacing is None and frame.spacing is not None:
             spacing = (frame.spacing[0] * rows / ROWS, frame.spacing[1] * cols / COLS)
-    meta = replace(_meta_from(datasets[0], spacing, notes), source_files=tuple(map(str, paths)))
+    instances = tuple(
+        (str(d.get("SOPClassUID", "")), str(d.get("SOPInstanceUID", "")))
+        for d in datasets
+        if d.get("SOPInstanceUID")
+    )
+    meta = replace(
+        _meta_from(datasets[0], spacing, notes),
+        source_files=tuple(map(str, paths)),
+        instances=instances,
+    )
     return Scan(views=views, meta=meta)
 
 
