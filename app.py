@@ -28,6 +28,7 @@ PAGES: tuple[tuple[str, str, str, str, str, str | None], ...] = (
     ("", HOME, "Home", ":material/home:", "start", None),
     ("Scans", "pages/upload.py", "Upload and analyse", ":material/upload:",
      "upload-and-analyse", "upload"),
+    ("Scans", "pages/pacs.py", "From PACS", ":material/cloud_download:", "from-pacs", "upload"),
     ("Scans", "pages/review.py", "Review lesions", ":material/rule:", "review-lesions", None),
     ("Scans", "pages/viewer.py", "Read a scan", ":material/search:", "read-a-scan", None),
     ("Patients", "pages/patient.py", "Patient", ":material/person:", "patient-record", None),

@@ -7,6 +7,7 @@ group, each with all its imports at the top:
 * :mod:`cli.data`: ``generate``, ``demo-cohort``
 * :mod:`cli.models`: ``train``, ``evaluate``, ``calibrate``, ``bench``
 * :mod:`cli.store`: ``init-db``, ``user``, ``backup``, ``restore``
+* :mod:`cli.pacs`: ``pacs pull``, ``pacs push``, ``listen`` (the DICOM node)
 
 :func:`main` imports only the group of the command asked for.
 """

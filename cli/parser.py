@@ -328,6 +328,49 @@ def _add_restore(sub: _Subparsers) -> None:
     p.set_defaults(group="cli.store", runner="restore")
 
 
+def _add_pacs(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "pacs",
+        help="pull NM studies from the PACS, or push a study's results to it (DICOMweb)",
+        description="Exchange studies with the PACS over DICOMweb (QIDO-RS, WADO-RS, "
+        "STOW-RS); its URL is $BONESCAN_PACS_DICOMWEB or dicomweb_url in the [pacs] table "
+        "of $BONESCAN_PACS_CONFIG. 'pull' finds the NM studies of a patient or a date "
+        "range, analyses and stores them; 'push' sends one stored study's results (two "
+        "Secondary Captures and a structured report) into its study on the PACS.",
+    )
+    actions = p.add_subparsers(dest="pacs_action", metavar="ACTION", required=True)
+    pull = actions.add_parser("pull", help="find NM studies on the PACS, analyse and store them")
+    which = pull.add_mutually_exclusive_group(required=True)
+    which.add_argument("--patient", metavar="ID", help="the PACS's PatientID")
+    which.add_argument("--since", metavar="DATE", help="first study date, YYYY-MM-DD")
+    pull.add_argument("--until", metavar="DATE", help="last study date, YYYY-MM-DD (with --since)")
+    pull.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    pull.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
+    pull.add_argument("--yes", action="store_true", help="import every study found, no question")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    push = actions.add_parser("push", help="send a stored study's results to the PACS")
+    push.add_argument("--study", type=int, required=True, metavar="STUDY_ID", help="stored study")
+    for action in actions.choices.values():
+        _db_arg(action)
+        action.add_argument("--account", default="cli", help="account named in the audit log (cli)")
+    p.set_defaults(group="cli.pacs", runner="pacs")
+
+
+def _add_listen(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "listen",
+        help="receive NM studies as a DICOM Storage SCP, analyse and store them",
+        description="Listen for C-STORE associations from the AE titles allowed in the "
+        "settings ($BONESCAN_PACS_ALLOWED_AE), analyse each whole-body scan received and "
+        "store it; runs until interrupted.",
+    )
+    p.add_argument("--port", type=int, help="port to listen on (default: the settings', 11112)")
+    p.add_argument("--ae-title", help="our AE title (default: the settings', BONESCAN)")
+    _db_arg(p)
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.set_defaults(group="cli.pacs", runner="listen")
+
+
 #: Every command's ``_add_`` function, in the order ``--help`` lists them.
 SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_info,
@@ -343,4 +386,6 @@ SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_user,
     _add_backup,
     _add_restore,
+    _add_pacs,
+    _add_listen,
 ]

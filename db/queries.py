@@ -108,13 +108,14 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         One dict per study, oldest first (then by id), with keys ``study_id,
         study_date, injection_delay_h, source_name, analysis_id, quality, bstbi,
         hotspots, lesion_area_cm2, metastasis_probability, metastasis_threshold,
-        bladder_probability, analysed_at``; the analysis keys are None for a study never analysed.
+        bladder_probability, analysed_at, source_ae``; the analysis keys are None for a
+        study never analysed, ``source_ae`` for a study that came from no DICOM node.
     """
     rows = db.execute(
         f"""
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
                a.bstbi, a.hotspots, a.lesion_area_cm2, a.metastasis_probability,
-               a.metastasis_threshold, a.bladder_probability, a.created_at
+               a.metastasis_threshold, a.bladder_probability, a.created_at, s.source_ae
         FROM studies s LEFT JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
         WHERE s.patient_id = ?
         ORDER BY s.study_date, s.id
@@ -123,7 +124,7 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
             "quality", "bstbi", "hotspots", "lesion_area_cm2", "metastasis_probability",
-            "metastasis_threshold", "bladder_probability", "analysed_at")  # fmt: skip
+            "metastasis_threshold", "bladder_probability", "analysed_at", "source_ae")  # fmt: skip
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -376,3 +377,23 @@ def lesion_history(db: Database, lesion_ids: Sequence[int]) -> dict[int, list[di
             }
         )
     return out
+
+
+def study_sop_instance_uids(db: Database, study_id: int) -> list[str]:
+    """Return the SOP Instance UIDs a study was read from (received or pulled), sorted.
+
+    Args:
+        db: An open store.
+        study_id: The study.
+
+    Returns:
+        The UIDs; empty for a study that did not come from DICOM files.
+    """
+    return [
+        str(row[0])
+        for row in db.execute(
+            "SELECT sop_instance_uid FROM study_instances WHERE study_id = ? "
+            "ORDER BY sop_instance_uid",
+            [study_id],
+        ).fetchall()
+    ]

@@ -333,6 +333,7 @@ st.dataframe(
         "injection_delay_h",
         "warnings",
         "source_name",
+        "source_ae",
     ),
     column_config={
         "study_date": "Date",
@@ -353,6 +354,9 @@ st.dataframe(
         "injection_delay_h": st.column_config.NumberColumn("Delay (h)", format="%.1f"),
         "warnings": "Warnings",
         "source_name": "File",
+        "source_ae": st.column_config.TextColumn(
+            "Source", help="The DICOM node (AE title) the study came from; empty: uploaded."
+        ),
     },
 )
 

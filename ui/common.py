@@ -53,6 +53,16 @@ class Keys:
     LOGIN_NOTICE = "login_notice"
     #: The sidebar switch "Hide patient names" (bool): pseudonyms only, pages and exports.
     HIDE_NAMES = "hide_names"
+    #: From PACS page: the studies the last search found (list of RemoteStudy).
+    PACS_FOUND = "pacs_found"
+    #: From PACS page: the pick list of studies to import (Study Instance UIDs).
+    PACS_PICK = "pacs_pick"
+    #: From PACS page: what the last import did (list of PullOutcome), shown until the next.
+    PACS_OUTCOMES = "pacs_outcomes"
+    #: From PACS page: what was sent back per study ({study id: sentence}).
+    PACS_SENT = "pacs_sent"
+    #: From PACS page: prefix of each "Send results to PACS" button's key (study id appended).
+    PACS_SEND = "pacs_send"
 
 
 @contextmanager

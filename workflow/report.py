@@ -54,6 +54,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "injection_delay_h",
     "warnings",
     "source_name",
+    "source_ae",
 )
 
 #: Loads the report's templates from the folder beside this module, so a plain checkout
@@ -130,6 +131,7 @@ def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
         "injection_delay_h": point.injection_delay_h,
         "warnings": "; ".join(point.warnings) or None,
         "source_name": None if hide_files else point.source_name,
+        "source_ae": point.source_ae or None,
     }
 
 

@@ -89,6 +89,7 @@ class StudyPoint:
         bstbi_change_previous: BSTBI minus the previous reliable study's, or None.
         pcwg3: The study's PCWG3 flag (``core.burden.pcwg3.FLAG_*``), or None.
         warnings: Injection-delay warnings of its comparisons.
+        source_ae: The DICOM node (AE title) the study came from; "" for an upload.
     """
 
     study_id: int
@@ -107,6 +108,7 @@ class StudyPoint:
     bstbi_change_previous: float | None = None
     pcwg3: str | None = None
     warnings: tuple[str, ...] = ()
+    source_ae: str = ""
 
     @property
     def reliable(self) -> bool:
@@ -215,6 +217,7 @@ def study_points(rows: Sequence[Mapping[str, Any]]) -> tuple[StudyPoint, ...]:
             metastasis_probability=row["metastasis_probability"],
             injection_delay_h=row["injection_delay_h"],
             source_name=str(row.get("source_name") or ""),
+            source_ae=str(row.get("source_ae") or ""),
         )
         for row in rows
     )
