@@ -20,12 +20,12 @@ The worker pairs two single-frame views of one series (anterior and posterior, k
 calling AE title and SeriesInstanceUID): the first waits for its partner; a lone view
 is quarantined after ``pair_timeout`` seconds. A scan is analysed and stored through
 :func:`workflow.ingest.ingest` with ``source_ae`` the calling AE title; an instance
-stored before is logged as already stored. An instance the reader refuses, that fails
-the quality gate, or whose analysis or storing raises, is moved to
+stored before is logged as already stored. A scan that fails the quality gate is
+stored with its verdict and no burden, as an upload is, so that it shows on the
+patient's page as not diagnostic (and a warning is logged). An instance the reader
+refuses, or whose analysis or storing raises, is moved to
 :attr:`PacsSettings.quarantine_dir` with ``<name>.reason.txt`` beside it, and the
-listener carries on. A scan failing the quality gate is quarantined rather than stored
-with its verdict (as an upload is) because nobody watches it arrive: the quarantine is
-where a person looks for what needs them. Logs name the patient by pseudonym, never
+listener carries on. Logs name the patient by pseudonym, never
 by name or ID.
 
 Access: the listener writes as ``account`` (default ``pacs-listener``). In a store with
