@@ -143,6 +143,36 @@ def _add_generate(sub: _Subparsers) -> None:
     p.set_defaults(group="cli.data", runner="generate")
 
 
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine (Ray needs: pip install -r requirements-scale.txt)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: read and run the networks on Ray "
+        "workers, store from this process",
+    )
+    g.add_argument(
+        "--address",
+        help="with --engine ray: join this Ray cluster (HOST:PORT); default: a local Ray",
+    )
+    g.add_argument(
+        "--workers", type=int, default=1, help="with --engine ray: network workers (default 1)"
+    )
+    g.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="with --engine ray: GPUs per network worker (default 0: CPU workers)",
+    )
+    g.add_argument(
+        "--cpus-per-worker",
+        type=float,
+        default=1.0,
+        help="with --engine ray: CPUs (torch threads) per network worker (default 1)",
+    )
+
+
 def _add_analyze(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "analyze",
@@ -165,6 +195,10 @@ def _add_analyze(sub: _Subparsers) -> None:
     p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
     p.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
     p.add_argument("--account", default="cli", help="account named in the audit log (cli)")
+    p.add_argument(
+        "--batch", type=int, default=4, help="with --engine ray: scans per network call (4)"
+    )
+    _engine_args(p)
     p.set_defaults(group="cli.scans", runner="analyze")
 
 
@@ -183,6 +217,7 @@ def _add_analyze_stored(sub: _Subparsers) -> None:
     p.add_argument("--batch", type=int, default=4, help="scans per network call (default 4)")
     p.add_argument("--limit", type=int, help="analyse at most this many studies")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_args(p)
     p.set_defaults(group="cli.scans", runner="analyze_stored")
 
 

@@ -1,4 +1,8 @@
-"""Scan commands: ``info`` (read and describe), ``analyze`` (files) and ``analyze-stored``."""
+"""Scan commands: ``info`` (read and describe), ``analyze`` (files) and ``analyze-stored``.
+
+``analyze`` and ``analyze-stored`` run in this process, or with ``--engine ray`` on Ray
+workers (:mod:`workflow.ray_engine`) while this process prints and stores.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +25,17 @@ from core.config import model_dir as default_model_dir
 from core.networks.models import LoadedModels, ModelFileError, load_models
 from core.reading.dataset import read_dataset
 from core.reading.readers import read_scan
-from core.scan import ScanReadError
+from core.scan import Scan, ScanReadError
 from db.connection import open_db
 from db.queries import studies_without_analysis
 from workflow.ingest import analyze_stored, ingest
+from workflow.ray_engine import (
+    INSTALL_HINT,
+    RayUnavailableError,
+    analyze_files_ray,
+    analyze_stored_ray,
+    ray_available,
+)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -142,11 +153,57 @@ def _load_models_or_explain(args: argparse.Namespace) -> LoadedModels | None:
         return None
 
 
+def _ray_missing(args: argparse.Namespace) -> bool:
+    """Say whether Ray was asked for but is not installed, after telling how to get it."""
+    if args.engine == "ray" and not ray_available():
+        print(f"error: {INSTALL_HINT}", file=sys.stderr)
+        return True
+    return False
+
+
+def _ray_pool(args: argparse.Namespace) -> dict[str, Any]:
+    """The Ray engine's keyword arguments that the command line sets."""
+    return {
+        "address": args.address,
+        "workers": args.workers,
+        "gpus_per_worker": args.gpus_per_worker,
+        "cpus_per_worker": args.cpus_per_worker,
+        "device": args.device,
+        "batch": args.batch,
+    }
+
+
+def _analyze_results(
+    args: argparse.Namespace, jobs: Sequence[tuple[str, list[Path]]], models: LoadedModels
+) -> Iterator[tuple[int, Scan | None, AnalysisResult | None, str]]:
+    """Yield ``(job index, scan or None, result or None, error)`` per job, on the engine asked.
+
+    The Ray engine yields no scan (ingest reads the files again) and yields in the order
+    the workers finish.
+    """
+    if args.engine == "ray":
+        model_dir = args.model or default_model_dir()
+        for index, result, error in analyze_files_ray(jobs, model_dir, **_ray_pool(args)):
+            yield index, None, result, error
+        return
+    for index, (_case, files) in enumerate(jobs):
+        start = time.perf_counter()
+        try:
+            scan = read_scan(files[0], posterior=files[1] if len(files) > 1 else None)
+        except (ScanReadError, OSError) as exc:
+            yield index, None, None, str(exc)
+            continue
+        (result,) = analyze([scan], models, read_seconds=[time.perf_counter() - start])
+        yield index, scan, result, ""
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     """Analyse each scan named, print one line per scan, and store or write masks on request.
 
     An unreadable file is reported on stderr and skipped; the exit status is then 2.
     """
+    if _ray_missing(args):
+        return 2
     try:
         jobs = _analyze_jobs(args)
     except ValueError as exc:
@@ -160,16 +217,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     failed = False
     with contextlib.ExitStack() as stack:
         db = stack.enter_context(open_db(args.db)) if args.db else None
-        for case, files in jobs:
-            start = time.perf_counter()
+        for index, scan, result, error in _analyze_results(args, jobs, models):
+            case, files = jobs[index]
             try:
-                contents = [(f.name, f.read_bytes()) for f in files]
-                scan = read_scan(files[0], posterior=files[1] if len(files) > 1 else None)
-            except (ScanReadError, OSError) as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                contents = [(f.name, f.read_bytes()) for f in files] if db is not None else []
+            except OSError as exc:
+                error = str(exc)
+            if result is None or error:
+                print(f"error: {error}", file=sys.stderr)
                 failed = True
                 continue
-            (result,) = analyze([scan], models, read_seconds=[time.perf_counter() - start])
             line = analysis_line(files, result)
             if db is not None:
                 stored = ingest(
@@ -188,9 +245,13 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def run_analyze_stored(args: argparse.Namespace) -> int:
     """Analyse the stored studies without an analysis, each in its own transaction."""
+    if _ray_missing(args):
+        return 2
     model_dir = args.model or default_model_dir()
     try:
-        models = load_models(model_dir, device=args.device)
+        # With Ray the workers load their own; loading here too finds a bad folder
+        # before any worker starts.
+        models = load_models(model_dir, device="cpu" if args.engine == "ray" else args.device)
     except ModelFileError as exc:
         print(f"error: no usable model in {model_dir} ({exc})", file=sys.stderr)
         return 2
@@ -203,11 +264,17 @@ def run_analyze_stored(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             try:
-                ids = analyze_stored(
-                    db, models, account=args.account, batch=args.batch, limit=args.limit,
-                    progress=advance,
-                )  # fmt: skip
-            except ValueError as exc:
+                if args.engine == "ray":
+                    ids = analyze_stored_ray(
+                        path, model_dir, account=args.account, limit=args.limit,
+                        progress=advance, **_ray_pool(args),
+                    )  # fmt: skip
+                else:
+                    ids = analyze_stored(
+                        db, models, account=args.account, batch=args.batch, limit=args.limit,
+                        progress=advance,
+                    )  # fmt: skip
+            except (ValueError, RayUnavailableError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
     print(f"{path}: analysed {len(ids)} stored studies")

@@ -4,12 +4,16 @@
 size in a temporary file (rows only: tiny dummy blobs stand in for pixels and masks;
 one analysis per study, a few lesions each) and prints the median time of a
 patient's time series and of the cohort summary (every patient, as the cohort page
-reads it). Targets: < 50 ms and < 500 ms.
+reads it). Targets: < 50 ms and < 500 ms. With ``--writes N`` it also times storing N
+analyses through :func:`db.store.store_analysis`, one transaction each, with
+full-size (1024 x 256) label masks per view and a few lesions, as the one writer of a
+scaled-out re-analysis stores them: the store's analyses-per-second ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -20,10 +24,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.config import VIEWS
 from db.connection import open_db
 from db.queries import cohort_summary, patient_time_series
-from db.store import insert_rows
+from db.store import AnalysisRecord, LesionRecord, insert_rows, store_analysis
 
 #: Targets of the design (seconds).
 TIME_SERIES_TARGET_S = 0.050
@@ -132,6 +138,59 @@ def run_benchmark(
             }
 
 
+def _bench_masks(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], list[LesionRecord]]:
+    """Label masks per view with a bladder and a few lesions, and the lesions' records."""
+    masks: dict[str, np.ndarray] = {}
+    lesions: list[LesionRecord] = []
+    for view in VIEWS:
+        mask = np.zeros((1024, 256), np.uint8)
+        mask[560:620, 100:160] = 2
+        for comp in range(1, 4):
+            row, col = int(rng.integers(100, 900)), int(rng.integers(40, 200))
+            mask[row : row + 12, col : col + 10] = 1
+            lesions.append(LesionRecord(view=view, component=comp, area_px=120))
+        masks[view] = mask
+    return masks, lesions
+
+
+def measure_writes(analyses: int, *, seed: int = 0, path: Path | None = None) -> dict[str, float]:
+    """Time storing analyses one transaction each, as a single writer does.
+
+    Args:
+        analyses: Analyses to store (>= 1), one per study of a synthetic store.
+        seed: Random seed of the store and the masks.
+        path: SQLite file to build; a temporary one (removed afterwards) when None.
+
+    Returns:
+        ``write_s`` (seconds for all) and ``analyses_per_s``.
+
+    Raises:
+        ValueError: If ``analyses`` < 1.
+    """
+    if analyses < 1:
+        raise ValueError(f"analyses must be >= 1, got {analyses}")
+    rng = np.random.default_rng(seed)
+    record = AnalysisRecord(
+        model_version="bench", device="cpu", quality="ok", metastasis_probability=0.7,
+        bladder_probability=0.9, bstbi=0.05, hotspots=6, lesion_area_cm2=12.0,
+        timings_s={"classify": 0.1, "segment": 0.2},
+    )  # fmt: skip
+    payloads = [_bench_masks(rng) for _ in range(min(analyses, 16))]
+    with tempfile.TemporaryDirectory() as tmp:
+        file = path or Path(tmp) / "writes.sqlite"
+        build_store(file, max(1, analyses // 4), analyses, seed)
+        with open_db(file) as db:
+            start = time.perf_counter()
+            for study_id, (masks, lesions) in zip(
+                range(1, analyses + 1), itertools.cycle(payloads), strict=False
+            ):
+                with db.atomic():
+                    store_analysis(db, study_id=study_id, analysis=record, masks=masks,
+                                   lesions=lesions, account="bench")  # fmt: skip
+            write_s = time.perf_counter() - start
+    return {"write_s": write_s, "analyses_per_s": analyses / write_s}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark from the command line; print a table and one JSON line.
 
@@ -146,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--studies", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--writes", type=int, default=0, help="also time storing N analyses (default 0: not)"
+    )
     args = parser.parse_args(argv)
     result = run_benchmark(args.patients, args.studies, repeats=args.repeats, seed=args.seed)
     print(f"store: {args.patients} patients, {args.studies} studies (built in "
@@ -156,6 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         ok = "ok" if result[key] < target else "SLOW"
         print(f"{key:<20} {result[key] * 1000:8.1f} ms  (target < {target * 1000:.0f} ms) {ok}")
+    if args.writes:
+        writes = measure_writes(args.writes, seed=args.seed)
+        print(f"{'store_analysis':<20} {writes['analyses_per_s']:8.1f} analyses/s  "
+              f"({args.writes} with masks, one transaction each)")  # fmt: skip
+        result.update(writes)
     print(json.dumps(result))
     return 0
 

@@ -4,7 +4,8 @@
 analysis in one transaction, recognising a file stored before by its hash; the check
 runs again inside the write transaction, so two uploads of one file racing each other
 store one study. :func:`analyze_stored` analyses the studies stored without an
-analysis (the demo cohort), one transaction per study.
+analysis (the demo cohort), one transaction per study, each stored by
+:func:`store_stored_result` (which :mod:`workflow.ray_engine` shares).
 
 This lives above ``core`` and ``db`` because it joins them: ``core`` analyses without
 knowing about SQLite, ``db`` stores without knowing about networks.
@@ -213,6 +214,32 @@ def ingest(
     return Ingested(study_id, analysis_id, existing_study is None, result)
 
 
+def store_stored_result(
+    db: Database, study_id: int, result: AnalysisResult, *, account: str
+) -> int | None:
+    """Store the analysis of a stored study in its own transaction, unless it has one.
+
+    The check runs inside the write transaction, so a study that another process
+    analysed meanwhile keeps its single analysis.
+
+    Args:
+        db: An open store.
+        study_id: The stored study that ``result`` analyses.
+        result: From :func:`analyze` on :func:`db.queries.stored_scan`'s scan.
+        account: Who (or which process) analysed, for the audit log.
+
+    Returns:
+        The new analysis id, or None when the study had an analysis already.
+    """
+    record, masks, lesions = to_records(result)
+    with db.atomic():
+        if has_analysis(db, study_id):
+            return None
+        return store_analysis(
+            db, study_id=study_id, analysis=record, masks=masks, lesions=lesions, account=account
+        )
+
+
 def analyze_stored(
     db: Database,
     models: LoadedModels,
@@ -252,19 +279,9 @@ def analyze_stored(
         ids = pending[start : start + batch]
         scans = [stored_scan(db, i) for i in ids]
         for study_id, result in zip(ids, analyze(scans, models), strict=True):
-            record, masks, lesions = to_records(result)
-            with db.atomic():
-                if not has_analysis(db, study_id):
-                    done.append(
-                        store_analysis(
-                            db,
-                            study_id=study_id,
-                            analysis=record,
-                            masks=masks,
-                            lesions=lesions,
-                            account=account,
-                        )
-                    )
+            analysis_id = store_stored_result(db, study_id, result, account=account)
+            if analysis_id is not None:
+                done.append(analysis_id)
         if progress is not None:
             progress(min(start + batch, len(pending)), len(pending))
     return done
