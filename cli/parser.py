@@ -138,7 +138,9 @@ def _add_generate(sub: _Subparsers) -> None:
         "--layouts",
         action="store_true",
         help="also write each case as workstations export it (side-by-side pairs, borders, "
-        "labels, tight crops, screens with spot views; PNG and JPEG) under OUT/layouts",
+        "labels, bands, tight crops, heads at the top edge, clipped white displays, screens "
+        "with spot views, single views with R/L markers as _ANT/_POST files; PNG and JPEG) "
+        "under OUT/layouts",
     )
     p.set_defaults(group="cli.data", runner="generate")
 

@@ -102,13 +102,15 @@ def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, An
         result: The analysis.
 
     Returns:
-        A JSON-able dict: file, quality, probabilities, the call (None when the gate
-        refused the scan), BSTBI and its 4 images, hotspots, lesion area, seconds,
-        device, and the reader's notes when there are any.
+        A JSON-able dict: file, quality, the gate's cautions on a scan that passed
+        (``quality_cautions``, a list of sentences, empty when none), probabilities, the
+        call (None when the gate refused the scan), BSTBI and its 4 images, hotspots,
+        lesion area, seconds, device, and the reader's notes when there are any.
     """
     line: dict[str, Any] = {
         "file": " + ".join(str(f) for f in files),
         "quality": "ok" if result.quality.ok else result.quality.reason,
+        "quality_cautions": list(result.quality.cautions),
         "metastasis_probability": round(result.probabilities["metastasis"], 4),
         "bladder_probability": round(result.probabilities["bladder"], 4),
         # the model's call, like the burden, only for a diagnostic scan

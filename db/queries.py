@@ -97,6 +97,21 @@ def _age_group_or_none(age: int | None) -> str | None:
         return None
 
 
+def quality_cautions(stored: str | None) -> list[str]:
+    """Return the quality gate's cautions from an ``analyses.quality_cautions_json`` value.
+
+    Args:
+        stored: The column's JSON text (a list of sentences), or None where there is no
+            analysis (a LEFT JOIN's empty side).
+
+    Returns:
+        The sentences in the order stored; ``[]`` for None or an empty list.
+    """
+    if stored is None:
+        return []
+    return [str(c) for c in json.loads(stored)]
+
+
 def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     """Return a patient's studies by date, each with its latest analysis' figures.
 
@@ -106,16 +121,20 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
 
     Returns:
         One dict per study, oldest first (then by id), with keys ``study_id,
-        study_date, injection_delay_h, source_name, analysis_id, quality, bstbi,
-        hotspots, lesion_area_cm2, metastasis_probability, metastasis_threshold,
-        bladder_probability, analysed_at, source_ae``; the analysis keys are None for a
-        study never analysed, ``source_ae`` for a study that came from no DICOM node.
+        study_date, injection_delay_h, source_name, analysis_id, quality,
+        quality_cautions, bstbi, hotspots, lesion_area_cm2, metastasis_probability,
+        metastasis_threshold, bladder_probability, analysed_at, source_ae``; the analysis
+        keys are None for a study never analysed, ``source_ae`` for a study that came from
+        no DICOM node. ``quality_cautions`` is the list of the gate's cautions stored with
+        the analysis (sentences a physician must read with the results), ``[]`` when
+        there are none or the study was never analysed.
     """
     rows = db.execute(
         f"""
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
-               a.bstbi, a.hotspots, a.lesion_area_cm2, a.metastasis_probability,
-               a.metastasis_threshold, a.bladder_probability, a.created_at, s.source_ae
+               a.quality_cautions_json, a.bstbi, a.hotspots, a.lesion_area_cm2,
+               a.metastasis_probability, a.metastasis_threshold, a.bladder_probability,
+               a.created_at, s.source_ae
         FROM studies s LEFT JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
         WHERE s.patient_id = ?
         ORDER BY s.study_date, s.id
@@ -123,9 +142,13 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         [patient_id],
     ).fetchall()
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
-            "quality", "bstbi", "hotspots", "lesion_area_cm2", "metastasis_probability",
-            "metastasis_threshold", "bladder_probability", "analysed_at", "source_ae")  # fmt: skip
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+            "quality", "quality_cautions", "bstbi", "hotspots", "lesion_area_cm2",
+            "metastasis_probability", "metastasis_threshold", "bladder_probability",
+            "analysed_at", "source_ae")  # fmt: skip
+    out = [dict(zip(keys, row, strict=True)) for row in rows]
+    for study in out:
+        study["quality_cautions"] = quality_cautions(study["quality_cautions"])
+    return out
 
 
 def cohort_summary(db: Database) -> list[dict[str, Any]]:
@@ -204,7 +227,9 @@ def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
         ``{"study": dict of the studies row, "views": {view: float32 counts},
         "analysis": dict or None, "masks": {view: uint8 label mask},
         "lesions": list of dicts}``. The analysis dict has the analyses columns with
-        ``timings_s`` (parsed JSON) instead of ``timings_json`` and ``bstbi_images``
+        ``timings_s`` (parsed JSON) instead of ``timings_json``, ``quality_cautions``
+        (the list of the gate's cautions, :func:`quality_cautions`) instead of
+        ``quality_cautions_json``, and ``bstbi_images``
         ``{(view, level): bstbi}`` (present images only) beside the per-image columns.
         Lesion dicts have the lesions columns, ``drawn`` (bool uint8 array or None)
         instead of ``drawn_zlib``, ordered by view and component.
@@ -232,6 +257,7 @@ def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
         return out
     analysis = dict(zip([c[0] for c in cur.description], row, strict=True))
     analysis["timings_s"] = json.loads(analysis.pop("timings_json"))
+    analysis["quality_cautions"] = quality_cautions(analysis.pop("quality_cautions_json"))
     analysis["bstbi_images"] = {
         key: analysis[col] for key, col in BSTBI_COLUMNS.items() if analysis[col] is not None
     }

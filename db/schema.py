@@ -208,3 +208,16 @@ def _dicom_sources(db: Database) -> None:
         CREATE INDEX studies_study_instance_uid ON studies(study_instance_uid);
         """
     )
+
+
+@migrations(name="0007_analyses_quality_cautions")
+def _analyses_quality_cautions(db: Database) -> None:
+    # A scan that passes the quality gate may still carry cautions a physician must see
+    # (a saturated bladder or injection site, an acquisition that stops above the feet).
+    # They are kept with the analysis, as a JSON list of sentences, so that every page,
+    # report and export that shows the verdict shows them too. Older analyses had none
+    # stored.
+    db.execute(
+        "ALTER TABLE analyses ADD COLUMN quality_cautions_json TEXT NOT NULL DEFAULT '[]' "
+        "CHECK (json_valid(quality_cautions_json) AND json_type(quality_cautions_json) = 'array')"
+    )

@@ -353,6 +353,8 @@ class AnalysisRecord:
         weights_sha256: Hex SHA-256 of the weights, when known.
         device: Where it ran (e.g. ``"cpu"``, ``"cuda:0"``).
         quality: ``"ok"`` or the reason the scan is not a diagnostic whole-body scan.
+        quality_cautions: Sentences on a scan that passed the gate that a physician must
+            read with its results (a saturated site, the feet out of the field).
         timings_s: Seconds per stage, e.g. ``{"read": 0.02, "segment": 0.3}``.
         metastasis_probability: Scan probability of metastasis in [0, 1], or None.
         metastasis_threshold: The probability at or above which this analysis calls
@@ -368,6 +370,7 @@ class AnalysisRecord:
     device: str
     quality: str
     weights_sha256: str | None = None
+    quality_cautions: tuple[str, ...] = ()
     timings_s: Mapping[str, float] = field(default_factory=dict)
     metastasis_probability: float | None = None
     metastasis_threshold: float = THRESHOLD
@@ -503,6 +506,8 @@ def store_analysis(
         raise ValueError("analysis.model_version and analysis.device must not be empty")
     if not analysis.quality.strip():
         raise ValueError("analysis.quality must be 'ok' or the reason, not empty")
+    if any(not isinstance(c, str) or not c.strip() for c in analysis.quality_cautions):
+        raise ValueError("analysis.quality_cautions must be non-empty sentences")
     _check_unit("analysis.metastasis_probability", analysis.metastasis_probability)
     _check_unit("analysis.metastasis_threshold", analysis.metastasis_threshold)
     _check_unit("analysis.bladder_probability", analysis.bladder_probability)
@@ -539,6 +544,7 @@ def store_analysis(
             "hotspots": analysis.hotspots,
             "lesion_area_cm2": analysis.lesion_area_cm2,
             "quality": analysis.quality,
+            "quality_cautions_json": json.dumps(list(analysis.quality_cautions)),
         })  # fmt: skip
         insert_rows(db, "masks", [
             {"analysis_id": analysis_id, "view": v, "rows": shape[0], "cols": shape[1],
@@ -563,6 +569,7 @@ def store_analysis(
                 "study_id": study_id,
                 "model_version": analysis.model_version,
                 "quality": analysis.quality,
+                "quality_cautions": list(analysis.quality_cautions),
                 "bstbi": analysis.bstbi,
                 "hotspots": analysis.hotspots,
                 "lesions": len(lesions),

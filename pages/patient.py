@@ -306,6 +306,9 @@ for column, (study_id, picture) in zip(st.columns(2), shown, strict=False):
     column.image(
         picture, caption=f"{_study_label(study_id)}: anterior | posterior", width=PICTURE_WIDTH
     )
+    # the quality gate's cautions stored with this study's analysis, read with its picture
+    for caution in by_study[study_id].cautions:
+        column.warning(caution, icon=":material/warning:")
 if n_new is not None:
     st.caption(
         f"Metastasis red, bladder green (after review); {n_new} new lesion(s) of the later study "
@@ -316,11 +319,16 @@ else:
 
 st.subheader("Studies")
 st.dataframe(
-    [study_row(s, names_hidden()) for s in record.studies],
+    # the cautions as one sentence after another; empty when none
+    [
+        {**study_row(s, names_hidden()), "quality_cautions": " ".join(s.cautions)}
+        for s in record.studies
+    ],
     hide_index=True,
     column_order=(
         "study_date",
         "quality",
+        "quality_cautions",
         "reliable",
         "bstbi",
         "bstbi_change_baseline",
@@ -338,6 +346,11 @@ st.dataframe(
     column_config={
         "study_date": "Date",
         "quality": "Quality",
+        "quality_cautions": st.column_config.TextColumn(
+            "Cautions",
+            help="What the quality gate asks a physician to read with the results of a scan "
+            "that passed it (a saturated site, the feet out of the field).",
+        ),
         "reliable": st.column_config.CheckboxColumn("Reliable burden"),
         "bstbi": st.column_config.NumberColumn("BSTBI", format="%.3f"),
         "bstbi_change_baseline": st.column_config.NumberColumn(

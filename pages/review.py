@@ -93,6 +93,10 @@ with database() as db:
             f"Quality: {analysis['quality']} The burden of this scan is not reliable: "
             "the figures below are shown for inspection only and are not stored."
         )
+    else:
+        # the gate's cautions stored with the analysis, to be read with its results
+        for caution in analysis["quality_cautions"]:
+            st.warning(caution, icon=":material/warning:")
 
     notice = st.session_state.pop(Keys.REVIEW_NOTICE, None)
     if notice is not None and notice["analysis_id"] == analysis["id"]:

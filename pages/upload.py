@@ -28,6 +28,8 @@ SEXES: tuple[str | None, ...] = (None, "M", "F", "O")
 NOT_GIVEN = "not given"
 #: Earliest study date accepted (planar MDP bone scans are not older).
 FIRST_DATE = dt.date(1970, 1, 1)
+#: Icon of a quality caution (a scan that passed the gate, with a remark to read).
+CAUTION_ICON = ":material/warning:"
 
 
 def _patient_label(p: dict[str, Any]) -> str:
@@ -131,10 +133,15 @@ def _show_result(shown: dict[str, Any]) -> None:
             f"{analysed}, and the patient and date chosen above were not applied. "
             "The stored result is shown."
         )
+    # the gate's cautions as stored with the analysis (a result from an older session
+    # may lack the key): each one right under the verdict, to be read with the results
+    cautions = list(analysis.get("quality_cautions") or ())
     if analysis["quality"] == "ok":
         st.success(
             "Quality: a diagnostic whole-body bone scan, as far as the quality gate can tell."
         )
+        for caution in cautions:
+            st.warning(caution, icon=CAUTION_ICON)
     else:
         st.warning(
             f"Quality: {analysis['quality']} The models' masks are shown for inspection, but "
@@ -186,8 +193,11 @@ def _show_result(shown: dict[str, Any]) -> None:
         f"Analysed on {analysis['device']} by {analysis['model_version']} in "
         f"{sum(timings.values()):.2f} s ({stages})."
     )
+    # the analysis' notes repeat the cautions ("quality: ..."), shown above already
+    repeated = {f"quality: {c}" for c in cautions}
     for note in shown["notes"]:
-        st.caption(f"Note: {note}")
+        if note not in repeated:
+            st.caption(f"Note: {note}")
 
     st.subheader("Images")
     opacity = opacity_slider(Keys.UPLOAD_OPACITY)

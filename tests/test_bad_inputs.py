@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.config import COLS, ROWS
+from core.imaging.display import grey_level_1, grey_level_2
 from core.reading.uploaded import read_uploaded
 from core.scan import Scan, ScanReadError
 from db.connection import open_db
@@ -106,13 +107,15 @@ def _seeds() -> dict[str, bytes]:
         return buf.getvalue()
 
     view = phantom_counts(96, 64, top=250)
+    g1 = grey_level_1(phantom_counts(256, 64))
     return {
         "one.dcm": dicom(view),
         "two.dcm": dicom(np.stack([view, phantom_counts(96, 64, seed=1)])),
         "view_ant.png": image(view.astype(np.uint8), "PNG"),
         "view16_post.png": image((view * 200).astype(np.uint16), "PNG"),
         "view.jpg": image(view.astype(np.uint8), "JPEG", quality=70),
-        "composite.png": image(np.tile(phantom_counts(256, 64).astype(np.uint8), (1, 4)), "PNG"),
+        # the paper's composite: ANT gl1, ANT gl2, POST gl1, POST gl2 (white display)
+        "composite.png": image(np.hstack([g1, grey_level_2(g1), g1, grey_level_2(g1)]), "PNG"),
     }
 
 

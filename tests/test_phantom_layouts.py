@@ -18,7 +18,9 @@ from core.phantom import layouts
 from core.phantom.generate import generate_case
 from core.phantom.layouts import (
     LAYOUTS,
+    POLARITIES,
     SCALE_RANGE,
+    SINGLE_VIEW_LAYOUTS,
     VIEW_LABELS,
     ExportedLayout,
     PanelTruth,
@@ -62,10 +64,17 @@ def _expected(views: Views, e: ExportedLayout, panel: PanelTruth) -> np.ndarray:
     """The panel's pixels recomputed from the documented contract alone."""
     assert panel.view is not None and panel.window is not None
     w0, w1, w2, w3 = panel.window
-    r0, r1, c0, c1 = panel.box
-    r = resize_bilinear(views[panel.view][w0:w1, w2:w3], (r1 - r0, c1 - c0)).astype(np.float64)
+    r0, r1, c0, c1 = panel.image_box
+    inner = resize_bilinear(views[panel.view][w0:w1, w2:w3], (r1 - r0, c1 - c0))
+    # the pad columns (screen-4x3) are background: zero counts
+    r = np.pad(inner.astype(np.float64), ((0, 0), panel.pad))
     if e.polarity == "hot-dark":
         p = float(np.percentile(views[panel.view].astype(np.float64), 99.9))
+        if panel.clip is not None:
+            value = np.floor(255.0 * r / (panel.clip * p) + 0.5).astype(np.int64)
+            if panel.wrap:
+                return np.mod(255 - value, 256).astype(np.uint8)
+            return (255 - np.minimum(value, 255)).astype(np.uint8)
         return (255 - np.floor(255 * np.clip(r / p, 0, 1) + 0.5)).astype(np.uint8)
     # top is not part of the truth: find the one in 40..255 that reproduces the panel.
     peak = max(float(views["ANT"].max()), float(views["POST"].max()))
@@ -111,10 +120,12 @@ def test_whole_body_pixels_follow_the_contract(
     views: Views, rendered: dict[tuple[str, int], ExportedLayout], layout: str, seed: int
 ) -> None:
     e = rendered[(layout, seed)]
-    assert e.layout == layout and e.polarity == ("hot-bright", "hot-dark")[SEEDS.index(seed)]
+    polarity = "hot-dark" if layout == "pair-white-clipped" else POLARITIES[SEEDS.index(seed)]
+    assert e.layout == layout and e.polarity == polarity
     panels = _whole_body(e)
-    assert sorted(str(p.view) for p in panels) == ["ANT", "POST"]
-    sizes = {(p.box[1] - p.box[0], p.box[3] - p.box[2]) for p in panels}
+    single = layout in SINGLE_VIEW_LAYOUTS
+    assert sorted(str(p.view) for p in panels) == (["ANT"] if single else ["ANT", "POST"])
+    sizes = {(p.image_box[1] - p.image_box[0], p.image_box[3] - p.image_box[2]) for p in panels}
     windows = {p.window for p in panels}
     assert len(sizes) == 1 and len(windows) == 1  # one scale, one window size
     (ph, pw), (window,) = sizes.pop(), windows
@@ -124,7 +135,7 @@ def test_whole_body_pixels_follow_the_contract(
     lo = max((ph - 0.5) / wr, (pw - 0.5) / wc)
     hi = min((ph + 0.5) / wr, (pw + 0.5) / wc)
     assert lo < hi and lo < SCALE_RANGE[1]
-    if layout != "screen":  # only the screen may lower s to fit
+    if layout not in ("screen", "screen-4x3"):  # only screens may set s to fit
         assert hi > SCALE_RANGE[0]
     for p in panels:
         want = _expected(views, e, p)
@@ -153,6 +164,10 @@ def test_boxes_inside_and_apart(
     for i, a in enumerate(e.panels):
         for b in e.panels[i + 1 :]:
             assert not _overlap(a.box, b.box), (a.box, b.box)
+    bands = [b for p in e.panels for b in p.bands]
+    for band in bands:
+        assert _inside(band, (0, h, 0, w))
+        assert not any(_overlap(band, p.box) for p in e.panels)
     for _, box in e.texts_outside:
         assert _inside(box, (0, h, 0, w))
         assert not any(_overlap(box, p.box) for p in _whole_body(e))

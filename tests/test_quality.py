@@ -87,13 +87,14 @@ def test_head_cut_off(phantom: Scan) -> None:
 
 
 def test_body_running_off_the_bottom_edge(phantom: Scan) -> None:
-    # Shifted far enough that the edge cuts through the thighs: a view merely touching
-    # the edge with the shins or feet is a whole body (tests/test_quality_real_exports.py).
+    # Shifted far enough that the edge cuts through the pelvis: refused. Shifted less,
+    # the edge cuts through the thighs and the scan passes with a caution
+    # (tests/test_quality_short_scans.py).
     def shift(a: np.ndarray) -> np.ndarray:
-        return np.roll(a, 550, axis=0) * (np.arange(ROWS) >= 550)[:, None]
+        return np.roll(a, 640, axis=0) * (np.arange(ROWS) >= 640)[:, None]
 
     verdict = assess(_map(phantom, shift))
-    assert verdict.code == "body_cut_off" and "bottom" in verdict.reason
+    assert verdict.code == "body_cut_off" and "bottom" in verdict.reason, verdict.measures
 
 
 def test_pelvis_spot_view(phantom: Scan) -> None:
@@ -105,18 +106,27 @@ def test_pelvis_spot_view(phantom: Scan) -> None:
 
 
 def test_flat_saturated_plateau(phantom: Scan) -> None:
+    # clipped at its 97th percentile: the whole hot skeleton is flat, over 5 % of the body
     verdict = assess(_map(phantom, lambda a: np.minimum(a, np.percentile(a, 97))))
     assert verdict.code == "saturated" and verdict.measures["ANT.plateau_px"] >= 150
+    assert verdict.measures["ANT.saturated_share"] > 0.05
+    assert "% of the body" in verdict.reason
+    # an export clipping the bladder and a few hot spots passes, each site named
     clipped = assess(
         _map(phantom, lambda a: np.minimum(np.round(a / a.max() * 800), 255), EXPORT_8BIT)
     )
-    assert clipped.code == "saturated"
+    assert clipped.ok, clipped.reason
+    assert any("bladder" in c for c in clipped.cautions)
+    assert any("saturated at the" in c for c in clipped.cautions)
 
 
 def test_wrap_around_in_8bit_export(phantom: Scan) -> None:
+    # the bladder wrapped past 255 in both views: read, with a caution per view
     verdict = assess(_map(phantom, lambda a: np.mod(np.round(a / a.max() * 400), 256), EXPORT_8BIT))
-    assert verdict.code == "saturated" and "wrapped" in verdict.reason
+    assert verdict.ok, verdict.reason
     assert verdict.measures["ANT.wrap_px"] >= 30
+    assert [c.split(" view")[0] for c in verdict.cautions] == ["The anterior", "The posterior"]
+    assert all("wrapped around" in c for c in verdict.cautions)
 
 
 def test_smooth_random_blobs_are_not_a_whole_body_scan(phantom: Scan) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 from core.imaging.display import display_images, grey_level_1, grey_level_2
 from core.imaging.resize import resize_bilinear
 from core.reading.readers import read_scan, view_from_name
+from core.scan import ScanReadError
 from tests.readers_helpers import phantom_counts
 
 
@@ -144,15 +145,17 @@ def test_composite_is_split_into_views(tmp_path: Path) -> None:
     assert not any("does not look like grey level 2" in n for n in meta.notes)
 
 
-def test_composite_with_unexpected_panels_is_noted(tmp_path: Path) -> None:
+def test_square_picture_whose_panels_are_not_grey_levels_is_not_a_composite(
+    tmp_path: Path,
+) -> None:
+    # Never guessed: four panels that are not grey levels of each other are refused
+    # (or read by the layout finder), never read by the composite rule.
     ant, post = phantom_counts(top=400), phantom_counts(top=250, seed=5)
     composite = _composite(ant, post)
     composite[:, 256:512] = grey_level_1(ant)  # panel 2 is not grey level 2
-    scan = read_scan(_save(tmp_path / "export.jpg", composite, quality=95))
-    assert scan.meta.source_format == "composite-jpeg"
-    notes = " ".join(scan.meta.notes)
-    assert "ANT: panel 2 does not look like grey level 2 of panel 1" in notes
-    assert "POST: panel 4" not in notes
+    with pytest.raises(ScanReadError, match="not the paper's four-panel composite") as err:
+        read_scan(_save(tmp_path / "export.jpg", composite, quality=95))
+    assert "panel 2 is not grey level 2 of panel 1" in str(err.value)
 
 
 def test_small_image_is_resized_bilinearly(tmp_path: Path) -> None:

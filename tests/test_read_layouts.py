@@ -22,7 +22,11 @@ from core.imaging.display import detect_polarity
 from core.imaging.quality import assess
 from core.imaging.resize import resize_bilinear
 from core.phantom.generate import PhantomCase, generate_case
-from core.phantom.layouts import LAYOUTS, ExportedLayout, PanelTruth, render_layout, save_layout
+
+# The classic layouts, whose panel edges are all visible: their boxes are exact. The
+# layouts added after them are read in tests/test_read_real_layouts.py.
+from core.phantom.layouts import CLASSIC_LAYOUTS as LAYOUTS
+from core.phantom.layouts import ExportedLayout, PanelTruth, render_layout, save_layout
 from core.reading.layout import (
     Layout,
     LayoutError,

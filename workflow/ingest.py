@@ -57,6 +57,7 @@ def to_records(
         weights_sha256=result.weights_sha256 or None,
         device=result.device,
         quality="ok" if result.quality.ok else result.quality.reason,
+        quality_cautions=tuple(result.quality.cautions),
         timings_s=dict(result.timings),
         metastasis_probability=result.probabilities.get("metastasis"),
         metastasis_threshold=result.thresholds.get("metastasis", THRESHOLD),

@@ -3,7 +3,8 @@
 The HTML opens offline: plotly.js is inlined (no ``<script src>``), the pictures are
 PNG data URIs, the style is inline. It holds who the patient is (with the synthetic
 flag), the BSTBI trajectory, the baseline and latest overlays, the studies and their
-follow-up figures, the treatments, the warnings and when it was generated.
+follow-up figures (each study's quality cautions listed under its quality), the
+treatments, the warnings and when it was generated.
 
 The markup is the jinja2 template ``templates/patient_report.html.j2`` beside this
 module, rendered with autoescaping: every value (pseudonym, name, notes, file names,
@@ -41,6 +42,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "study_date",
     "study_id",
     "quality",
+    "quality_cautions",
     "reliable",
     "bstbi",
     "bstbi_change_baseline",
@@ -56,6 +58,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "source_name",
     "source_ae",
 )
+
+#: Joins a study's quality cautions in one CSV cell (the sentences contain commas and
+#: full stops, not this).
+CAUTION_SEPARATOR = " | "
 
 #: Loads the report's templates from the folder beside this module, so a plain checkout
 #: finds them wherever it is run from; ``.html.j2`` templates are autoescaped.
@@ -112,11 +118,14 @@ def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
 
     The burden figures of a study that is not reliable are None; so is the uploaded
     file's name when ``hide_files`` (names hidden: file names can carry a patient's name).
+    The quality cautions are joined by :data:`CAUTION_SEPARATOR` (None when there are
+    none).
     """
     return {
         "study_date": point.date.isoformat() if point.date else None,
         "study_id": point.study_id,
         "quality": point.status,
+        "quality_cautions": CAUTION_SEPARATOR.join(point.cautions) or None,
         "reliable": point.reliable,
         # a non-diagnostic scan's burden is never written as if it were reliable
         "bstbi": point.bstbi if point.reliable else None,
@@ -139,8 +148,9 @@ def studies_csv(studies: Sequence[StudyPoint], hide_files: bool = False) -> str:
     """Return the studies as CSV text: a header of :data:`CSV_COLUMNS`, one row per study.
 
     Empty cells for unknown values; the burden figures (BSTBI, hotspots, lesion area)
-    of a study that is not reliable are empty, ``quality`` says why; file names are
-    empty when ``hide_files``.
+    of a study that is not reliable are empty, ``quality`` says why; a study's quality
+    cautions are joined by :data:`CAUTION_SEPARATOR` in ``quality_cautions``; file names
+    are empty when ``hide_files``.
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -153,10 +163,15 @@ def studies_csv(studies: Sequence[StudyPoint], hide_files: bool = False) -> str:
 
 @dataclass(frozen=True)
 class _Row:
-    """One table row for the template: CSS class and already formatted cells."""
+    """One table row for the template: CSS class, formatted cells, notes under a cell.
+
+    ``notes`` (a study's quality cautions) are listed under the cell the template's
+    ``notes_at`` names.
+    """
 
     css_class: str
     cells: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,10 +283,12 @@ def patient_report_html(
             _Row(
                 "" if s.reliable else "unreliable",
                 tuple(_cell(r[k], _FORMATS.get(k, "{}")) for k in study_keys),
+                s.cautions,
             )
             for r, s in zip(study_rows, record.studies, strict=True)
         ],
         study_numeric=frozenset({2, 3, 4, 5, 6, 7, 8, 10}),
+        study_notes_at=study_keys.index("quality"),
         treatment_headers=("Agent", "Start", "End", "Dose", "Note"),
         treatment_rows=treatment_rows,
         warnings=sorted({w for s in record.studies for w in s.warnings}),

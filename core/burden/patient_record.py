@@ -90,6 +90,9 @@ class StudyPoint:
         pcwg3: The study's PCWG3 flag (``core.burden.pcwg3.FLAG_*``), or None.
         warnings: Injection-delay warnings of its comparisons.
         source_ae: The DICOM node (AE title) the study came from; "" for an upload.
+        cautions: The quality gate's cautions stored with the analysis of a scan that
+            passed (a saturated site, the feet out of the field): sentences a physician
+            must read with the results; empty when none.
     """
 
     study_id: int
@@ -109,6 +112,7 @@ class StudyPoint:
     pcwg3: str | None = None
     warnings: tuple[str, ...] = ()
     source_ae: str = ""
+    cautions: tuple[str, ...] = ()
 
     @property
     def reliable(self) -> bool:
@@ -204,7 +208,8 @@ def treatments_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[Treatment, 
 def study_points(rows: Sequence[Mapping[str, Any]]) -> tuple[StudyPoint, ...]:
     """Return one :class:`StudyPoint` per row of :func:`db.queries.patient_time_series`.
 
-    The follow-up fields stay empty (see :func:`with_followup`).
+    The follow-up fields stay empty (see :func:`with_followup`); the quality cautions
+    come from the row's ``quality_cautions`` (none when the row has no such key).
     """
     return tuple(
         StudyPoint(
@@ -218,6 +223,7 @@ def study_points(rows: Sequence[Mapping[str, Any]]) -> tuple[StudyPoint, ...]:
             injection_delay_h=row["injection_delay_h"],
             source_name=str(row.get("source_name") or ""),
             source_ae=str(row.get("source_ae") or ""),
+            cautions=tuple(str(c) for c in row.get("quality_cautions") or ()),
         )
         for row in rows
     )

@@ -5,7 +5,8 @@ The report holds one measurement group (TID 1501) for the scan and one per lesio
 * scan group: BSTBI and its four per-image values, hotspot count, lesion area, the
   classifier's metastasis probability and threshold (measurements, TID 300); the
   metastasis call and the quality verdict (qualitative evaluations, with the verdict's
-  reason as text when it failed); the algorithm (TID 4019: model version, weights
+  reason as text when it failed, and each of the gate's cautions as text when it
+  passed); the algorithm (TID 4019: model version, weights
   sha256). Figures the quality gate withholds are left out, not written as zero.
 * lesion group: its view, skeletal region (finding site), area and uptake ratio, and
   its review status (found by the model, added or removed by a physician, with the
@@ -79,6 +80,7 @@ METASTASIS_PROBABILITY = local("MET-PROB", "Metastasis probability (classifier)"
 METASTASIS_THRESHOLD = local("MET-THRESHOLD", "Metastasis decision threshold")
 UPTAKE_RATIO = local("UPTAKE-RATIO", "Lesion to normal bone uptake ratio")
 QUALITY_REASON = local("QUALITY-REASON", "Quality verdict reason")
+QUALITY_CAUTION = local("QUALITY-CAUTION", "Quality caution")
 REVIEW_STATUS = local("REVIEW-STATUS", "Physician review status")
 REMOVAL_REASON = local("REMOVAL-REASON", "Reason for removal on review")
 STATUS_CODES: dict[str, hd.sr.CodedConcept] = {
@@ -210,6 +212,9 @@ def _scan_group(
     )
     if not summary.quality_ok:
         group[0].ContentSequence.append(_text(QUALITY_REASON, summary.quality))
+    else:
+        for caution in summary.quality_cautions:
+            group[0].ContentSequence.append(_text(QUALITY_CAUTION, caution))
     return group
 
 
@@ -380,3 +385,24 @@ def read_bstbi_images(ds: Dataset) -> dict[tuple[str, int], float]:
             if value is not None:
                 out[(view, level)] = value
     return out
+
+
+def read_quality_cautions(ds: Dataset) -> tuple[str, ...]:
+    """Return the quality gate's cautions from a report this module wrote.
+
+    Args:
+        ds: The report.
+
+    Returns:
+        Each caution's text, in the order written; empty when the report gives none.
+
+    Raises:
+        ValueError: If ``ds`` is not an SR document.
+    """
+    if "ContentSequence" not in ds:
+        raise ValueError("ds is not an SR document (it has no ContentSequence)")
+    return tuple(
+        str(item.TextValue)
+        for item in _items(ds)
+        if item.get("ValueType") == "TEXT" and _is(item, QUALITY_CAUTION)
+    )

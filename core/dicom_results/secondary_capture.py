@@ -31,6 +31,8 @@ SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 OVERLAY_SERIES_DESCRIPTION = "Bone scan burden overlays"
 #: The statement every caption carries.
 DECISION_AID = "decision aid, not a diagnosis"
+#: Added to the caption of a scan that passed the quality gate with cautions.
+CAUTION_NOTE = "quality caution: see report"
 #: Caption band colours: white text on black, unlike the display's white background.
 BAND_RGB = (0, 0, 0)
 TEXT_RGB = (255, 255, 255)
@@ -50,7 +52,9 @@ def caption(summary: ResultSummary, view: str) -> str:
     Returns:
         E.g. ``"ANT | BSTBI 0.123 | 7 hotspots | decision aid, not a diagnosis |
         model v1"``; BSTBI and hotspots read "not reported" when the scan failed the
-        quality gate, and the verdict's reason is added then.
+        quality gate, and the verdict's reason is added then; a scan that passed with
+        quality cautions gets :data:`CAUTION_NOTE` (the cautions themselves are in the
+        report: the caption has little room).
 
     Raises:
         ValueError: If ``view`` is not one of :data:`core.config.VIEWS`.
@@ -65,6 +69,8 @@ def caption(summary: ResultSummary, view: str) -> str:
     parts = [view, f"BSTBI {bstbi}", hotspots]
     if not summary.quality_ok:
         parts.append(f"quality: {summary.quality}")
+    elif summary.quality_cautions:
+        parts.append(CAUTION_NOTE)
     parts += [DECISION_AID, f"model {summary.model_version}"]
     return " | ".join(parts)
 

@@ -232,6 +232,9 @@ class ResultSummary:
         weights_sha256: Lower-case hex sha256 over both models' weights.
         lesions: Every lesion with its review status (removed ones included).
         reviewed_by: The physician who reviewed the lesions, or None when unreviewed.
+        quality_cautions: The quality gate's cautions on a scan that passed it, one
+            sentence each (a saturated site, the feet out of the field), to be read with
+            the results; empty when none.
     """
 
     bstbi: float | None
@@ -246,6 +249,7 @@ class ResultSummary:
     weights_sha256: str
     lesions: tuple[ReportedLesion, ...] = ()
     reviewed_by: str | None = None
+    quality_cautions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.bstbi is not None:
@@ -281,6 +285,10 @@ class ResultSummary:
             seen.add(key)
         if self.reviewed_by is not None and not self.reviewed_by.strip():
             raise ValueError("reviewed_by must name the reviewer or be None, got ''")
+        if any(not isinstance(c, str) or not c.strip() for c in self.quality_cautions):
+            raise ValueError(
+                f"quality_cautions must be non-empty sentences, got {self.quality_cautions!r}"
+            )
 
     @property
     def quality_ok(self) -> bool:

@@ -83,6 +83,7 @@ from scipy import ndimage
 
 from core.config import COLS, ROWS, VIEWS
 from core.imaging.boxes import bounding_box
+from core.imaging.regions import BodyBox, skeletal_region
 from core.scan import Scan
 
 #: Gaussian smoothing used for every shape measure, pixels of the 1024 x 256 grid.
@@ -189,6 +190,56 @@ BLADDER_MAX_OFFSET = 30
 #: ... and lower than the shoulders by at least this many head lengths. Such a scan
 #: passes with a caution (BSTBI leaves the bladder out).
 BLADDER_MIN_DROP = 1.2
+
+#: Saturated or wrapped pixels outside a bladder, as a share of the body's pixels, above
+#: which a view is refused: that much of the skeleton cannot be measured. Under it, each
+#: saturated site is named in a caution (an injection site, a clipped hot joint).
+MAX_SATURATED_SHARE = 0.05
+#: Saturated sites named in the cautions of one view, largest first.
+MAX_SATURATED_SITES = 3
+#: Saturated parts closer than this many pixels are one site (wrapped rings and their
+#: plateau, a hot joint's two clipped halves).
+SITE_JOIN_PX = 6
+
+#: A body that ends above the feet (at the field's edge or abruptly inside it) is a
+#: whole-body scan that stops at the thighs or lower legs, passed with a caution, when
+#: the legs there are narrow (:data:`FEET_MAX_WIDTH_RATIO`) and its head and neck are
+#: at most this fraction of what is in the field: the vertex-to-shoulder span is about
+#: 0.18 of a body's height, so the field then holds at least 0.6 of it, the whole pelvis
+#: and the hips (phantom bodies cut at 0.6 / 0.55 / 0.5 of their height: 0.29-0.31 /
+#: 0.32-0.34 / 0.35-0.37). A cut through the pelvis, or with the hands at the edge, is
+#: still refused.
+MAX_SHORT_HEAD_SPAN = 0.3
+
+#: Rows at the top and bottom of the view searched for burned-in text touching or near
+#: the body (a label beside the head, "ANT." above it).
+TEXT_BAND_ROWS = 160
+#: Most rows a burned-in word spans on the 1024-row grid (a head spans 60 or more).
+TEXT_MAX_ROWS = 40
+#: Text is drawn at the picture's hot extreme: its part's maximum is at least this
+#: fraction of the view's maximum ...
+TEXT_MIN_PEAK = 0.9
+#: ... and it is flat: the 25th percentile of its strokes (pixels above half its
+#: maximum) is at least this fraction of its maximum (a foot, a skull or a hot spot
+#: rises and falls).
+TEXT_FLATNESS = 0.8
+#: Strokes fill at most this share of their word's box (a clipped spot fills it).
+TEXT_MAX_FILL = 0.6
+#: Gaussian sigma (pixels) of the fine mask that keeps a label apart from a head.
+TEXT_SIGMA_PX = 1.0
+#: Rows of the top of the body in which a part must continue downward to count as a
+#: run of the body there (a head continues into the neck, a burned-in word does not).
+TOP_RUN_DEPTH = 45
+
+#: Edge bands: a band or line of constant value along a side of the view (a panel
+#: border cut with a margin, a dark band along one side of a white display) starts
+#: within this many pixels of the edge ...
+BAND_SEARCH_PX = 16
+#: ... and is at most this many pixels thick.
+BAND_MAX_PX = 32
+#: A band line stands above the background by at least this fraction of the view's
+#: range (a border or band is drawn in a visible grey, not faint noise).
+BAND_MIN_HEIGHT = 0.1
 
 #: Codes a verdict can carry, in the order they are checked.
 CODES: tuple[str, ...] = (
@@ -317,6 +368,73 @@ def _in_bladder_place(saturated: np.ndarray, top: int, shoulders: int, centre: f
     return float(compact and centred and low)
 
 
+def _saturated_sites(
+    saturated: np.ndarray, top: int, height: int, shoulders: int, centre: float, body_px: int
+) -> dict[str, float]:
+    """Sort a view's saturated regions into a bladder and other sites.
+
+    Parts within :data:`SITE_JOIN_PX` of each other are one site. A site where a bladder
+    lies (:func:`_in_bladder_place`) is the bladder; every other site is measured, so
+    that a caution can name where it is.
+
+    Args:
+        saturated: Saturated and wrapped pixels, bool (rows, columns), not empty.
+        top: The body's first row.
+        height: The body's height, rows.
+        shoulders: The row of the shoulders.
+        centre: The column of the body's mid-line.
+        body_px: Pixels of the body.
+
+    Returns:
+        ``saturated_in_bladder`` (1 when a site is the bladder), ``saturated_share``
+        (pixels of the other sites / ``body_px``), ``saturated_sites`` (how many other
+        sites), and for the largest :data:`MAX_SATURATED_SITES` of them ``site{k}_px``,
+        ``site{k}_row`` (rows below the body's top / its height) and ``site{k}_offset``
+        (columns from the mid-line / the body's height; negative: the viewer's left).
+        Sites under :data:`MAX_WRAP_PX` pixels count in the share but are not named.
+    """
+    box = bounding_box(saturated, margin=SITE_JOIN_PX)
+    assert box is not None
+    joined = ndimage.binary_dilation(
+        saturated[box], structure=_EIGHT, iterations=max(SITE_JOIN_PX // 2, 1)
+    )
+    sites, n = ndimage.label(joined, structure=_EIGHT)
+    sites = np.where(saturated[box], sites, 0)
+    origin = (box[0].start, box[1].start)
+    bladder = False
+    others: list[tuple[int, float, float]] = []
+    for index, sl in enumerate(ndimage.find_objects(sites, max_label=n), start=1):
+        if sl is None:
+            continue
+        part = np.zeros(saturated.shape, dtype=bool)
+        part[box][sl] = sites[sl] == index
+        if _in_bladder_place(part, top, shoulders, centre):
+            bladder = True
+            continue
+        rows, cols = np.nonzero(sites[sl] == index)
+        others.append(
+            (
+                int(rows.size),
+                float(rows.mean()) + sl[0].start + origin[0],
+                float(cols.mean()) + sl[1].start + origin[1],
+            )
+        )
+    others.sort(reverse=True)
+    # Scattered wrapped pixels are counted in the share but named only as a site of
+    # some size.
+    named = [o for o in others if o[0] >= MAX_WRAP_PX]
+    m = {
+        "saturated_in_bladder": float(bladder),
+        "saturated_share": sum(o[0] for o in others) / max(body_px, 1),
+        "saturated_sites": float(len(named)),
+    }
+    for k, (px, row, col) in enumerate(named[:MAX_SATURATED_SITES]):
+        m[f"site{k}_px"] = float(px)
+        m[f"site{k}_row"] = (row - top) / max(height, 1)
+        m[f"site{k}_offset"] = (col - centre) / max(height, 1)
+    return m
+
+
 def _clear_borders(a: np.ndarray, background: float) -> np.ndarray:
     """Return ``a`` with the panel-border lines along its edges set to ``background``.
 
@@ -354,6 +472,145 @@ def _clear_borders(a: np.ndarray, background: float) -> np.ndarray:
                 out[i] = background
             else:
                 out[:, i] = background
+    return out
+
+
+def _band_level(line: np.ndarray, background: float, min_height: float) -> float | None:
+    """The level of a flat line standing at least ``min_height`` above the background."""
+    level = float(np.median(line))
+    height = level - background
+    if height < min_height:
+        return None
+    if np.mean(np.abs(line - level) <= BORDER_TOLERANCE * height) < BORDER_LINE_FRACTION:
+        return None
+    return level
+
+
+def _clear_edge_bands(a: np.ndarray, background: float) -> np.ndarray:
+    """Return ``a`` with bands of constant value along its sides set to ``background``.
+
+    A band is one or more adjacent flat lines (as :func:`_clear_borders` judges a line)
+    starting within :data:`BAND_SEARCH_PX` of an edge, at most :data:`BAND_MAX_PX`
+    thick, standing :data:`BAND_MIN_HEIGHT` of the view's range above the background,
+    with the line just inside it :data:`BORDER_CONTRAST` of its height lower: a panel
+    border cut with a margin, or the dark band along one side of a white display (which
+    reads as a hot wall). A head or feet crossing the edge, and a body filling the
+    field, leave no flat line there.
+
+    Args:
+        a: One view, float64 (rows, columns).
+        background: The view's background level.
+
+    Returns:
+        ``a`` itself when there is no band, otherwise a copy with the bands cleared.
+    """
+    span = float(a.max()) - background
+    if span <= 0:
+        return a
+    min_height = BAND_MIN_HEIGHT * span
+    out = a
+    for axis in (0, 1):
+        size = a.shape[axis]
+        for from_end in (False, True):
+
+            def at(i: int, axis: int = axis, size: int = size, from_end: bool = from_end) -> int:
+                return size - 1 - i if from_end else i
+
+            def line(i: int, axis: int = axis) -> np.ndarray:
+                return a[at(i)] if axis == 0 else a[:, at(i)]
+
+            start = next(
+                (
+                    i
+                    for i in range(BAND_SEARCH_PX)
+                    if _band_level(line(i), background, min_height) is not None
+                ),
+                None,
+            )
+            if start is None:
+                continue
+            levels: list[float] = []
+            i = start
+            while i < min(start + BAND_MAX_PX, size // 2):
+                level = _band_level(line(i), background, min_height)
+                if level is None:
+                    break
+                levels.append(level)
+                i += 1
+            if i >= min(start + BAND_MAX_PX, size // 2):
+                continue  # flat as far as we look: a body filling the field, not a band
+            low = min(levels)
+            inner = float(np.median(line(min(i + 2, size // 2))))
+            if low - inner < BORDER_CONTRAST * (low - background):
+                continue
+            if out is a:
+                out = a.copy()
+            lines = [at(k) for k in range(start, i)]
+            if axis == 0:
+                out[lines] = background
+            else:
+                out[:, lines] = background
+    return out
+
+
+def _clear_text(a: np.ndarray, background: float) -> np.ndarray:
+    """Return ``a`` with burned-in words near the top and bottom set to ``background``.
+
+    A word is a part of the finely smoothed signal (:data:`TEXT_SIGMA_PX`) lying wholly
+    within :data:`TEXT_BAND_ROWS` of the top or bottom, at most :data:`TEXT_MAX_ROWS`
+    tall, drawn at the picture's hot extreme (:data:`TEXT_MIN_PEAK`) and flat
+    (:data:`TEXT_FLATNESS`). Such a label beside or above a head would otherwise make
+    the head look wide, or the body start abruptly; a head is taller, a foot or a hot
+    spot is not flat.
+
+    Args:
+        a: One view, float64 (rows, columns).
+        background: The view's background level.
+
+    Returns:
+        ``a`` itself when no word is found, otherwise a copy with the words cleared
+        (each grown by 2 pixels, for anti-aliased edges).
+    """
+    peak = float(a.max())
+    if peak <= background:
+        return a
+    fine = ndimage.gaussian_filter(a, TEXT_SIGMA_PX) - background
+    hi = float(np.percentile(fine, 99.5))
+    if hi <= 0:
+        return a
+    mask = fine > MASK_FRACTION * hi
+    out = a
+    rows = a.shape[0]
+    band_rows = min(TEXT_BAND_ROWS, rows // 2)
+    for start in (0, rows - band_rows):
+        band = mask[start : start + band_rows]
+        labels, n = ndimage.label(band, structure=_EIGHT)
+        if n == 0:
+            continue
+        values = a[start : start + band_rows]
+        peaks = ndimage.maximum(values, labels, np.arange(1, n + 1))
+        for index in np.flatnonzero(np.asarray(peaks) >= TEXT_MIN_PEAK * peak) + 1:
+            found = ndimage.find_objects((labels == index).astype(np.int32))[0]
+            if found is None:
+                continue
+            r0, r1 = found[0].start, found[0].stop
+            inner_edge = r1 >= band_rows if start == 0 else r0 == 0
+            if r1 - r0 > TEXT_MAX_ROWS or inner_edge:
+                continue
+            part = labels[found] == index
+            ink = values[found][part]
+            # the strokes themselves (the fine mask adds a blurred halo around them)
+            strokes = ink[ink >= 0.5 * float(ink.max())]
+            if np.percentile(strokes, 25) < TEXT_FLATNESS * float(ink.max()):
+                continue
+            if strokes.size > TEXT_MAX_FILL * part.size:
+                continue  # a solid block at the ceiling is a clipped spot, not strokes
+            if out is a:
+                out = a.copy()
+            word = np.zeros(band.shape, dtype=bool)
+            word[found] = part
+            word = ndimage.binary_dilation(word, structure=_EIGHT, iterations=2)
+            out[start : start + band_rows][word] = background
     return out
 
 
@@ -414,6 +671,21 @@ def _end_shapes(body: np.ndarray) -> dict[str, float]:
         :data:`TRUNK_WIDTH_RATIO` of the widest; ``top_runs``, ``bottom_runs``: median
         number of separate runs of body across the rows of each end.
     """
+    rows = np.nonzero(body.any(axis=1))[0]
+    top = int(rows[0])
+    # At the top only parts that continue downward are body there: a head runs into the
+    # neck, a burned-in word beside it (joined to the body by smoothing elsewhere) ends.
+    band = body[top : top + TOP_RUN_DEPTH]
+    band_labels, n_band = ndimage.label(band, structure=_EIGHT)
+    if n_band > 1:
+        deep = [
+            i
+            for i, sl in enumerate(ndimage.find_objects(band_labels), start=1)
+            if sl is not None and sl[0].stop >= band.shape[0]
+        ]
+        if deep:
+            body = body.copy()
+            body[top : top + TOP_RUN_DEPTH] = np.isin(band_labels, deep)
     # "nearest": a body running off the field keeps its width beyond the edge.
     w = ndimage.gaussian_filter1d(
         body.sum(axis=1).astype(np.float64), WIDTH_SMOOTH_ROWS, mode="nearest"
@@ -468,13 +740,15 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
     a_max = float(a.max())
     m: dict[str, float] = {"total": float(a.sum()), "flat": float(a_max == a.min())}
     background = float(np.median(a))
-    cleared = _clear_borders(a, background)
+    cleared = _clear_borders(_clear_edge_bands(a, background), background)
     m["border_lines"] = float(
         (cleared != a).all(axis=1).sum() + (cleared != a).all(axis=0).sum()
         if cleared is not a
         else 0
     )
-    a = cleared
+    unworded = _clear_text(cleared, background)
+    m["text_px"] = float((unworded != cleared).sum()) if unworded is not cleared else 0.0
+    a = unworded
     s = ndimage.gaussian_filter(a, SMOOTH_SIGMA_PX, mode="constant", cval=background)
     s_rel = s - background
     hi = float(np.percentile(s_rel, 99.5))
@@ -564,12 +838,15 @@ def measure_view(a: np.ndarray, bit_depth: int | None) -> dict[str, float]:
         saturated = _large_parts(plateau, BLADDER_MIN_PLATEAU_PX)
         if wrapped is not None:
             saturated |= wrapped
+        m["saturated_share"] = m["saturated_sites"] = 0.0
         if box is not None and saturated.any():
             shoulders = top + round(m["head_span"] * height)
             centre = float(np.median(np.nonzero(body[shoulders : shoulders + height // 4])[1]))
-            m["saturated_in_bladder"] = _in_bladder_place(saturated, top, shoulders, centre)
+            m.update(
+                _saturated_sites(saturated, top, height, shoulders, centre, int(body_parts.sum()))
+            )
     else:
-        m["plateau_px"] = m["wrap_px"] = 0.0
+        m["plateau_px"] = m["wrap_px"] = m["saturated_share"] = m["saturated_sites"] = 0.0
     return m
 
 
@@ -598,7 +875,7 @@ def _first_problem(view: str, m: dict[str, float], counts_known: bool) -> tuple[
         and MIN_HEAD_SPAN <= m["head_span"] <= MAX_HEAD_SPAN
         and m["top_runs"] <= HEAD_MAX_RUNS
     )
-    feet = m["bottom_width"] <= FEET_MAX_WIDTH_RATIO and m["legs_span"] >= MIN_LEGS_SPAN
+    feet = _feet(m)
     # Reaching both edges, even with faint thin ends (a spine, femurs), fills the field.
     fills_field = (m["top_at_edge"] and m["bottom_at_edge"]) or m["fill_frac"] > MAX_FILL_FRACTION
     if not fills_field and (not upright or m["height_frac"] < MIN_HEIGHT_FRACTION):
@@ -612,43 +889,102 @@ def _first_problem(view: str, m: dict[str, float], counts_known: bool) -> tuple[
             "spot_view",
             f"The {name} view is a spot view: it shows only part of the body.",
         )
-    for end, missing, whole_end in (
-        ("top", "the head is", head),
-        ("bottom", "the feet are", feet),
-    ):
-        # At the field's edge the shape there decides (a head or feet may touch it);
-        # inside the field, rows blanked in the file leave an abrupt, wide end.
-        cut = not whole_end if m[f"{end}_at_edge"] else m[f"{end}_end"] >= MAX_END_LEVEL
-        if cut:
-            return (
-                "body_cut_off",
-                f"The {name} view is cut off at the {end}: {missing} not in the field.",
-            )
-    if _saturated(m) and not m["saturated_in_bladder"]:
-        kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped-around"
+    # Inside the field, an abrupt start is a cut (rows blanked in the file) unless it
+    # is a head, whose top a tight crop shaved: that passes with a caution.
+    top_cut = not head if m["top_at_edge"] else (m["top_end"] >= MAX_END_LEVEL and not head)
+    if top_cut:
+        return (
+            "body_cut_off",
+            f"The {name} view is cut off at the top: the head is not in the field.",
+        )
+    if _bottom_state(m, feet) == "cut":
+        return (
+            "body_cut_off",
+            f"The {name} view is cut off at the bottom: the feet are not in the field.",
+        )
+    if m["saturated_share"] > MAX_SATURATED_SHARE:
         return (
             "saturated",
-            f"The {name} view has {kind} regions (counts beyond the image's range); "
-            "uptake there cannot be measured.",
+            f"The {name} view has saturated regions over {100 * m['saturated_share']:.0f} % "
+            "of the body (counts beyond the image's range); uptake there cannot be measured.",
         )
     return None
+
+
+def _feet(m: dict[str, float]) -> bool:
+    """Feet at the body's bottom: narrow, with the legs long below the hips and hands."""
+    return m["bottom_width"] <= FEET_MAX_WIDTH_RATIO and m["legs_span"] >= MIN_LEGS_SPAN
+
+
+def _bottom_state(m: dict[str, float], feet: bool) -> str:
+    """``"whole"``, ``"short"`` (stops at the lower legs: a caution) or ``"cut"``.
+
+    At the field's edge the shape there decides (feet may touch it); inside the field,
+    rows blanked in the file leave an abrupt, wide end. Either way, narrow legs with the
+    pelvis in the field (:data:`MAX_SHORT_HEAD_SPAN`) are a whole-body scan that stops
+    above the feet, as clinical scans often do.
+    """
+    ended = not feet if m["bottom_at_edge"] else m["bottom_end"] >= MAX_END_LEVEL
+    if not ended:
+        return "whole"
+    narrow = m["bottom_width"] <= FEET_MAX_WIDTH_RATIO
+    if narrow and m["head_span"] <= MAX_SHORT_HEAD_SPAN:
+        return "short"
+    return "cut"
 
 
 def _saturated(m: dict[str, float]) -> bool:
     return m["plateau_px"] >= MAX_PLATEAU_PX or m["wrap_px"] >= MAX_WRAP_PX
 
 
-def _caution(view: str, m: dict[str, float]) -> str | None:
-    """A remark on a view that passed: a saturated bladder (see ``saturated``)."""
-    if not _saturated(m):
-        return None
+def _site_name(view: str, row: float, offset: float) -> str:
+    """Name where a site lies, e.g. ``"the patient's left humerus"``, ``"the skull"``."""
+    region = skeletal_region(view, row, offset, BodyBox(0.0, 1.0, 0.0))
+    if region in _MIDLINE_REGIONS or abs(offset) < _MIDLINE_OFFSET:
+        return "the " + region.replace("_", " ")
+    # Anterior: the patient faces the viewer, so the viewer's left is the patient's right.
+    viewer_left = offset < 0
+    side = "right" if viewer_left == (view == "ANT") else "left"
+    return f"the patient's {side} {region.replace('_', ' ')}"
+
+
+#: Regions without a side.
+_MIDLINE_REGIONS = frozenset(
+    {"skull", "cervical_spine", "thoracic_spine", "sternum", "lumbar_spine"}
+)
+#: A site closer than this (fraction of the body's height) to the mid-line has no side.
+_MIDLINE_OFFSET = 0.015
+
+
+def _cautions(view: str, m: dict[str, float]) -> list[str]:
+    """Remarks on a view that passed: saturated sites named, the feet out of the field."""
     name = {"ANT": "anterior", "POST": "posterior"}[view]
-    kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped around"
-    return (
-        f"The {name} view's bladder is {kind} (counts beyond the image's range); its own "
-        "uptake cannot be measured. BSTBI leaves the bladder out, so the burden holds "
-        "where the bladder mask covers that region: check the overlay."
-    )
+    out: list[str] = []
+    if m["saturated_in_bladder"] and _saturated(m):
+        kind = "saturated" if m["plateau_px"] >= MAX_PLATEAU_PX else "wrapped around"
+        out.append(
+            f"The {name} view's bladder is {kind} (counts beyond the image's range); its "
+            "own uptake cannot be measured. BSTBI leaves the bladder out, so the burden "
+            "holds where the bladder mask covers that region: check the overlay."
+        )
+    for k in range(min(int(m.get("saturated_sites", 0)), MAX_SATURATED_SITES)):
+        where = _site_name(view, m[f"site{k}_row"], m[f"site{k}_offset"])
+        out.append(
+            f"The {name} view is saturated at {where} ({m[f'site{k}_px']:.0f} pixels; counts "
+            "beyond the image's range): uptake there cannot be measured, and a lesion "
+            "there may be missed or misjudged. Check it on the original."
+        )
+    if m["signal_px"] > 0 and not m["top_at_edge"] and m["top_end"] >= MAX_END_LEVEL:
+        out.append(
+            f"The {name} view starts abruptly at the head: the top of the skull may lie "
+            "outside the field (a tight crop); check the vertex on the original."
+        )
+    if m["signal_px"] > 0 and _bottom_state(m, _feet(m)) == "short":
+        out.append(
+            f"The {name} view stops above the feet (the acquisition ends at the lower "
+            "legs): the feet are not in the field, and nothing below the end is assessed."
+        )
+    return out
 
 
 def assess(scan: Scan) -> QualityVerdict:
@@ -682,15 +1018,9 @@ def assess(scan: Scan) -> QualityVerdict:
             c
             for view in VIEWS
             if view in scan.views
-            and (
-                c := _caution(
-                    view,
-                    {
-                        k.split(".", 1)[1]: v
-                        for k, v in measures.items()
-                        if k.startswith(f"{view}.")
-                    },
-                )
+            for c in _cautions(
+                view,
+                {k.split(".", 1)[1]: v for k, v in measures.items() if k.startswith(f"{view}.")},
             )
         )
         return QualityVerdict(True, "ok", "ok", measures, cautions)

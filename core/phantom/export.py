@@ -10,7 +10,9 @@ Layout of ``write_dataset(out, cases)`` (see :mod:`core.reading.dataset`)::
       truth/<case_id>.json               the truth record, plus how the images were exported
       layouts/<case_id>-<layout>.png|jpg  only with ``layouts=True``: the views as real
                                          workstations export them (core.phantom.layouts),
-                                         each with its layout truth (.json beside it)
+                                         each with its layout truth (.json beside it);
+                                         a single-view layout as two files,
+                                         <case_id>-<layout>_ANT.png|jpg and ..._POST
 
 View images are 8-bit PNG in one of two exports, chosen per case from its id
 (deterministic, about :data:`BLACK_FRACTION` of the cases black):
@@ -40,7 +42,7 @@ from PIL import Image
 from core.config import COLS, ROWS, VIEWS
 from core.imaging.display import grey_level_1
 from core.phantom.generate import PhantomCase, generate_case, generate_series, to_scan
-from core.phantom.layouts import LAYOUTS, render_layout, save_layout
+from core.phantom.layouts import LAYOUTS, SINGLE_VIEW_LAYOUTS, render_layout, save_layout
 from core.phantom.truth import jsonable, true_bstbi
 from core.reading.dataset import Case, write_cases_csv
 from core.reading.dicom import write_nm_dicom
@@ -103,7 +105,10 @@ def write_layouts(out: str | Path, case: PhantomCase) -> list[Path]:
 
     Each picture's seed is the CRC-32 of ``"<case_id>/<layout>"``; a third of them
     (by seed) are JPEG at quality 60-95, the others PNG. Beside each picture its layout
-    truth (panel boxes, view names, windows, labels) is written as JSON.
+    truth (panel boxes, view names, windows, labels) is written as JSON. A single-view
+    layout (:data:`core.phantom.layouts.SINGLE_VIEW_LAYOUTS`) is written as two files
+    of one export, the same seed for both, named ``<case_id>-<layout>_ANT`` and
+    ``..._POST`` so that a reader knows the view from the name.
 
     Args:
         out: The dataset folder; pictures go to ``out/layouts``.
@@ -118,6 +123,12 @@ def write_layouts(out: str | Path, case: PhantomCase) -> list[Path]:
         seed = zlib.crc32(f"{case.case_id}/{layout}".encode())
         quality = None if seed % LAYOUT_JPEG_EVERY else 60 + (seed // 7) % 36
         suffix = ".png" if quality is None else ".jpg"
+        if layout in SINGLE_VIEW_LAYOUTS:
+            for view in VIEWS:
+                exported = render_layout(case.views, layout, seed, view=view)
+                name = f"{case.case_id}-{layout}_{view}{suffix}"
+                written.append(save_layout(folder / name, exported, quality))
+            continue
         exported = render_layout(case.views, layout, seed)
         written.append(save_layout(folder / f"{case.case_id}-{layout}{suffix}", exported, quality))
     return written

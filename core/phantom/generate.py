@@ -201,6 +201,24 @@ def draw_physiology(
     )
 
 
+def bone_gain(phys: Physiology, region: str) -> float:
+    """Return the gain a bone of skeletal ``region`` is drawn with in this scan.
+
+    Shared by the renderer and :mod:`core.phantom.skeleton_truth`, so that the skeleton
+    labels weigh each bone exactly as the image does.
+    """
+    gain = phys.bone_gain * phys.region_gain.get(region, 1.0)
+    if region in AXIAL_REGIONS:
+        gain *= phys.axial_gain
+    return gain
+
+
+def joint_gain(phys: Physiology, joint_name: str) -> float:
+    """Return the gain the normal joint ``joint_name`` is drawn with in this scan."""
+    group = next((g for g in JOINT_GROUPS if joint_name.startswith(g)), "")
+    return phys.bone_gain * phys.joint_gain * phys.joint_gains.get(group, 1.0)
+
+
 def draw_placement(rng: np.random.Generator, body: Body, blur_scale: float) -> rd.Placement:
     """Draw where the body lies in the field (head 8-40 rows from the top, feet inside)."""
     length_rows = body.height_mm / rd.PIXEL_MM
@@ -259,14 +277,10 @@ def _render(
     canvas = rd.Canvas(placement)
     rd.draw_soft(canvas, body, phys.soft_per_mm)
     for region in sorted({b.region for b in body.bones}):
-        gain = phys.bone_gain * phys.region_gain.get(region, 1.0)
-        if region in AXIAL_REGIONS:
-            gain *= phys.axial_gain
+        gain = bone_gain(phys, region)
         rd.draw(canvas, [b for b in body.bones if b.region == region], gain=gain)
     for j in body.joints:
-        group = next((g for g in JOINT_GROUPS if j.name.startswith(g)), "")
-        gain = phys.bone_gain * phys.joint_gain * phys.joint_gains.get(group, 1.0)
-        rd.draw(canvas, [j], gain=gain)
+        rd.draw(canvas, [j], gain=joint_gain(phys, j.name))
     rd.draw(canvas, [replace(k, uptake=phys.kidney_per_mm) for k in body.kidneys])
     for b in benign:
         rd.draw(canvas, b.prims, gain=phys.bone_gain)
@@ -451,6 +465,104 @@ def generate_case(
         ValueError: If ``seed`` or ``index`` is not an integer >= 0, or a forced value
             is unknown or contradictory (``pattern`` with ``metastasis=False``).
     """
+    # the draws live in draw_scene, so that the skeleton truth redraws the same scene
+    scene = draw_scene(
+        seed,
+        index,
+        metastasis=metastasis,
+        age=age,
+        sex=sex,
+        primary=primary,
+        pattern=pattern,
+        benign=benign,
+        arm_position=arm_position,
+        uptake_scale=uptake_scale,
+    )
+    body, ben, lesions, phys, placement = (
+        scene.body,
+        scene.benign,
+        scene.lesions,
+        scene.physiology,
+        scene.placement,
+    )
+    g_noise = _children(int(seed), _STREAM_CASE, int(index))[5]
+    views, result, canvas = _render(body, lesions, ben, phys, placement, g_noise if noise else None)
+    states = [LesionState(les, "baseline") for les in lesions]
+    truth = _truth(
+        scene.case_id,
+        scene.patient,
+        scene.scan_date,
+        body,
+        states,
+        ben,
+        phys,
+        scene.pattern,
+        canvas,
+        views,
+        result.masks,
+        result,
+    )
+    return PhantomCase(
+        case_id=scene.case_id,
+        patient=scene.patient,
+        scan_date=scene.scan_date,
+        views=views,
+        masks=result.masks,
+        truth=truth,
+        pixel_spacing_mm=PIXEL_SPACING_MM,
+        injection_delay_h=phys.injection_delay_h,
+    )
+
+
+@dataclass(frozen=True)
+class CaseScene:
+    """Everything :func:`generate_case` draws before rendering (no noise, no image).
+
+    Attributes:
+        case_id: As in :class:`PhantomCase`.
+        patient: Who.
+        scan_date: Date of the scan.
+        body: The anatomy.
+        benign: Benign findings drawn.
+        lesions: Metastases drawn (empty without metastasis).
+        pattern: Metastatic extent (``"none"`` without metastasis).
+        physiology: Per-scan uptake gains, blur and counts.
+        placement: Where the body lies in the field (the pixel geometry of both views).
+    """
+
+    case_id: str
+    patient: PatientInfo
+    scan_date: dt.date
+    body: Body
+    benign: list[Benign]
+    lesions: list[Lesion]
+    pattern: str
+    physiology: Physiology
+    placement: rd.Placement
+
+
+def draw_scene(
+    seed: int,
+    index: int,
+    *,
+    metastasis: bool | None = None,
+    age: int | None = None,
+    sex: str | None = None,
+    primary: str | None = None,
+    pattern: str | None = None,
+    benign: tuple[str, ...] = (),
+    arm_position: str | None = None,
+    uptake_scale: float = 1.0,
+) -> CaseScene:
+    """Draw case ``index`` of ``seed`` up to the rendering: the scene it is a picture of.
+
+    Same arguments and the same draws as :func:`generate_case` (which renders this
+    scene), so that anatomy-level truth (e.g. :mod:`core.phantom.skeleton_truth`) can be
+    made for any case without rendering its image twice or copying the draws.
+
+    Raises:
+        ValueError: As :func:`generate_case`.
+    """
     _check_seed(seed, index, "index")
     if not (math.isfinite(uptake_scale) and uptake_scale > 0):
         raise ValueError(f"uptake_scale must be a finite number > 0, got {uptake_scale!r}")
@@ -460,7 +572,7 @@ def generate_case(
         if metastasis is False:
             raise ValueError("pattern needs metastasis=True (or None)")
         metastasis = True
-    g_pat, g_body, g_ben, g_les, g_phys, g_noise, g_place, _ = _children(
+    g_pat, g_body, g_ben, g_les, g_phys, _, g_place, _ = _children(
         int(seed), _STREAM_CASE, int(index)
     )
     case_id = f"phantom-s{seed}-{index:05d}"
@@ -492,21 +604,7 @@ def generate_case(
         catheter=any(b.kind == "catheter_bag" for b in ben),
     )
     placement = draw_placement(g_place, body, phys.blur_scale)
-    views, result, canvas = _render(body, lesions, ben, phys, placement, g_noise if noise else None)
-    states = [LesionState(les, "baseline") for les in lesions]
-    truth = _truth(
-        case_id, patient, date, body, states, ben, phys, pat, canvas, views, result.masks, result
-    )
-    return PhantomCase(
-        case_id=case_id,
-        patient=patient,
-        scan_date=date,
-        views=views,
-        masks=result.masks,
-        truth=truth,
-        pixel_spacing_mm=PIXEL_SPACING_MM,
-        injection_delay_h=phys.injection_delay_h,
-    )
+    return CaseScene(case_id, patient, date, body, ben, lesions, pat, phys, placement)
 
 
 def generate_series(

@@ -57,6 +57,7 @@ aspect with background; the reader resizes it to the canonical 1024 x 256 grid.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,6 +154,57 @@ EQUAL_SNAP = 0.15
 MIN_PANEL_ASPECT = 1.5
 #: A single body is at most this wide for its height (arms out); wider is two bodies.
 BODY_MAX_WIDTH = 0.42
+#: A part too wide for one body is two bodies touching only when it is at least this
+#: fraction of the tallest part's height (a spot view beside whole bodies is shorter).
+TOUCHING_MIN_HEIGHT = 0.9
+#: A whole-body panel wider than this many times a 1 : 4 view of its height is narrowed
+#: to its body (see :func:`_fit_to_body`).
+#: Words on one row closer than this many times their height are one line of text.
+LINE_GAP = 3.0
+#: Words stacked at most this many times the shorter one's height apart are one block.
+BLOCK_GAP = 0.5
+#: A line of text (never a label) holds at least this many words: a header's name, ID
+#: and date.
+LINE_MIN_WORDS = 3
+#: A body's ends (head; feet or shins) are its first and last this share of rows ...
+END_SHARE = 0.03
+#: ... and at most this fraction of its widest row (a spot view cut straight: about 1).
+END_MAX_WIDTH = 0.7
+#: Whole-body views of one export: heights within this fraction of the taller ...
+ALIKE_HEIGHT = 0.06
+#: ... and first rows within this fraction of it.
+ALIKE_TOP = 0.06
+#: A viewport under this share of the picture is a bordered panel (one too wide for its
+#: bodies is a spot view); a larger one is a screen without panel borders.
+PANEL_MAX_SHARE = 0.5
+#: Parts at least this fraction of a whole body's height beside the bodies (spot
+#: views) bound the columns the whole-body panels share; specks and labels do not.
+SPOT_MIN_HEIGHT = 0.15
+#: A part at least this many times as wide as tall ...
+STRIP_ASPECT = 6.0
+#: ... and this many times as wide as another is a strip, never stacked onto it.
+STRIP_WIDER = 1.25
+#: A part at most this fraction of the picture's height thick (after smoothing) ...
+BORDER_PART_THICKNESS = 0.012
+#: ... and at least this fraction of the picture's height (or the viewport's width)
+#: long is a border line, not a body part.
+BORDER_PART_LENGTH = 0.5
+#: A part that long filling at most this share of its box is panel borders joined into
+#: a frame (a body fills a third of its box or more).
+FRAME_MAX_FILL = 0.15
+#: A border line in a lossy picture is brighter, by this fraction of the picture's top,
+#: than the pixels this far away on both sides ...
+RIDGE_LEVEL = 0.2
+RIDGE_OFFSET = 4
+#: ... along its length, gaps of up to this many pixels closed, and at least this
+#: fraction of the picture's shorter side long (a spot panel's top border).
+RIDGE_GAP = 3
+RIDGE_MIN_LENGTH = 0.2
+#: A view keeps what lies within this fraction of its panel's height of its body.
+VIEW_MARGIN = 0.015
+WIDE_PANEL = 1.4
+#: Columns kept on each side of a body wider than a 1 : 4 view, fraction of the height.
+BODY_MARGIN = 0.02
 #: A glyph: at least this fraction of the largest glyph's pixels in its label.
 GLYPH_MIN_SHARE = 0.25
 #: The words a view label or side marker can hold, and what each says.
@@ -324,6 +376,52 @@ def find_chrome(heat: np.ndarray) -> np.ndarray:
         at_edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == h or sl[1].stop == w
         keep[i] = thin or at_edge
     return keep[labels]
+
+
+def find_ridge_lines(heat: np.ndarray) -> np.ndarray:
+    """Return thin border lines that compression left unflat, as a bool mask.
+
+    JPEG rings around a 1 to 2 px border line, so the line is no flat run and
+    :func:`find_chrome` misses it. It is still a ridge: brighter by
+    :data:`RIDGE_LEVEL` of the picture's top than both pixels :data:`RIDGE_OFFSET`
+    away across it, straight and at least :data:`RIDGE_MIN_LENGTH` of the picture's
+    shorter side long (gaps of a few pixels closed). No part of a body is that long,
+    thin and straight.
+
+    Args:
+        heat: float 2-D picture, hot = high, background about 0.
+
+    Returns:
+        bool (H, W): the lines, grown by :data:`TEXT_MARGIN_LOSSY` pixels across.
+    """
+    h, w = heat.shape
+    top = float(heat.max())
+    out = np.zeros(heat.shape, dtype=bool)
+    if top <= 0:
+        return out
+    k = RIDGE_OFFSET
+    size = RIDGE_MIN_LENGTH * min(h, w)
+    for axis in (1, 0):  # 1: vertical lines, compared left and right
+        a = np.moveaxis(heat, axis, 1)
+        pad = np.pad(a, ((0, 0), (k, k)), mode="edge")
+        around = np.maximum(pad[:, : -2 * k], pad[:, 2 * k :])
+        ridge = (a - around) >= RIDGE_LEVEL * top
+        along = np.ones((2 * RIDGE_GAP + 1, 1), dtype=bool)
+        ridge = ndimage.binary_closing(ridge, structure=along)
+        labels, n = ndimage.label(ridge, structure=np.ones((3, 3), dtype=bool))
+        keep = np.zeros(n + 1, dtype=bool)
+        for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+            if sl is None:
+                continue
+            long, thick = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+            keep[i] = long >= size and thick <= LINE_MAX_THICKNESS
+        lines = keep[labels]
+        if lines.any():
+            lines = ndimage.binary_dilation(
+                lines, structure=np.ones((1, 2 * TEXT_MARGIN_LOSSY + 1), dtype=bool)
+            )
+        out |= np.moveaxis(lines, 1, axis)
+    return out
 
 
 def _viewports(chrome: np.ndarray) -> list[Box]:
@@ -594,6 +692,16 @@ def _objects(heat: np.ndarray, vp: Box, picture_h: int, picture_area: int) -> li
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None or sizes[i] < OBJECT_MIN_AREA * picture_area:
             continue
+        rows, cols = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        thick = max(BORDER_PART_THICKNESS * picture_h, 2.0)
+        if (cols <= thick and rows >= BORDER_PART_LENGTH * picture_h) or (
+            rows <= thick and cols >= BORDER_PART_LENGTH * part.shape[1]
+        ):
+            # a panel's border line that compression left unflat (not found as chrome)
+            continue
+        if rows >= BORDER_PART_LENGTH * picture_h and sizes[i] < FRAME_MAX_FILL * rows * cols:
+            # panel borders joined into a frame or a grid: lines around empty space
+            continue
         for (a0, a1, b0, b1), area in _split_touching(labels[sl] == i):
             box = (
                 a0 + sl[0].start + r0,
@@ -640,6 +748,37 @@ def _split_touching(part: np.ndarray) -> list[tuple[Box, int]]:
     return pieces
 
 
+def _keep_words_whole(boxes: list[Box], bodies: list[_Object], words: list[Box]) -> list[Box]:
+    """Move each boundary between panels side by side off the words it would cut.
+
+    A label near its panel's edge may reach past the middle of the gap between two
+    bodies; cut through, its pieces would be read as other words. The boundary moves to
+    the word's nearer edge, so the word stays whole in the panel holding most of it,
+    as long as it stays in the gap between the two bodies (a header line over both is
+    cut, and cleared as text all the same).
+    """
+    out = list(boxes)
+    for k in range(len(out) - 1):
+        x = out[k][3]
+        gap = (bodies[k].box[3], bodies[k + 1].box[2])
+        for w in words:
+            if w[2] < x < w[3] and w[0] < out[k][1] and out[k][0] < w[1]:
+                moved = w[3] if x - w[2] >= w[3] - x else w[2]
+                if gap[0] <= moved <= gap[1]:
+                    x = moved
+        out[k] = (*out[k][:3], x)
+        out[k + 1] = (out[k + 1][0], out[k + 1][1], x, out[k + 1][3])
+    return out
+
+
+def _strip_over(a: _Object, b: _Object) -> bool:
+    """Whether ``a`` is a thin strip far wider than ``b``, never a part of its body.
+
+    Such a strip is what compression left of a header bar or a border line.
+    """
+    return a.width >= STRIP_ASPECT * a.height and a.width >= STRIP_WIDER * b.width
+
+
 def _merge(a: _Object, b: _Object) -> _Object:
     return _Object(_union([a.box, b.box]), a.area + b.area)
 
@@ -661,7 +800,9 @@ def _group_parts(objs: list[_Object], picture_h: int) -> list[_Object]:
             for j in range(i + 1, len(groups)):
                 a, b = groups[i], groups[j]
                 overlap = min(a.box[3], b.box[3]) - max(a.box[2], b.box[2])
-                if overlap >= 0.5 * min(a.width, b.width):
+                if overlap >= 0.5 * min(a.width, b.width) and not (
+                    _strip_over(a, b) or _strip_over(b, a)
+                ):
                     groups[i] = _merge(a, b)
                     del groups[j]
                     changed = True
@@ -684,7 +825,7 @@ def _group_parts(objs: list[_Object], picture_h: int) -> list[_Object]:
     return wide
 
 
-def _read_label(heat: np.ndarray, box: Box) -> Label:
+def _read_label(heat: np.ndarray, box: Box, by_count: bool = True) -> Label:
     """Read what a label says by matching it against the view words (module notes, 5).
 
     The label's ink (at least half its maximum), cropped to its extent, is compared
@@ -694,7 +835,9 @@ def _read_label(heat: np.ndarray, box: Box) -> Label:
     score is at least :data:`LABEL_MIN_SCORE` and beats the best word naming anything
     else by :data:`LABEL_MARGIN`; words whose width for their height is far from the
     label's (:data:`LABEL_MAX_ASPECT_RATIO`) are not tried. When no word matches, the
-    count of separate glyphs reads it (:data:`LABEL_GLYPHS`); else it stays unread.
+    count of separate glyphs reads it (:data:`LABEL_GLYPHS`) unless ``by_count`` is
+    False (a word beside another on its row, which may be a header's); else it stays
+    unread.
     """
     r0, r1, c0, c1 = box
     part = heat[r0:r1, c0:c1]
@@ -707,6 +850,8 @@ def _read_label(heat: np.ndarray, box: Box) -> Label:
     rows, cols = np.nonzero(ink)
     crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     height, width = crop.shape
+    if height < GLYPH_MIN_PIXELS_TALL:
+        return Label(box, glyphs, None)  # a speck or a piece of a word: nothing to read
     aspect = width / height
     best: dict[str, float] = {}
     for _word, says, template in _word_templates(int(height)):
@@ -729,7 +874,7 @@ def _read_label(heat: np.ndarray, box: Box) -> Label:
         return Label(box, glyphs, says)
     # Small text matches no drawn word well, but its separate glyphs still count the
     # letters: 3 or 8 (ANT, ANTERIOR), 4 or 9 (POST, POSTERIOR); a final dot is a speck.
-    return Label(box, glyphs, LABEL_GLYPHS.get(glyphs))
+    return Label(box, glyphs, LABEL_GLYPHS.get(glyphs) if by_count else None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -758,13 +903,185 @@ def _word_templates(height: int) -> tuple[tuple[str, str, np.ndarray], ...]:
     return tuple(out)
 
 
-def _split_columns(vp: Box, bodies: list[_Object]) -> list[Box]:
-    """Cut a viewport holding several bodies side by side into one panel per body."""
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _ends_narrow(heat: np.ndarray, box: Box, picture_h: int) -> bool:
+    """Whether a tall part ends narrow at both ends, as a body does (head, feet or shins).
+
+    Spot views stacked in a column of a screen join into one tall part, but each is
+    cut straight by its own panel: its first or last rows are as wide as the part, and
+    where two meet across their gap both sides are wide.
+    The ends are the first and last :data:`END_SHARE` of the part's rows; narrow is at
+    most :data:`END_MAX_WIDTH` of its widest row (pixels counted, not the extent, so
+    two feet apart are narrow).
+    """
+    r0, r1, c0, c1 = box
+    part = ndimage.gaussian_filter(heat[r0:r1, c0:c1], max(1.0, OBJECT_SIGMA * picture_h))
+    ref = float(np.percentile(part, 99.5))
+    if ref <= 0:
+        return False
+    widths = (part >= OBJECT_LEVEL * ref).sum(axis=1).astype(np.float64)
+    widest = float(widths.max())
+    k = max(2, round(END_SHARE * (r1 - r0)))
+    if widths[:k].mean() > END_MAX_WIDTH * widest or widths[-k:].mean() > END_MAX_WIDTH * widest:
+        return False
+    # Empty rows inside: a body's parts (a head over a faint neck) meet narrow; spot
+    # views stacked in a column meet across their gap with straight, wide cuts.
+    empty = np.flatnonzero(widths == 0)
+    for start, stop in _runs(empty):
+        above = widths[max(start - k, 0) : start]
+        below = widths[stop : stop + k]
+        if above.size and below.size and min(above.mean(), below.mean()) > END_MAX_WIDTH * widest:
+            return False
+    return True
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted indices, as half-open (start, stop) pairs."""
+    if indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate(([indices[0]], indices[breaks + 1]))
+    stops = np.concatenate((indices[breaks], [indices[-1]])) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _alike_bodies(bodies: list[_Object], notes: list[str]) -> list[_Object]:
+    """Keep, of three or more whole bodies found, those of one size.
+
+    The views of one export show one patient at one scale: their bodies are of the same
+    height (within :data:`ALIKE_HEIGHT`) and start at the same row (within
+    :data:`ALIKE_TOP` of the height). Spot views, or several stacked in a column, can
+    pass for a body by their shape; they are not of its size, and whole bodies are the
+    tallest things an export shows, in twos. The tallest group of two alike bodies or
+    more is kept (or the tallest body, when none is alike another); the others are
+    spot views. Two bodies or fewer are kept as they are.
+    """
+    if len(bodies) < 3:
+        return bodies
+
+    def alike(a: _Object, b: _Object) -> bool:
+        tall = max(a.height, b.height)
+        return (
+            abs(a.height - b.height) <= ALIKE_HEIGHT * tall
+            and abs(a.box[0] - b.box[0]) <= ALIKE_TOP * tall
+        )
+
+    groups = [[q for q in bodies if alike(o, q)] for o in bodies]
+    kept = max(groups, key=lambda g: (len(g) >= 2, max(q.height for q in g)))
+    for o in bodies:
+        if o not in kept:
+            r0, r1, c0, c1 = o.box
+            notes.append(
+                f"a part at columns {c0}-{c1 - 1}, rows {r0}-{r1 - 1} is not of the whole-body "
+                "views' size: taken as a spot view"
+            )
+    return kept
+
+
+def _gap(a: Box, b: Box) -> float:
+    """Distance between two boxes, pixels (0 when they overlap)."""
+    rows = max(0, a[0] - b[1], b[0] - a[1])
+    cols = max(0, a[2] - b[3], b[2] - a[3])
+    return math.hypot(rows, cols)
+
+
+def _text_lines(words: list[Box], min_words: int) -> list[Box]:
+    """The lines of several words: a header's name, ID and date, a status line.
+
+    Words on the same rows (overlapping by half the shorter one's height) whose gap is
+    at most :data:`LINE_GAP` times their height are one line, and lines stacked within
+    :data:`BLOCK_GAP` of a word's height, their columns overlapping, one block (a
+    header's lines). A view label and a marker, or the labels of two panels side by
+    side, make at most two words.
+
+    Args:
+        words: Word boxes.
+        min_words: The fewest words a line returned holds.
+
+    Returns:
+        The box of each line holding ``min_words`` words or more.
+    """
+    groups: list[list[Box]] = [[w] for w in sorted(words, key=lambda w: w[2])]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                a, b = _union(groups[i]), _union(groups[j])
+                height = min(a[1] - a[0], b[1] - b[0])
+                rows = min(a[1], b[1]) - max(a[0], b[0])
+                gap = max(a[2], b[2]) - min(a[3], b[3])
+                # a header's lines stack: a word just under another (columns
+                # overlapping) is of the same block of text
+                stacked = (
+                    min(a[3], b[3]) > max(a[2], b[2])
+                    and max(a[0], b[0]) - min(a[1], b[1]) <= BLOCK_GAP * height
+                )
+                if (
+                    rows >= 0.5 * height and gap <= LINE_GAP * max(a[1] - a[0], b[1] - b[0])
+                ) or stacked:
+                    groups[i] += groups.pop(j)
+                    changed = True
+                    break
+            if changed:
+                break
+    return [_union(g) for g in groups if len(g) >= min_words]
+
+
+def _below_lines(box: Box, body: Box, lines: list[Box]) -> Box:
+    """Start a panel below the lines of text above its body (a header is never kept)."""
+    r0, r1, c0, c1 = box
+    for line in lines:
+        if line[1] <= body[0] and line[2] < c1 and c0 < line[3]:
+            r0 = max(r0, min(line[1] + TEXT_MARGIN_LOSSY, body[0]))
+    return (r0, r1, c0, c1)
+
+
+def _fit_to_body(box: Box, body: Box) -> Box:
+    """Narrow a panel wider than a whole-body view to the columns around its body.
+
+    A screen without panel borders puts spot views beside the whole-body views; the
+    column share of the last body then runs on over them. Padding such a panel to
+    1 : 4 would shrink the body into the middle of the view, so a panel more than
+    :data:`WIDE_PANEL` times as wide as a 1 : 4 view of its height (or as its body
+    plus :data:`BODY_MARGIN` of its height on each side, when the arms reach further)
+    keeps only that many columns, centred on its body.
+
+    Args:
+        box: The panel (row0, row1, col0, col1), picture pixels, half-open.
+        body: The box of its body, inside ``box``.
+
+    Returns:
+        ``box`` itself, or the narrowed box (same rows, columns inside ``box``'s).
+    """
+    r0, r1, c0, c1 = box
+    margin = round(BODY_MARGIN * (r1 - r0))
+    width = max(round((r1 - r0) * VIEW_ASPECT), body[3] - body[2] + 2 * margin)
+    if c1 - c0 <= WIDE_PANEL * width:
+        return box  # a view's width, or a crop tight to the body
+    left = round((body[2] + body[3]) / 2 - width / 2)
+    left = min(max(left, c0), c1 - width)
+    return (r0, r1, left, left + width)
+
+
+def _split_columns(vp: Box, bodies: list[_Object], equal: bool = True) -> list[Box]:
+    """Cut a viewport holding several bodies side by side into one panel per body.
+
+    Args:
+        vp: The viewport, or the part of it the bodies' panels share.
+        bodies: The bodies in it.
+        equal: Whether the panels fill ``vp`` (an export of panels alone), so that its
+            equal division may be their boundary; beside spot views it is not, and the
+            middle of the gap between two bodies is.
+    """
     r0, r1, c0, c1 = vp
     bodies = sorted(bodies, key=lambda o: o.box[2])
     n = len(bodies)
     width = c1 - c0
-    equal = [c0 + round(k * width / n) for k in range(n + 1)]
+    division = [c0 + round(k * width / n) for k in range(n + 1)]
     cuts = [c0]
     for k in range(1, n):
         left_end, right_start = bodies[k - 1].box[3], bodies[k].box[2]
@@ -772,14 +1089,16 @@ def _split_columns(vp: Box, bodies: list[_Object]) -> list[Box]:
         # Exports paste panels of equal width: the equal division wins when it lies
         # between the two bodies, near the middle of their gap, or at least between
         # their centres (an outstretched hand may cross it).
-        near = abs(equal[k] - middle) <= EQUAL_SNAP * width / n
+        near = abs(division[k] - middle) <= EQUAL_SNAP * width / n
         centres = (
             (bodies[k - 1].box[2] + left_end) / 2
-            < equal[k]
+            < division[k]
             < (bodies[k].box[2] + bodies[k].box[3]) / 2
         )
-        if left_end <= equal[k] <= right_start or near or centres:
-            cuts.append(equal[k])
+        if not equal:
+            cuts.append(middle)
+        elif left_end <= division[k] <= right_start or near or centres:
+            cuts.append(division[k])
         else:
             cuts.append(middle)
     cuts.append(c1)
@@ -806,8 +1125,34 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
     a = np.asarray(heat, dtype=np.float32)
     if a.ndim != 2 or min(a.shape, default=0) < 1 or not np.isfinite(a).all():
         raise ValueError(f"heat must be a finite 2-D array, got shape {a.shape}")
+    if not lossy:
+        return _find_layout(a, lossy, ridges=False)
+    # Border lines a lossy picture left unflat are looked for only when the picture
+    # cannot be read as two views without them (they cost time, and a line closing
+    # only some panels can hide the others).
+    try:
+        first = _find_layout(a, lossy, ridges=False)
+    except LayoutError as exc:
+        first, error = None, exc
+    if first is not None and first.kind == "pair":
+        return first
+    try:
+        second = _find_layout(a, lossy, ridges=True)
+    except LayoutError:
+        second = None
+    if second is not None and second.kind == "pair":
+        return second
+    if first is None:
+        raise error
+    return first
+
+
+def _find_layout(a: np.ndarray, lossy: bool, ridges: bool) -> Layout:
+    """:func:`find_layout` on a checked picture, with or without ridge lines as chrome."""
     h, w = a.shape
     chrome = find_chrome(a)
+    if ridges:
+        chrome |= find_ridge_lines(a)
     clean = np.where(chrome, 0.0, a).astype(np.float32)
     texts, ink = find_text(clean, chrome)
     # What is cleared of text: its ink and what lossy compression rings around it, but
@@ -817,6 +1162,13 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
     text |= _text_ghosts(clean, texts, text, margin)
     # bodies are found with the text set to the background, so a label beside a head
     # never joins it
+    lines = _text_lines(texts, LINE_MIN_WORDS)
+    pairs = _text_lines(texts, 2)
+    # A line of several words (the header's name, ID and date) is cleared whole, its
+    # box and a margin: what compression left between and around its letters never
+    # joins a body, nor stays in a view.
+    for r0, r1, c0, c1 in lines:
+        text[max(r0 - margin, 0) : r1 + margin, max(c0 - margin, 0) : c1 + margin] = True
     bare = clean.copy()
     bare[text] = 0.0
     viewports = [_trim_lines(a, vp) for vp in _viewports(chrome)]
@@ -845,10 +1197,9 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
     )
     panels: list[Panel] = []
     notes: list[str] = []
+    candidates: list[list[_Object]] = []
+    touching_parts: list[_Object] = []
     for vp, rest in found:
-        words = [
-            t for t in texts if vp[0] <= t[0] and t[1] <= vp[1] and vp[2] <= t[2] and t[3] <= vp[3]
-        ]
         # A body: narrow for its height, and tall among the picture's bodies.
         # A part cut by both ends of its own bordered panel is a spot view (the legs of
         # a knee view) unless it is as tall as the tallest body.
@@ -867,8 +1218,15 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
         ]
         # A bordered panel holding whole bodies is tall for their number; a square-ish
         # one (a spot view of the knees or the pelvis) holds none.
+        # (Not a whole screen without panel borders, where a header bar is the only
+        # chrome: its viewport is most of the picture, spot views beside the bodies.)
         vp_h, vp_w = vp[1] - vp[0], vp[3] - vp[2]
-        if chrome.any() and bodies and vp_h < MIN_PANEL_ASPECT * vp_w / len(bodies):
+        if (
+            chrome.any()
+            and bodies
+            and vp_h < MIN_PANEL_ASPECT * vp_w / len(bodies)
+            and vp_h * vp_w < PANEL_MAX_SHARE * h * w
+        ):
             bodies = []
         # In a picture without panel borders, a part as tall as the tallest but too wide
         # for one body is two bodies touching (in a bordered screen, a spot view).
@@ -877,23 +1235,75 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
             for o in rest
             if not chrome.any()
             and BODY_MAX_WIDTH * o.height < o.width <= o.height
-            and o.height >= BODY_MIN_HEIGHT * tallest
+            and o.height >= TOUCHING_MIN_HEIGHT * tallest
         ]
-        if touching:
-            o = touching[0]
-            raise LayoutError(
-                f"{TOUCHING_BODIES} {o.width} pixels wide and {o.height} tall looks like "
-                "more than one body side by side without a gap; it cannot be read as one view.",
-                bodies=2,
-            )
+        touching_parts += touching
+        candidates.append(bodies)
+    # Beside two whole bodies found apart, such a part is spot views stacked in a
+    # column of a screen; without them, it may be the two bodies, and is refused.
+    if touching_parts and sum(len(b) for b in candidates) < 2:
+        o = touching_parts[0]
+        raise LayoutError(
+            f"{TOUCHING_BODIES} {o.width} pixels wide and {o.height} tall looks like "
+            "more than one body side by side without a gap; it cannot be read as one view.",
+            bodies=2,
+        )
+    # In a screen, spot views can pass for bodies by their outline: a body ends narrow
+    # (see _ends_narrow). Asked only there, or among three candidates or more: drawn
+    # test bodies, plain blocks, stay bodies in a picture of one or two views.
+    found_bodies = [o for bodies in candidates for o in bodies]
+    if w > h or len(found_bodies) > 2:
+        shaped = [o for o in found_bodies if _ends_narrow(bare, o.box, h)]
+        candidates = [[o for o in bodies if o in shaped] for bodies in candidates]
+    # The views of one export show one patient at one scale (see _alike_bodies).
+    kept = _alike_bodies([o for bodies in candidates for o in bodies], notes)
+    for (vp, rest), found_bodies in zip(found, candidates, strict=True):
+        words = [
+            t for t in texts if vp[0] <= t[0] and t[1] <= vp[1] and vp[2] <= t[2] and t[3] <= vp[3]
+        ]
+        bodies = [o for o in found_bodies if o in kept]
         spots = [o for o in rest if o not in bodies]
         if bodies:
-            boxes = [vp] if len(bodies) == 1 else _split_columns(vp, bodies)
+            # Spot views beside the bodies (a screen without panel borders) bound the
+            # columns the bodies' panels share.
+            first = min(o.box[2] for o in bodies)
+            last = max(o.box[3] for o in bodies)
+            big_spots = [o for o in spots if o.height >= SPOT_MIN_HEIGHT * tallest_body]
+            # (a spot view's faint edge reaches a little past its part's box)
+            reach = round(BODY_MARGIN * tallest_body)
+            span = (
+                vp[0],
+                vp[1],
+                max([vp[2]] + [o.box[3] + reach for o in big_spots if o.box[3] <= first]),
+                min([vp[3]] + [o.box[2] - reach for o in big_spots if o.box[2] >= last]),
+            )
+            alone = span[2:] == vp[2:]  # the bodies' panels fill the viewport
+            boxes = [span] if len(bodies) == 1 else _split_columns(span, bodies, equal=alone)
+            if not alone:
+                # (Panels pasted edge to edge are cut at their equal division, exactly;
+                # a label and a marker may touch across it and are read apart.)
+                boxes = _keep_words_whole(boxes, sorted(bodies, key=lambda o: o.box[2]), texts)
             boxes = [_trim_lines(a, b) for b in boxes]
             for box, body in zip(boxes, sorted(bodies, key=lambda o: o.box[2]), strict=True):
-                inside = _words_in(ink, box, h)
-                labels = tuple(_read_label(clean, b) for b in inside)
-                panels.append(Panel(box, "whole_body", body.box, labels))
+                # labels are read in the whole column share: a label in the corner of a
+                # panel wider than its body lies outside the narrowed crop. A line of
+                # several words (a header with the name, ID and date) is never a label.
+                # Nor is a word nearer another part (a spot view's name beside it).
+                neighbours = [o.box for o in rest if o is not body]
+                inside = [
+                    b
+                    for b in _words_in(ink, box, h)
+                    if not any(_overlap(b, n) for n in lines)
+                    and all(_gap(b, body.box) <= _gap(b, o) for o in neighbours)
+                ]
+                # Two words close on a row are a view word and its neighbour's, or two
+                # words of a header: only a word drawn like a view word names a view.
+                labels = tuple(
+                    _read_label(clean, b, by_count=not any(_overlap(b, n) for n in pairs))
+                    for b in inside
+                )
+                fitted = _below_lines(_fit_to_body(box, body.box), body.box, lines)
+                panels.append(Panel(fitted, "whole_body", body.box, labels))
             if spots:
                 notes.append(f"{len(spots)} small part(s) beside the whole-body view(s) ignored")
         else:
@@ -947,7 +1357,8 @@ def _panel_says(panel: Panel) -> tuple[str | None, str]:
         if lab.says in ("ANT", "POST"):
             said.setdefault(lab.says, "burned-in label")
         elif lab.says in ("R", "L"):
-            centre = (panel.box[2] + panel.box[3]) / 2
+            # the side of the body, not of the panel: a panel may be wider than its body
+            centre = (panel.body[2] + panel.body[3]) / 2
             left = (lab.box[2] + lab.box[3]) / 2 < centre
             view = "ANT" if (lab.says == "R") == left else "POST"
             side = "left" if left else "right"
@@ -1084,4 +1495,14 @@ def panel_view(heat: np.ndarray, layout: Layout, panel: Panel) -> np.ndarray:
     r0, r1, c0, c1 = panel.box
     part = np.array(heat[r0:r1, c0:c1], dtype=np.float32)
     part[layout.chrome[r0:r1, c0:c1] | layout.text[r0:r1, c0:c1]] = 0.0
+    # What lies well away from the body (a header bar's or a border's remains, the edge
+    # of a spot view beside it) is not part of the view.
+    margin = max(round(VIEW_MARGIN * (r1 - r0)), 2)
+    b0, b1, d0, d1 = panel.body
+    keep = np.zeros(part.shape, dtype=bool)
+    keep[
+        max(b0 - margin - r0, 0) : max(b1 + margin - r0, 0),
+        max(d0 - margin - c0, 0) : max(d1 + margin - c0, 0),
+    ] = True
+    part[~keep] = 0.0
     return pad_to_view(part)[0]

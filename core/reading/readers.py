@@ -80,6 +80,8 @@ COMPOSITE_PANELS: tuple[tuple[str, int], ...] = (("ANT", 1), ("ANT", 2), ("POST"
 #: Largest mean absolute difference, in grey levels, between a composite's grey-level-2
 #: panel and grey level 2 recomputed from its grey-level-1 panel (JPEG noise included).
 COMPOSITE_TOLERANCE = 8.0
+#: Smallest share of a composite's panel that shows the body (not the background).
+COMPOSITE_MIN_SHOWN = 0.02
 
 FileKind = Literal["dicom", "png", "jpeg"]
 
@@ -258,6 +260,52 @@ def _layout(path: Path, pixels: np.ndarray) -> Literal["single", "composite"]:
     )
 
 
+def _composite_panels(pixels: np.ndarray) -> list[np.ndarray]:
+    """The four equal-width panels of a picture, left to right."""
+    cols = pixels.shape[1]
+    edges = [round(i * cols / 4) for i in range(5)]
+    width = min(edges[i + 1] - edges[i] for i in range(4))
+    return [pixels[:, edges[i] : edges[i] + width] for i in range(4)]
+
+
+def _composite_mismatch(decoded: _Decoded, layout: Layout | None) -> str | None:
+    """Say why a picture is not the paper's four-panel composite, or None when it is.
+
+    An 8-bit picture is one when panel 2 is grey level 2 of panel 1 and panel 4 of
+    panel 3 (within :data:`COMPOSITE_TOLERANCE`, in either polarity). A deeper picture
+    cannot be checked so; it is one only when the layout finder saw four whole-body
+    panels of equal width.
+    """
+    pixels = decoded.pixels
+    if int(pixels.min()) == int(pixels.max()):
+        return None  # blank: refused as such when its panels are read
+    if decoded.bit_depth != 8:
+        if layout is not None and layout.kind == "composite":
+            return None
+        return "its panels cannot be checked against each other, and the finder saw no four"
+    panels = _composite_panels(pixels)
+    if panels[0].shape[1] < 2:
+        return "it is too narrow for four panels"
+    hot_bright = detect_polarity(pixels).polarity == "hot-bright"
+    for first in (0, 2):
+        g1, g2 = panels[first], panels[first + 1]
+        if hot_bright:
+            g1, g2 = 255 - g1, 255 - g2
+        want = grey_level_2(g1).astype(np.int16)
+        # Compared where either panel shows something: a screen's background, alike in
+        # any two of its columns, would otherwise make any picture pass.
+        shown = (want < 255 - COMPOSITE_TOLERANCE) | (g2 < 255 - COMPOSITE_TOLERANCE)
+        if shown.mean() < COMPOSITE_MIN_SHOWN:
+            return f"panels {first + 1} and {first + 2} show almost nothing"
+        diff = float(np.abs(want - g2.astype(np.int16))[shown].mean())
+        if diff > COMPOSITE_TOLERANCE:
+            return (
+                f"panel {first + 2} is not grey level 2 of panel {first + 1}: mean "
+                f"difference {diff:.1f} grey levels, at most {COMPOSITE_TOLERANCE:g} in one"
+            )
+    return None
+
+
 def _split_composite(path: Path, decoded: _Decoded) -> tuple[_View, _View, list[str]]:
     """Return the ANT and POST views of a four-panel composite and notes on its panels."""
     pixels = decoded.pixels
@@ -369,6 +417,15 @@ def _read_image_file(path: Path, kind: FileKind) -> Scan:
     rows, cols = decoded.pixels.shape
     aspect = cols / rows
     layout, why_not, hot_dark = _find_layout(path, decoded, lossy=kind == "jpeg")
+    composite_range = COMPOSITE_MIN_ASPECT <= aspect <= COMPOSITE_MAX_ASPECT
+    differs = _composite_mismatch(decoded, layout) if composite_range else None
+    if composite_range and differs is None:
+        ant, post, panel_notes = _split_composite(path, decoded)
+        notes += [f"ANT: {n}" for n in ant.notes] + [f"POST: {n}" for n in post.notes]
+        notes += panel_notes
+        return _image_scan(
+            {"ANT": ant, "POST": post}, f"composite-{kind}", (path,), decoded.bit_depth, notes
+        )
     if layout is not None and layout.kind == "pair":
         views, layout_notes = _layout_views(path, decoded, layout, hot_dark)
         notes += layout_notes
@@ -384,20 +441,18 @@ def _read_image_file(path: Path, kind: FileKind) -> Scan:
         if not layout.views:
             notes.append(f"one whole-body view found and no label; taken as {chosen}")
         return _image_scan(views, f"layout-{kind}", (path,), decoded.bit_depth, notes)
-    if COMPOSITE_MIN_ASPECT <= aspect <= COMPOSITE_MAX_ASPECT and (
-        layout is None or layout.kind == "composite"
-    ):
-        ant, post, panel_notes = _split_composite(path, decoded)
-        notes += [f"ANT: {n}" for n in ant.notes] + [f"POST: {n}" for n in post.notes]
-        notes += panel_notes
-        return _image_scan(
-            {"ANT": ant, "POST": post}, f"composite-{kind}", (path,), decoded.bit_depth, notes
-        )
     if aspect > SINGLE_VIEW_MAX_ASPECT:
         reason = (
             "it is neither one whole-body view (taller than wide, about 1 : 4), nor two "
             "side by side, nor four views side by side (about square)"
         )
+        if differs is not None:
+            # Never guessed: a square picture is the four-panel export only when its
+            # panels are grey levels of each other.
+            reason = (
+                "the layout finder found no two whole-body views in it, and it is not the "
+                f"paper's four-panel composite ({differs})"
+            )
         if why_not is not None:
             reason += f"; the layout finder says: {why_not}"
         raise refusal(path, f"the image is {cols} x {rows} pixels (width x height); {reason}")

@@ -74,9 +74,10 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
         data: The study as :func:`db.queries.study_with_masks` returns it.
 
     Returns:
-        The summary: burden figures of the analysis row (recomputed on review), every
-        lesion with its status and, when removed, the reason recorded, and the account
-        that changed a lesion last as the reviewer (None when never reviewed).
+        The summary: burden figures of the analysis row (recomputed on review), the
+        quality cautions stored with it, every lesion with its status and, when
+        removed, the reason recorded, and the account that changed a lesion last as the
+        reviewer (None when never reviewed).
 
     Raises:
         ValueError: If the study has no analysis, or the analysis lacks the classifier's
@@ -123,6 +124,7 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
         weights_sha256=analysis["weights_sha256"],
         lesions=tuple(lesions),
         reviewed_by=changes[-1]["account"] if changes else None,
+        quality_cautions=tuple(analysis.get("quality_cautions") or ()),
     )
 
 
