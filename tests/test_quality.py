@@ -106,11 +106,15 @@ def test_pelvis_spot_view(phantom: Scan) -> None:
 
 
 def test_flat_saturated_plateau(phantom: Scan) -> None:
-    # clipped at its 97th percentile: the whole hot skeleton is flat, over 5 % of the body
-    verdict = assess(_map(phantom, lambda a: np.minimum(a, np.percentile(a, 97))))
+    # clipped at its 95th percentile: the whole hot skeleton is flat, over 15 % of the body
+    verdict = assess(_map(phantom, lambda a: np.minimum(a, np.percentile(a, 95))))
     assert verdict.code == "saturated" and verdict.measures["ANT.plateau_px"] >= 150
-    assert verdict.measures["ANT.saturated_share"] > 0.05
+    assert verdict.measures["ANT.saturated_share"] > 0.15
     assert "% of the body" in verdict.reason
+    # clipped at its 97th percentile (pelvis, spine and skull flat, 11 % of the body):
+    # read, each site named where it is blind
+    low = assess(_map(phantom, lambda a: np.minimum(a, np.percentile(a, 97))))
+    assert low.ok and sum("saturated at the" in c for c in low.cautions) >= 2, low.reason
     # an export clipping the bladder and a few hot spots passes, each site named
     clipped = assess(
         _map(phantom, lambda a: np.minimum(np.round(a / a.max() * 800), 255), EXPORT_8BIT)

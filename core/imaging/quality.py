@@ -192,9 +192,11 @@ BLADDER_MAX_OFFSET = 30
 BLADDER_MIN_DROP = 1.2
 
 #: Saturated or wrapped pixels outside a bladder, as a share of the body's pixels, above
-#: which a view is refused: that much of the skeleton cannot be measured. Under it, each
-#: saturated site is named in a caution (an injection site, a clipped hot joint).
-MAX_SATURATED_SHARE = 0.05
+#: which a view is refused: most of the hot skeleton is flat (a display clipped at its
+#: 95th percentile: 0.16). Under it, each saturated site is named in a caution (an
+#: injection site, a clipped hot joint, a display clipped low over pelvis and spine:
+#: 0.06-0.10), so that a physician reads the rest of the scan knowing where it is blind.
+MAX_SATURATED_SHARE = 0.15
 #: Saturated sites named in the cautions of one view, largest first.
 MAX_SATURATED_SITES = 3
 #: Saturated parts closer than this many pixels are one site (wrapped rings and their
@@ -574,22 +576,26 @@ def _clear_text(a: np.ndarray, background: float) -> np.ndarray:
     peak = float(a.max())
     if peak <= background:
         return a
-    fine = ndimage.gaussian_filter(a, TEXT_SIGMA_PX) - background
-    hi = float(np.percentile(fine, 99.5))
+    hi = float(np.percentile(a, 99.5)) - background
     if hi <= 0:
         return a
-    mask = fine > MASK_FRACTION * hi
     out = a
     rows = a.shape[0]
     band_rows = min(TEXT_BAND_ROWS, rows // 2)
+    # Only the two bands are smoothed (with a margin so their inner edge is smoothed
+    # as in the whole view): the rest of the view holds no label to look for.
+    reach = int(4 * TEXT_SIGMA_PX) + 1
     for start in (0, rows - band_rows):
-        band = mask[start : start + band_rows]
+        lo, up = max(start - reach, 0), min(start + band_rows + reach, rows)
+        fine = ndimage.gaussian_filter(a[lo:up], TEXT_SIGMA_PX) - background
+        band = fine[start - lo : start - lo + band_rows] > MASK_FRACTION * hi
         labels, n = ndimage.label(band, structure=_EIGHT)
         if n == 0:
             continue
         values = a[start : start + band_rows]
-        peaks = ndimage.maximum(values, labels, np.arange(1, n + 1))
-        for index in np.flatnonzero(np.asarray(peaks) >= TEXT_MIN_PEAK * peak) + 1:
+        # the parts reaching the picture's hot extreme (few: labels, a hot spot)
+        hot = np.unique(labels[(values >= TEXT_MIN_PEAK * peak) & (labels > 0)])
+        for index in hot:
             found = ndimage.find_objects((labels == index).astype(np.int32))[0]
             if found is None:
                 continue

@@ -173,7 +173,7 @@ END_MAX_WIDTH = 0.7
 #: Whole-body views of one export: heights within this fraction of the taller ...
 ALIKE_HEIGHT = 0.06
 #: ... and first rows within this fraction of it.
-ALIKE_TOP = 0.06
+ALIKE_TOP = 0.03
 #: A viewport under this share of the picture is a bordered panel (one too wide for its
 #: bodies is a spot view); a larger one is a screen without panel borders.
 PANEL_MAX_SHARE = 0.5
@@ -1134,8 +1134,8 @@ def find_layout(heat: np.ndarray, lossy: bool = False) -> Layout:
         first = _find_layout(a, lossy, ridges=False)
     except LayoutError as exc:
         first, error = None, exc
-    if first is not None and first.kind == "pair":
-        return first
+    if first is not None and (first.kind == "pair" or a.shape[1] <= a.shape[0]):
+        return first  # (a picture of one view has no panel borders to look for)
     try:
         second = _find_layout(a, lossy, ridges=True)
     except LayoutError:
