@@ -46,7 +46,7 @@ from torch.nn import functional
 
 from core.anatomy.regions import LABELS
 from core.config import COLS, ROWS, VIEWS
-from core.networks.models import CARD_FORMAT, ModelFileError, file_sha256
+from core.networks.models import CARD_FORMAT, ModelFileError, file_sha256, half_state_dict
 
 #: File stem of the skeleton network in a model folder.
 SKELETON = "skeleton"
@@ -283,12 +283,7 @@ def save_skeleton_network(
         raise ValueError(f"extra must not set the reserved keys {sorted(clash)}")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
-        .contiguous()
-        .clone()
-        for k, v in model.state_dict().items()
-    }
+    state = half_state_dict(model)
     weights = folder / f"{SKELETON}.safetensors"
     tmp = weights.with_suffix(".safetensors.tmp")
     # one metadata key: the same weights must always give the same file and sha256

@@ -262,6 +262,24 @@ def _check_name(name: str) -> None:
         raise ValueError(f"name must be one of {sorted(_CONFIG_TYPES)}, got {name!r}")
 
 
+def half_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A model's weights as shipped: floating tensors in float16, all on the CPU.
+
+    Args:
+        model: Any torch module.
+
+    Returns:
+        Its state dict, each tensor contiguous and copied (safe to save while the model
+        goes on training).
+    """
+    return {
+        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+        .contiguous()
+        .clone()
+        for k, v in model.state_dict().items()
+    }
+
+
 def save_model(
     directory: Path | str,
     name: str,
@@ -296,12 +314,7 @@ def save_model(
         raise ValueError(f"extra must not set the reserved keys {sorted(clash)}")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
-        .contiguous()
-        .clone()
-        for k, v in model.state_dict().items()
-    }
+    state = half_state_dict(model)
     weights = folder / f"{name}.safetensors"
     # one metadata key only: safetensors writes a metadata map in arbitrary order, and
     # the same weights must always give the same file and sha256
