@@ -143,6 +143,7 @@ def test_composite_is_split_into_views(tmp_path: Path) -> None:
     for i, key in enumerate([("ANT", 1), ("ANT", 2), ("POST", 1), ("POST", 2)]):
         assert np.array_equal(images[key], composite[:, 256 * i : 256 * (i + 1)]), key
     assert not any("does not look like grey level 2" in n for n in meta.notes)
+    assert "panels 2 and 4 are grey level 2 of panels 1 and 3, as documented" in meta.notes
 
 
 def test_square_picture_whose_panels_are_not_grey_levels_is_not_a_composite(
