@@ -40,13 +40,19 @@ from typing import Any
 import numpy as np
 import torch
 from monai.networks.nets import UNet
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional
 
 from core.anatomy.regions import LABELS
 from core.config import COLS, ROWS, VIEWS
-from core.networks.models import CARD_FORMAT, ModelFileError, file_sha256, half_state_dict
+from core.networks.models import (
+    CARD_FORMAT,
+    ModelFileError,
+    file_sha256,
+    half_state_dict,
+    load_half_state_dict,
+)
 
 #: File stem of the skeleton network in a model folder.
 SKELETON = "skeleton"
@@ -355,12 +361,7 @@ def load_skeleton_network(
             f"{weights}: sha256 {actual} does not match {expected or '(none)'} in {card_path}"
         )
     model = build_network(cfg)
-    reference = model.state_dict()
-    state = load_file(str(weights))
-    try:
-        model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
-    except (KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{weights}: weights do not fit the config ({exc})") from exc
+    load_half_state_dict(model, weights, "the config")
     model.to(torch.device(device))
     model.eval()
     return model, cfg

@@ -280,6 +280,26 @@ def half_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def load_half_state_dict(model: nn.Module, weights: Path, what: str) -> None:
+    """Load shipped (float16) weights into a model built in its own dtypes.
+
+    Args:
+        model: The freshly built network.
+        weights: Its safetensors file (sha256 already checked by the caller).
+        what: What the model was built from, for the message (e.g. "the segmenter
+            config").
+
+    Raises:
+        ModelFileError: If the weights do not fit the model.
+    """
+    reference = model.state_dict()
+    state = load_file(str(weights))
+    try:
+        model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
+    except (KeyError, RuntimeError) as exc:
+        raise ModelFileError(f"{weights}: weights do not fit {what} ({exc})") from exc
+
+
 def save_model(
     directory: Path | str,
     name: str,
@@ -478,12 +498,7 @@ def load_model(
             f"{config.normalisation!r}, this code uses {NORMALISATION_NAME!r}"
         )
     model = _build(config)
-    reference = model.state_dict()
-    state = load_file(str(weights))
-    try:
-        model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
-    except (KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{weights}: weights do not fit the {name} config ({exc})") from exc
+    load_half_state_dict(model, weights, f"the {name} config")
     # Channels-last lets oneDNN (CPU) and cuDNN (GPU, half precision) pick their fastest
     # convolutions; outputs equal NCHW's within float rounding (tests/test_channels_last.py).
     model.to(torch.device(device) if device is not None else select_device())
