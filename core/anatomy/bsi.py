@@ -79,12 +79,7 @@ def check_skeleton_map(skeleton: object, name: str) -> np.ndarray:
         ValueError: If it is not an array of that shape and dtype, or holds a value
             that is no label.
     """
-    if not isinstance(skeleton, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy array, got {type(skeleton).__name__}")
-    if skeleton.shape != (ROWS, COLS):
-        raise ValueError(f"{name}: expected shape {(ROWS, COLS)}, got {skeleton.shape}")
-    if skeleton.dtype != np.uint8:
-        raise ValueError(f"{name}: expected dtype uint8 (labels), got {skeleton.dtype}")
+    skeleton = _check_view_array(skeleton, name, np.dtype(np.uint8), "labels")
     top = int(skeleton.max())
     if top >= N_LABELS:
         raise ValueError(f"{name}: label {top} is not a region (labels are 0..{N_LABELS - 1})")
@@ -92,13 +87,18 @@ def check_skeleton_map(skeleton: object, name: str) -> np.ndarray:
 
 
 def _check_mask(mask: object, name: str) -> np.ndarray:
-    if not isinstance(mask, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy array, got {type(mask).__name__}")
-    if mask.shape != (ROWS, COLS):
-        raise ValueError(f"{name}: expected shape {(ROWS, COLS)}, got {mask.shape}")
-    if mask.dtype != np.bool_:
-        raise ValueError(f"{name}: expected dtype bool (a mask), got {mask.dtype}")
-    return mask
+    return _check_view_array(mask, name, np.dtype(np.bool_), "a mask")
+
+
+def _check_view_array(a: object, name: str, dtype: np.dtype, what: str) -> np.ndarray:
+    """``a`` itself when it is a (1024, 256) array of ``dtype``; else ValueError naming it."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    if a.shape != (ROWS, COLS):
+        raise ValueError(f"{name}: expected shape {(ROWS, COLS)}, got {a.shape}")
+    if a.dtype != dtype:
+        raise ValueError(f"{name}: expected dtype {dtype} ({what}), got {a.dtype}")
+    return a
 
 
 def view_involvement(skeleton: np.ndarray, mask: np.ndarray) -> dict[str, float]:
