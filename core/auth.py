@@ -7,7 +7,8 @@ role       may
 ========== ====================================================================
 viewer     browse patients, scans and figures
 clinician  browse; upload and analyse scans; review lesions; record treatments
-admin      everything a clinician may, and manage accounts
+admin      everything a clinician may; manage accounts; fine-tune, promote and
+           roll back models
 ========== ====================================================================
 
 :func:`require_role` is the one check every write in :mod:`db.store` and
@@ -39,7 +40,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 #: Roles, from most to least trusted.
 ROLES: tuple[str, str, str] = ("admin", "clinician", "viewer")
 #: Actions that :func:`require_role` checks.
-ACTIONS: tuple[str, ...] = ("browse", "upload", "review", "treatments", "accounts")
+ACTIONS: tuple[str, ...] = ("browse", "upload", "review", "treatments", "accounts", "models")
 #: What each role may do.
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "viewer": frozenset({"browse"}),
@@ -53,6 +54,7 @@ ACTION_WORDS: Mapping[str, str] = {
     "review": "review lesions",
     "treatments": "record treatments",
     "accounts": "manage accounts",
+    "models": "fine-tune, promote or roll back models",
 }
 #: Shortest password accepted.
 MIN_PASSWORD_LENGTH = 8

@@ -221,3 +221,80 @@ def _analyses_quality_cautions(db: Database) -> None:
         "ALTER TABLE analyses ADD COLUMN quality_cautions_json TEXT NOT NULL DEFAULT '[]' "
         "CHECK (json_valid(quality_cautions_json) AND json_type(quality_cautions_json) = 'array')"
     )
+
+
+@migrations(name="0008_centre_review_models_jobs")
+def _centre_review_models_jobs(db: Database) -> None:
+    # The centre's own loop (issue 24): a physician's edits of the masks, the study
+    # marked reviewed with the physician's scan label, the model versions with the one in
+    # use, and the background jobs (one fine-tune at a time).
+    #
+    # mask_edits: erasing part of a mark or painting/erasing the bladder, kept beside the
+    # model's masks (never over them) and applied in id order after lesion statuses and
+    # drawn lesions. An undone edit keeps its row (undone = 1) so the history stays whole.
+    #
+    # model_versions: every model folder the store knows (the shipped one, each
+    # candidate); its card (parent, data, steps, figures) and the sha256 of its weights.
+    # model_activations: each promotion or rollback; the newest row names the model in
+    # use, so a switch is one INSERT, atomic for every process reading the store.
+    #
+    # jobs: at most one queued or running job (partial unique index); the runner's pid
+    # and its out folder let a restarted server tell a dead job from a live one and
+    # resume it from its checkpoint.
+    db.executescript(
+        """
+        CREATE TABLE mask_edits (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            view TEXT NOT NULL CHECK (view IN ('ANT', 'POST')),
+            action TEXT NOT NULL CHECK (action IN ('erase', 'bladder', 'erase_bladder')),
+            pixels_zlib BLOB NOT NULL,      -- zlib uint8 0/1 of the view's mask shape
+            account TEXT NOT NULL CHECK (account <> ''),
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1))
+        ) STRICT;
+        CREATE INDEX mask_edits_analysis ON mask_edits(analysis_id, id);
+
+        ALTER TABLE analyses ADD COLUMN reviewed_by TEXT;
+        ALTER TABLE analyses ADD COLUMN reviewed_at TEXT;
+        -- the physician's scan label (1 metastasis, 0 none), set when marked reviewed
+        ALTER TABLE analyses ADD COLUMN reviewed_metastasis INTEGER
+            CHECK (reviewed_metastasis IS NULL OR reviewed_metastasis IN (0, 1));
+
+        CREATE TABLE model_versions (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL UNIQUE CHECK (version <> ''),
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('shipped', 'candidate')),
+            parent TEXT REFERENCES model_versions(version),
+            weights_sha256 TEXT NOT NULL,
+            card_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(card_json)),
+            created_by TEXT NOT NULL CHECK (created_by <> ''),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) STRICT;
+
+        CREATE TABLE model_activations (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL REFERENCES model_versions(version),
+            action TEXT NOT NULL CHECK (action IN ('promote', 'rollback')),
+            account TEXT NOT NULL CHECK (account <> ''),
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) STRICT;
+
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('fine-tune', 'reanalyse')),
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'finished', 'failed')),
+            args_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(args_json)),
+            out_dir TEXT NOT NULL,
+            pid INTEGER,
+            started_by TEXT NOT NULL CHECK (started_by <> ''),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            started_at TEXT,
+            finished_at TEXT,
+            message TEXT NOT NULL DEFAULT '',
+            result_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(result_json))
+        ) STRICT;
+        CREATE UNIQUE INDEX jobs_one_active ON jobs((1)) WHERE state IN ('queued', 'running');
+        """
+    )

@@ -190,7 +190,7 @@ def test_what_each_role_may_do() -> None:
     assert may == {
         "viewer": {"browse"},
         "clinician": {"browse", "upload", "review", "treatments"},
-        "admin": {"browse", "upload", "review", "treatments", "accounts"},
+        "admin": {"browse", "upload", "review", "treatments", "accounts", "models"},
     }
     with pytest.raises(ValueError, match="role"):
         allowed("root", "browse")
