@@ -19,22 +19,25 @@ st.set_page_config(
 )
 start_logging()
 
-HOME = "pages/home.py"
-LOGIN = "pages/login.py"
+HOME = "app_pages/home.py"
+LOGIN = "app_pages/login.py"
 #: (section, page script, title, icon, address, action its role must be allowed; None:
-#: browsing). No address is a file name of pages/: Streamlit would run that file by
-#: itself, without this script's sign-in check, on the first request of a fresh process.
+#: browsing). The scripts live in app_pages/, not pages/: a folder named pages/ beside
+#: this script switches Streamlit to its older file-based navigation until the first
+#: st.navigation call, so the first deep link into a fresh server ("/review-lesions")
+#: showed "Page not found" and a sidebar of file names. No address is a file name.
 PAGES: tuple[tuple[str, str, str, str, str, str | None], ...] = (
     ("", HOME, "Home", ":material/home:", "start", None),
-    ("Scans", "pages/upload.py", "Upload and analyse", ":material/upload:",
+    ("Scans", "app_pages/upload.py", "Upload and analyse", ":material/upload:",
      "upload-and-analyse", "upload"),
-    ("Scans", "pages/pacs.py", "From PACS", ":material/cloud_download:", "from-pacs", "upload"),
-    ("Scans", "pages/review.py", "Review lesions", ":material/rule:", "review-lesions", None),
-    ("Scans", "pages/viewer.py", "Read a scan", ":material/search:", "read-a-scan", None),
-    ("Patients", "pages/patient.py", "Patient", ":material/person:", "patient-record", None),
-    ("Patients", "pages/cohort.py", "Cohort", ":material/groups:", "cohort-table", None),
-    ("Model", "pages/performance.py", "Model performance", ":material/monitoring:",
+    ("Scans", "app_pages/pacs.py", "From PACS", ":material/cloud_download:", "from-pacs", "upload"),
+    ("Scans", "app_pages/review.py", "Review lesions", ":material/rule:", "review-lesions", None),
+    ("Scans", "app_pages/viewer.py", "Read a scan", ":material/search:", "read-a-scan", None),
+    ("Patients", "app_pages/patient.py", "Patient", ":material/person:", "patient-record", None),
+    ("Patients", "app_pages/cohort.py", "Cohort", ":material/groups:", "cohort-table", None),
+    ("Model", "app_pages/performance.py", "Model performance", ":material/monitoring:",
      "model-performance", None),
+    ("Model", "app_pages/model_lab.py", "Model lab", ":material/science:", "model-lab", None),
 )  # fmt: skip
 
 

@@ -8,6 +8,9 @@ group, each with all its imports at the top:
 * :mod:`cli.models`: ``train``, ``evaluate``, ``calibrate``, ``bench``
 * :mod:`cli.store`: ``init-db``, ``user``, ``backup``, ``restore``
 * :mod:`cli.pacs`: ``pacs pull``, ``pacs push``, ``listen`` (the DICOM node)
+* :mod:`cli.versions`: ``models list``, ``models promote``, ``models rollback``
+* :mod:`cli.jobs`: ``jobs list``, ``jobs run`` (the Model lab page's background jobs)
+* :mod:`cli.dataset`: ``dataset export`` (the reviewed studies as a labelled dataset)
 
 :func:`main` imports only the group of the command asked for.
 """

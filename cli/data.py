@@ -9,6 +9,7 @@ import time
 from tqdm import tqdm
 
 from core.config import db_path
+from core.phantom.centres import centre_named
 from core.phantom.demo_cohort import DEMO_PATIENTS, DEMO_SEED
 from core.phantom.export import generate_dataset
 from db.connection import open_db
@@ -19,6 +20,7 @@ def run_generate(args: argparse.Namespace) -> int:
     """Write a phantom labelled dataset and say how many scans it holds."""
     start = time.perf_counter()
     try:
+        centre = centre_named(args.centre)
         path = generate_dataset(
             args.out,
             args.cases,
@@ -26,6 +28,7 @@ def run_generate(args: argparse.Namespace) -> int:
             longitudinal=args.longitudinal,
             jobs=args.jobs,
             layouts=args.layouts,
+            centre=centre,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -34,7 +37,10 @@ def run_generate(args: argparse.Namespace) -> int:
     with path.open(encoding="utf-8") as handle:
         rows = sum(1 for _ in handle) - 1
     unit = "patients" if args.longitudinal else "cases"
-    print(f"{path}: {rows} scans ({args.cases} {unit}, seed {args.seed}) in {seconds:.1f} s")
+    print(
+        f"{path}: {rows} scans ({args.cases} {unit}, seed {args.seed}, centre {centre.name}) "
+        f"in {seconds:.1f} s"
+    )
     return 0
 
 

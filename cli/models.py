@@ -24,6 +24,7 @@ from core.networks.calibrate import (
     rates_at,
     scan_scores,
 )
+from core.networks.fine_tune import fine_tune_options
 from core.networks.models import (
     CLASSIFIER,
     SEGMENTER,
@@ -39,27 +40,48 @@ from workflow import speed_bench
 
 
 def _train_options(args: argparse.Namespace) -> TrainOptions:
-    """The training options the ``train`` arguments ask for."""
+    """The training options the ``train`` arguments ask for.
+
+    Options left out take the paper's defaults, or with ``--init-from`` the fine-tune
+    defaults (:func:`core.networks.fine_tune.fine_tune_options`).
+    """
+    given = {
+        name: value
+        for name, value in (
+            ("steps", args.steps),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("positive_share", args.positive_share),
+            ("val_every", args.val_every),
+            ("val_cases", args.val_cases),
+            ("checkpoint_every", args.checkpoint_every),
+        )
+        if value is not None
+    }
+    common: dict[str, Any] = {
+        "seg_steps": args.seg_steps,
+        "seed": args.seed,
+        "split_seed": args.split_seed,
+        "device": args.device,
+        "amp": not args.no_amp,
+        "keep_checkpoint": args.keep_checkpoint,
+        "progress": not args.quiet,
+        "hard_negative_share": args.hard_negative_share,
+        "augment": AUGMENTATION_PRESETS[args.augment],
+    }
+    segmenter = (
+        SegmenterConfig(train_crop=(args.seg_crop_rows, 256)) if args.seg_crop_rows else None
+    )
+    if args.init_from:
+        options = fine_tune_options(
+            args.time_budget, init_from=str(args.init_from), **given, **common
+        )
+        return dataclasses.replace(options, segmenter=segmenter) if segmenter else options
     return TrainOptions(
-        segmenter=SegmenterConfig(train_crop=(args.seg_crop_rows, 256)),
-        steps=args.steps,
-        seg_steps=args.seg_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        positive_share=args.positive_share,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        device=args.device,
-        amp=not args.no_amp,
-        val_every=args.val_every,
-        val_cases=args.val_cases,
-        checkpoint_every=args.checkpoint_every,
-        keep_checkpoint=args.keep_checkpoint,
+        segmenter=segmenter or SegmenterConfig(),
         time_budget_s=args.time_budget,
-        progress=not args.quiet,
-        init_from=str(args.init_from) if args.init_from else None,
-        hard_negative_share=args.hard_negative_share,
-        augment=AUGMENTATION_PRESETS[args.augment],
+        **given,
+        **common,
     )
 
 

@@ -15,6 +15,7 @@ from core.config import model_dir as default_model_dir
 from core.logs import setup_logging
 from core.networks.models import ModelFileError, load_models
 from db.connection import open_db
+from workflow.model_versions import load_active
 from workflow.pacs.dicomweb import PacsClient, PacsError, RemoteStudy
 from workflow.pacs.listener import serve
 from workflow.pacs.pull import pull_studies
@@ -67,7 +68,12 @@ def _run_pull(args: argparse.Namespace) -> int:
         return 0
     model_dir = args.model or default_model_dir()
     try:
-        models = load_models(model_dir, device=args.device)
+        if args.model is None:
+            # the store's version in use, as every process of the store analyses with
+            with open_db(args.db or db_path()) as db:
+                _, models = load_active(db, device=args.device)
+        else:
+            models = load_models(model_dir, device=args.device)
     except ModelFileError as exc:
         print(f"error: no usable model in {model_dir} ({exc})", file=sys.stderr)
         return 2
@@ -128,7 +134,8 @@ def run_listen(args: argparse.Namespace) -> int:
             settings = replace(settings, listen_port=args.port)
         if args.ae_title is not None:
             settings = replace(settings, ae_title=args.ae_title)
-        serve(settings, db_path=args.db or db_path(), model_dir=args.model or default_model_dir())
+        # without --model the listener follows the store's version in use, study by study
+        serve(settings, db_path=args.db or db_path(), model_dir=args.model)
     except (ValueError, ModelFileError, AccessDenied, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ This module therefore imports nothing heavier than :mod:`argparse` and the roles
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from typing import Any
 from core.auth import ROLES
 
 _Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
+
+
+#: Help of ``--model`` for the commands that otherwise run the store's version in use.
+MODEL_HELP = "model folder (default: the store's version in use, else the shipped models/)"
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -76,13 +81,17 @@ def _add_train(sub: _Subparsers) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output model folder")
     p.add_argument("--workers", type=int, default=1, help="processes reading the dataset")
-    p.add_argument("--steps", type=int, default=3000, help="classifier steps (default 3000)")
-    p.add_argument("--seg-steps", type=int, help="segmenter steps (default: --steps)")
-    p.add_argument("--batch-size", type=int, default=16, help="crops per step (paper: 16)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam initial rate (paper: 0.01)")
-    p.add_argument("--seg-crop-rows", type=int, default=256, help="segmenter crop rows (x 256)")
     p.add_argument(
-        "--positive-share", type=float, default=0.5, help="share of classifier crops with lesions"
+        "--steps", type=int, help="classifier steps (default 3000; fine-tune: the time budget's)"
+    )
+    p.add_argument("--seg-steps", type=int, help="segmenter steps (default: --steps)")
+    p.add_argument("--batch-size", type=int, help="crops per step (paper: 16; fine-tune: 8)")
+    p.add_argument("--lr", type=float, help="Adam initial rate (paper: 0.01; fine-tune: 2e-4)")
+    p.add_argument("--seg-crop-rows", type=int, help="segmenter crop rows (x 256; default 256)")
+    p.add_argument(
+        "--positive-share",
+        type=float,
+        help="share of classifier crops with lesions (default 0.5; fine-tune: 0.4)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, augmentation")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
@@ -96,7 +105,9 @@ def _add_train(sub: _Subparsers) -> None:
         "--init-from",
         type=Path,
         metavar="DIR",
-        help="fine-tune: start both networks from this model folder's weights",
+        help="fine-tune: start both networks from this model folder's weights, with the "
+        "fine-tune defaults (core/networks/fine_tune.py: early encoder stages frozen, batch 8, "
+        "lr 2e-4); options given explicitly win",
     )
     p.add_argument(
         "--hard-negative-share",
@@ -110,9 +121,11 @@ def _add_train(sub: _Subparsers) -> None:
         default="standard",
         help="augmentation: standard, or transfer (adds blur, 8-bit exports, stretch, labels)",
     )
-    p.add_argument("--val-every", type=int, default=500, help="steps between validations")
-    p.add_argument("--val-cases", type=int, default=32, help="held-out scans to validate on")
-    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--val-every", type=int, help="steps between validations (500; fine-tune 50)")
+    p.add_argument("--val-cases", type=int, help="held-out scans to validate on (32; fine-tune 16)")
+    p.add_argument(
+        "--checkpoint-every", type=int, help="steps between checkpoints (250; fine-tune 25)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--stop-after", type=int, help="stop with a checkpoint after this step")
     p.add_argument("--time-budget", type=float, help="seconds the loop may take; cuts steps to fit")
@@ -141,6 +154,13 @@ def _add_generate(sub: _Subparsers) -> None:
         "labels, bands, tight crops, heads at the top edge, clipped white displays, screens "
         "with spot views, single views with R/L markers as _ANT/_POST files; PNG and JPEG) "
         "under OUT/layouts",
+    )
+    p.add_argument(
+        "--centre",
+        default="training",
+        help="the centre the cases come from (core.phantom.centres): training (default, the "
+        "settings the models learn from) or second (an external centre: fewer counts, more "
+        "blur, 2.5 x the benign findings, JPEG views, other patients)",
     )
     p.set_defaults(group="cli.data", runner="generate")
 
@@ -194,7 +214,7 @@ def _add_analyze(sub: _Subparsers) -> None:
     p.add_argument("--db", type=Path, help="store scans and analyses in this SQLite file")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
     p.add_argument("--masks", type=Path, help="write <case>_<ANT|POST>_mask.png label masks here")
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
     p.add_argument("--account", default="cli", help="account named in the audit log (cli)")
     p.add_argument(
@@ -213,12 +233,18 @@ def _add_analyze_stored(sub: _Subparsers) -> None:
         "run it again to carry on).",
     )
     _db_arg(p)
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
     p.add_argument("--account", default="cli", help="account named in the audit log (cli)")
     p.add_argument("--batch", type=int, default=4, help="scans per network call (default 4)")
     p.add_argument("--limit", type=int, help="analyse at most this many studies")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="analyse every study without an analysis by the store's model in use (after a "
+        "promotion); older analyses are kept",
+    )
     _engine_args(p)
     p.set_defaults(group="cli.scans", runner="analyze_stored")
 
@@ -381,7 +407,7 @@ def _add_pacs(sub: _Subparsers) -> None:
     which.add_argument("--patient", metavar="ID", help="the PACS's PatientID")
     which.add_argument("--since", metavar="DATE", help="first study date, YYYY-MM-DD")
     pull.add_argument("--until", metavar="DATE", help="last study date, YYYY-MM-DD (with --since)")
-    pull.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    pull.add_argument("--model", type=Path, help=MODEL_HELP)
     pull.add_argument("--device", help="cpu, cuda ... (default: GPU when available)")
     pull.add_argument("--yes", action="store_true", help="import every study found, no question")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -404,8 +430,70 @@ def _add_listen(sub: _Subparsers) -> None:
     p.add_argument("--port", type=int, help="port to listen on (default: the settings', 11112)")
     p.add_argument("--ae-title", help="our AE title (default: the settings', BONESCAN)")
     _db_arg(p)
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped models/)")
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.set_defaults(group="cli.pacs", runner="listen")
+
+
+def _add_models(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "models",
+        help="model versions: list them, promote one into use, roll back",
+        description="The model versions the store knows (the shipped folder, each "
+        "fine-tuned candidate) and the one in use: every process of the store (dashboard, "
+        "listener, analyze without --model) switches at its next analysis. Promoting and "
+        "rolling back need an admin account in a store with accounts.",
+    )
+    actions = p.add_subparsers(dest="models_action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="list the versions; * marks the one in use")
+    promote = actions.add_parser("promote", help="put a registered version in use")
+    promote.add_argument("version", help="the version, as 'models list' prints it")
+    actions.add_parser("rollback", help="go back to the version in use before the current one")
+    for action in actions.choices.values():
+        _db_arg(action)
+        action.add_argument(
+            "--account",
+            default=os.environ.get("USER") or "cli",
+            help="account named in the audit log (default: $USER, else cli)",
+        )
+    p.set_defaults(group="cli.versions", runner="models")
+
+
+def _add_jobs(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "jobs",
+        help="list the background jobs (fine-tune, re-analyse), or run one",
+        description="The Model lab page's background jobs: 'list' prints the latest; "
+        "'run JOB_ID' runs a queued or running job in this process (what the page "
+        "launches, and launches again after a restart; it resumes where it stopped).",
+    )
+    actions = p.add_subparsers(dest="jobs_action", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="run a queued or running job (internal)")
+    run.add_argument("job_id", type=int, metavar="JOB_ID")
+    listing = actions.add_parser("list", help="list the latest jobs")
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    for action in actions.choices.values():
+        _db_arg(action)
+    p.set_defaults(group="cli.jobs", runner="jobs")
+
+
+def _add_dataset(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "dataset",
+        help="export the centre's reviewed studies as a labelled dataset with a patient split",
+        description="Write the studies marked reviewed on the review page in the labelled "
+        "dataset format (cases.csv, view images with the physicians' masks as LabelMe "
+        "polygons, the physicians' scan labels) with split.csv: patients split by the paper's "
+        "7-level rule into train, calibration and test (20 % of each level to test, then "
+        "20 % of the rest to calibration). Patients appear by pseudonym only.",
+    )
+    actions = p.add_subparsers(dest="dataset_action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write the reviewed studies to a new folder")
+    export.add_argument(
+        "--reviewed", type=Path, required=True, metavar="OUT", help="new or empty folder"
+    )
+    export.add_argument("--split-seed", type=int, default=0, help="patient split seed (0)")
+    _db_arg(export)
+    p.set_defaults(group="cli.dataset", runner="dataset")
 
 
 #: Every command's ``_add_`` function, in the order ``--help`` lists them.
@@ -420,9 +508,12 @@ SUBCOMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_bench,
     _add_evaluate,
     _add_calibrate,
+    _add_models,
     _add_user,
     _add_backup,
     _add_restore,
     _add_pacs,
     _add_listen,
+    _add_jobs,
+    _add_dataset,
 ]

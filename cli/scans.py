@@ -2,6 +2,12 @@
 
 ``analyze`` and ``analyze-stored`` run in this process, or with ``--engine ray`` on Ray
 workers (:mod:`workflow.ray_engine`) while this process prints and stores.
+
+Which model: ``--model DIR`` when given; else the store's version in use
+(:func:`workflow.model_versions.active_model_dir`: the promoted one, or the shipped
+folder while nothing was promoted) when the store exists; else the shipped folder
+(:func:`core.config.model_dir`). ``analyze-stored --reanalyse`` analyses every stored
+study that has no analysis by the version in use, keeping the older analyses.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from core.analysis import AnalysisResult, analyze
+from core.analysis import AnalysisResult, analyze, model_identity
 from core.config import VIEWS, db_path
 from core.config import model_dir as default_model_dir
 from core.networks.models import LoadedModels, ModelFileError, load_models
@@ -27,8 +33,10 @@ from core.reading.dataset import read_dataset
 from core.reading.readers import read_scan
 from core.scan import Scan, ScanReadError
 from db.connection import open_db
-from db.queries import studies_without_analysis
+from db.model_registry import get_model
+from db.queries import studies_without_analysis, studies_without_analysis_by
 from workflow.ingest import analyze_stored, ingest
+from workflow.model_versions import active_model_dir, check_identity
 from workflow.ray_engine import (
     INSTALL_HINT,
     RayUnavailableError,
@@ -139,12 +147,42 @@ def _write_masks(folder: Path, case: str, result: AnalysisResult) -> None:
             Image.fromarray(mask).save(folder / f"{case}_{view}_mask.png")
 
 
+def _load_chosen_models(
+    args: argparse.Namespace, *, device: str | None, store: Path | None, writes: bool
+) -> LoadedModels:
+    """Load the models a scan command runs: ``--model``, else the store's version in use.
+
+    Args:
+        args: The command's arguments (``model``).
+        device: Where to load them.
+        store: The store whose version in use is run; None (or a file that does not
+            exist, when nothing will be written): the shipped folder.
+        writes: Whether the command stores analyses there; a store only read is not
+            written (the shipped folder is not registered).
+
+    Raises:
+        ModelFileError: If the folder is unusable, or holds another version than the
+            store registered.
+    """
+    if args.model is not None:
+        return load_models(args.model, device=device)
+    if store is None or not (writes or store.is_file()):
+        return load_models(default_model_dir(), device=device)
+    with open_db(store) as db:
+        version, folder = active_model_dir(db, register_shipped=writes)
+        registered = get_model(db, version)
+    models = load_models(folder, device=device)
+    check_identity(models, version, None if registered is None else registered["weights_sha256"])
+    return models
+
+
 def _load_models_or_explain(args: argparse.Namespace) -> LoadedModels | None:
     """The models ``analyze`` runs, or None after telling on stderr how to get some."""
-    model_dir = args.model or default_model_dir()
     try:
-        return load_models(model_dir, device=args.device)
+        store = Path(args.db) if args.db else db_path()
+        return _load_chosen_models(args, device=args.device, store=store, writes=bool(args.db))
     except ModelFileError as exc:
+        model_dir = args.model or default_model_dir()
         print(
             f"error: no usable model in {model_dir} ({exc}).\nThe shipped models live in "
             "models/ of the repository; or train a model with `python -m core generate DATA "
@@ -184,8 +222,8 @@ def _analyze_results(
     the workers finish.
     """
     if args.engine == "ray":
-        model_dir = args.model or default_model_dir()
-        for index, result, error in analyze_files_ray(jobs, model_dir, **_ray_pool(args)):
+        assert models.directory is not None  # load_models always records it
+        for index, result, error in analyze_files_ray(jobs, models.directory, **_ray_pool(args)):
             yield index, None, result, error
         return
     for index, (_case, files) in enumerate(jobs):
@@ -246,20 +284,35 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def run_analyze_stored(args: argparse.Namespace) -> int:
-    """Analyse the stored studies without an analysis, each in its own transaction."""
+    """Analyse the stored studies without an analysis, each in its own transaction.
+
+    With ``--reanalyse``: those without an analysis by the store's version in use.
+    """
     if _ray_missing(args):
         return 2
-    model_dir = args.model or default_model_dir()
+    if args.reanalyse and args.model is not None:
+        print(
+            "error: --reanalyse analyses with the store's version in use; promote a version "
+            "first (python -m core models promote VERSION) instead of passing --model",
+            file=sys.stderr,
+        )
+        return 2
+    path = args.db or db_path()
     try:
         # With Ray the workers load their own; loading here too finds a bad folder
         # before any worker starts.
-        models = load_models(model_dir, device="cpu" if args.engine == "ray" else args.device)
+        device = "cpu" if args.engine == "ray" else args.device
+        models = _load_chosen_models(args, device=device, store=Path(path), writes=True)
     except ModelFileError as exc:
-        print(f"error: no usable model in {model_dir} ({exc})", file=sys.stderr)
+        print(f"error: no usable model in {args.model or 'the store'} ({exc})", file=sys.stderr)
         return 2
-    path = args.db or db_path()
+    assert models.directory is not None  # load_models always records it
+    model_dir, version = models.directory, model_identity(models)[0]
     with open_db(path) as db:
-        total = len(studies_without_analysis(db, args.limit))
+        if args.reanalyse:
+            total = len(studies_without_analysis_by(db, version, args.limit))
+        else:
+            total = len(studies_without_analysis(db, args.limit))
         with tqdm(total=total, unit="study", desc="analysing", disable=args.quiet) as bar:
 
             def advance(done: int, _total: int) -> None:
@@ -269,15 +322,19 @@ def run_analyze_stored(args: argparse.Namespace) -> int:
                 if args.engine == "ray":
                     ids = analyze_stored_ray(
                         path, model_dir, account=args.account, limit=args.limit,
-                        progress=advance, **_ray_pool(args),
+                        progress=advance, version=version if args.reanalyse else None,
+                        **_ray_pool(args),
                     )  # fmt: skip
                 else:
                     ids = analyze_stored(
                         db, models, account=args.account, batch=args.batch, limit=args.limit,
-                        progress=advance,
+                        progress=advance, reanalyse=args.reanalyse,
                     )  # fmt: skip
             except (ValueError, RayUnavailableError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-    print(f"{path}: analysed {len(ids)} stored studies")
+    if args.reanalyse:
+        print(f"{path}: re-analysed {len(ids)} stored studies with {version}")
+    else:
+        print(f"{path}: analysed {len(ids)} stored studies")
     return 0

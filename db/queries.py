@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from core.config import age_group
 from core.scan import Scan, ScanMeta
+from db.model_registry import active_version
 from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
 
 
@@ -86,6 +87,13 @@ def patient_overview(db: Database) -> list[dict[str, object]]:
 #: "The latest analysis of study s": ids only grow, and analyses(study_id, id) turns
 #: this into one index seek per study.
 _LATEST_ANALYSIS = "(SELECT max(a2.id) FROM analyses a2 WHERE a2.study_id = s.id)"
+#: "The analysis of study s that the pages show": the newest one made by the version in
+#: use (the named parameter ``:active``) when there is one, else the newest. A NULL
+#: ``:active`` (no version registered) matches nothing, so the newest is taken.
+_SHOWN_ANALYSIS = (
+    "coalesce((SELECT max(a3.id) FROM analyses a3 WHERE a3.study_id = s.id "
+    f"AND a3.model_version = :active), {_LATEST_ANALYSIS})"
+)
 
 
 def _age_group_or_none(age: int | None) -> str | None:
@@ -113,7 +121,13 @@ def quality_cautions(stored: str | None) -> list[str]:
 
 
 def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
-    """Return a patient's studies by date, each with its latest analysis' figures.
+    """Return a patient's studies by date, each with the figures of the analysis shown.
+
+    The analysis shown is the newest one made by the version in use
+    (:func:`db.model_registry.active_version`) when the study has one, else its newest:
+    after a promotion and a re-analysis the trajectory is the new model's throughout,
+    and a study not yet re-analysed keeps its older analysis (``model_version`` says
+    which).
 
     Args:
         db: An open store.
@@ -123,28 +137,29 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         One dict per study, oldest first (then by id), with keys ``study_id,
         study_date, injection_delay_h, source_name, analysis_id, quality,
         quality_cautions, bstbi, hotspots, lesion_area_cm2, metastasis_probability,
-        metastasis_threshold, bladder_probability, analysed_at, source_ae``; the analysis
-        keys are None for a study never analysed, ``source_ae`` for a study that came from
-        no DICOM node. ``quality_cautions`` is the list of the gate's cautions stored with
-        the analysis (sentences a physician must read with the results), ``[]`` when
-        there are none or the study was never analysed.
+        metastasis_threshold, bladder_probability, analysed_at, source_ae,
+        model_version``; the analysis keys are None for a study never analysed,
+        ``source_ae`` for a study that came from no DICOM node. ``quality_cautions`` is
+        the list of the gate's cautions stored with the analysis (sentences a physician
+        must read with the results), ``[]`` when there are none or the study was never
+        analysed.
     """
     rows = db.execute(
         f"""
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
                a.quality_cautions_json, a.bstbi, a.hotspots, a.lesion_area_cm2,
                a.metastasis_probability, a.metastasis_threshold, a.bladder_probability,
-               a.created_at, s.source_ae
-        FROM studies s LEFT JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
-        WHERE s.patient_id = ?
+               a.created_at, s.source_ae, a.model_version
+        FROM studies s LEFT JOIN analyses a ON a.id = {_SHOWN_ANALYSIS}
+        WHERE s.patient_id = :patient_id
         ORDER BY s.study_date, s.id
         """,
-        [patient_id],
+        {"patient_id": patient_id, "active": active_version(db)},
     ).fetchall()
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
             "quality", "quality_cautions", "bstbi", "hotspots", "lesion_area_cm2",
             "metastasis_probability", "metastasis_threshold", "bladder_probability",
-            "analysed_at", "source_ae")  # fmt: skip
+            "analysed_at", "source_ae", "model_version")  # fmt: skip
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for study in out:
         study["quality_cautions"] = quality_cautions(study["quality_cautions"])
@@ -154,10 +169,12 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
 def cohort_summary(db: Database) -> list[dict[str, Any]]:
     """Return one row per patient for the cohort page: the whole cohort, by pseudonym.
 
-    BSTBI figures come from each study's latest analysis, and only from analyses whose
-    quality is ``"ok"`` with a BSTBI: a non-diagnostic scan's burden is not reported
-    as if it were reliable. *Latest* is the last such study by date, *baseline* the
-    first; with one such study both are that study and the change is 0.
+    BSTBI figures come from each study's analysis shown (as in
+    :func:`patient_time_series`: the newest by the version in use when there is one, else
+    the newest), and only from analyses whose quality is ``"ok"`` with a BSTBI: a
+    non-diagnostic scan's burden is not reported as if it were reliable. *Latest* is the
+    last such study by date, *baseline* the first; with one such study both are that
+    study and the change is 0.
 
     The page filters, sorts and pages these rows itself: its filters take several values
     at once, "unknown" and "not analysed", and a response rule at a threshold the user
@@ -170,10 +187,13 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
         Dicts ordered by pseudonym with keys ``patient_id, pseudonym, sex, age_group,
         primary_tumour, synthetic (bool), n_studies, last_study_date, latest_bstbi,
         baseline_bstbi, bstbi_change (latest - baseline), metastasis (bool, or None
-        when no reliable analysis)``. ``age_group`` is at the last study, from the
-        birth year and the study year, None when either is unknown. ``metastasis`` is
-        whether the latest reliable analysis called the scan positive: its metastasis
-        probability at or above the threshold that analysis was decided with.
+        when no reliable analysis), model_version, baseline_model_version``.
+        ``age_group`` is at the last study, from the birth year and the study year, None
+        when either is unknown. ``metastasis`` is whether the latest reliable analysis
+        called the scan positive: its metastasis probability at or above the threshold
+        that analysis was decided with. ``model_version`` is the version that made the
+        latest reliable analysis, ``baseline_model_version`` the baseline's (None
+        without one); where they differ, the change may come from the models.
     """
     # One Python definition of the age groups (core.config), applied inside the SQL.
     db.conn.create_function("age_group", 1, _age_group_or_none, deterministic=True)
@@ -185,10 +205,11 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
         ),
         reliable AS (
             SELECT s.patient_id, a.bstbi, a.metastasis_probability,
-                   a.metastasis_threshold AS threshold,
+                   a.metastasis_threshold AS threshold, a.model_version,
                    row_number() OVER w_last AS last_rank,
-                   first_value(a.bstbi) OVER w_first AS baseline
-            FROM studies s JOIN analyses a ON a.id = {_LATEST_ANALYSIS}
+                   first_value(a.bstbi) OVER w_first AS baseline,
+                   first_value(a.model_version) OVER w_first AS baseline_version
+            FROM studies s JOIN analyses a ON a.id = {_SHOWN_ANALYSIS}
             WHERE a.quality = 'ok' AND a.bstbi IS NOT NULL
             WINDOW w_last AS (PARTITION BY s.patient_id ORDER BY s.study_date DESC, s.id DESC),
                    w_first AS (PARTITION BY s.patient_id ORDER BY s.study_date, s.id)
@@ -198,16 +219,17 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
                age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year),
                p.primary_tumour, p.synthetic, coalesce(st.n, 0), st.last_date,
                r.bstbi, r.baseline, r.bstbi - r.baseline,
-               r.metastasis_probability >= r.threshold
+               r.metastasis_probability >= r.threshold, r.model_version, r.baseline_version
         FROM patients p
         LEFT JOIN st ON st.patient_id = p.id
         LEFT JOIN r ON r.patient_id = p.id
         ORDER BY p.pseudonym
-        """
+        """,
+        {"active": active_version(db)},
     ).fetchall()
     keys = ("patient_id", "pseudonym", "sex", "age_group", "primary_tumour", "synthetic",
             "n_studies", "last_study_date", "latest_bstbi", "baseline_bstbi", "bstbi_change",
-            "metastasis")  # fmt: skip
+            "metastasis", "model_version", "baseline_model_version")  # fmt: skip
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for row in out:
         row["synthetic"] = bool(row["synthetic"])
@@ -216,26 +238,80 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
     return out
 
 
-def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
-    """Return a study with its views, latest analysis, that analysis' masks and lesions.
+def mask_edits(
+    db: Database, analysis_id: int, include_undone: bool = False
+) -> list[dict[str, Any]]:
+    """Return an analysis' mask edits, oldest first (the order they apply in).
+
+    The one reading of table ``mask_edits``: :func:`study_with_masks` gives it with the
+    study, and :mod:`db.annotations` (which imports this module, so this module cannot
+    import it) gives it with an analysis' review.
+
+    Args:
+        db: An open store.
+        analysis_id: The analysis (an unknown id gives an empty list).
+        include_undone: Also return the edits that were undone.
+
+    Returns:
+        Dicts with keys ``id, analysis_id, view, action, pixels`` (bool array of the
+        view's mask shape), ``account, at, undone`` (bool).
+    """
+    rows = db.execute(
+        """
+        SELECT e.id, e.analysis_id, e.view, e.action, e.pixels_zlib, e.account, e.at,
+               e.undone, m.rows, m.cols
+        FROM mask_edits e JOIN masks m ON m.analysis_id = e.analysis_id AND m.view = e.view
+        WHERE e.analysis_id = ? AND (? OR e.undone = 0)
+        ORDER BY e.id
+        """,
+        [analysis_id, int(include_undone)],
+    ).fetchall()
+    return [
+        {
+            "id": int(edit_id),
+            "analysis_id": int(owner),
+            "view": view,
+            "action": action,
+            "pixels": decode_mask(blob, rows, cols).astype(bool),
+            "account": who,
+            "at": at,
+            "undone": bool(undone),
+        }
+        for edit_id, owner, view, action, blob, who, at, undone, rows, cols in rows
+    ]
+
+
+def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None) -> dict[str, Any]:
+    """Return a study with its views, one analysis, its masks, lesions and mask edits.
+
+    The analysis is the one the pages show (as in :func:`patient_time_series`: the
+    newest made by the version in use, :func:`db.model_registry.active_version`, when
+    the study has one, else the newest), or the one named by ``analysis_id``. Every
+    picture drawn from it applies the physician's review: the lesion statuses, the drawn
+    lesions and then ``mask_edits`` (:func:`core.burden.lesion_review.reviewed_masks`).
 
     Args:
         db: An open store.
         study_id: The study.
+        analysis_id: An analysis of this study to open instead of the one shown; None
+            for the one shown.
 
     Returns:
         ``{"study": dict of the studies row, "views": {view: float32 counts},
         "analysis": dict or None, "masks": {view: uint8 label mask},
-        "lesions": list of dicts}``. The analysis dict has the analyses columns with
-        ``timings_s`` (parsed JSON) instead of ``timings_json``, ``quality_cautions``
-        (the list of the gate's cautions, :func:`quality_cautions`) instead of
-        ``quality_cautions_json``, and ``bstbi_images``
-        ``{(view, level): bstbi}`` (present images only) beside the per-image columns.
-        Lesion dicts have the lesions columns, ``drawn`` (bool uint8 array or None)
-        instead of ``drawn_zlib``, ordered by view and component.
+        "lesions": list of dicts, "mask_edits": list of dicts}``. The analysis dict has
+        the analyses columns with ``timings_s`` (parsed JSON) instead of
+        ``timings_json``, ``quality_cautions`` (the list of the gate's cautions,
+        :func:`quality_cautions`) instead of ``quality_cautions_json``, and
+        ``bstbi_images`` ``{(view, level): bstbi}`` (present images only) beside the
+        per-image columns. Lesion dicts have the lesions columns, ``drawn`` (bool uint8
+        array or None) instead of ``drawn_zlib``, ordered by view and component.
+        ``mask_edits`` are the analysis' edits not undone, in id order, as
+        :func:`mask_edits` gives them (empty without an analysis).
 
     Raises:
-        ValueError: If the study does not exist.
+        ValueError: If the study does not exist, or ``analysis_id`` is not an analysis
+            of it.
     """
     cur = db.execute("SELECT * FROM studies WHERE id = ?", [study_id])
     row = cur.fetchone()
@@ -248,13 +324,24 @@ def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
         "analysis": None,
         "masks": {},
         "lesions": [],
+        "mask_edits": [],
     }
-    cur = db.execute(
-        "SELECT * FROM analyses WHERE study_id = ? ORDER BY id DESC LIMIT 1", [study_id]
-    )
-    row = cur.fetchone()
-    if row is None:
-        return out
+    if analysis_id is None:
+        cur = db.execute(
+            f"SELECT a.* FROM studies s JOIN analyses a ON a.id = {_SHOWN_ANALYSIS} "
+            "WHERE s.id = :study_id",
+            {"study_id": study_id, "active": active_version(db)},
+        )
+        row = cur.fetchone()
+        if row is None:
+            return out
+    else:
+        cur = db.execute(
+            "SELECT * FROM analyses WHERE id = ? AND study_id = ?", [analysis_id, study_id]
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise ValueError(f"analysis_id {analysis_id} is not an analysis of study {study_id}")
     analysis = dict(zip([c[0] for c in cur.description], row, strict=True))
     analysis["timings_s"] = json.loads(analysis.pop("timings_json"))
     analysis["quality_cautions"] = quality_cautions(analysis.pop("quality_cautions_json"))
@@ -281,6 +368,7 @@ def study_with_masks(db: Database, study_id: int) -> dict[str, Any]:
             None if blob is None or mask is None else decode_mask(blob, *mask.shape).astype(bool)
         )
         out["lesions"].append(lesion)
+    out["mask_edits"] = mask_edits(db, int(analysis["id"]))
     return out
 
 
@@ -369,6 +457,40 @@ def has_analysis(db: Database, study_id: int) -> bool:
     """Say whether a study has at least one stored analysis."""
     row = db.execute("SELECT 1 FROM analyses WHERE study_id = ?", [study_id]).fetchone()
     return row is not None
+
+
+def has_analysis_by(db: Database, study_id: int, model_version: str) -> bool:
+    """Say whether a study has a stored analysis made by ``model_version``."""
+    row = db.execute(
+        "SELECT 1 FROM analyses WHERE study_id = ? AND model_version = ?", [study_id, model_version]
+    ).fetchone()
+    return row is not None
+
+
+def studies_without_analysis_by(
+    db: Database, model_version: str, limit: int | None = None
+) -> list[int]:
+    """Return the ids of stored studies with no analysis by ``model_version``, oldest first.
+
+    Args:
+        db: An open store.
+        model_version: The version (e.g. the one in use, :func:`db.model_registry.active_version`).
+        limit: At most this many (all when None).
+
+    Raises:
+        ValueError: If ``model_version`` is empty or ``limit`` < 0.
+    """
+    if not model_version.strip():
+        raise ValueError("model_version must not be empty")
+    sql = (
+        "SELECT s.id FROM studies s WHERE NOT EXISTS (SELECT 1 FROM analyses a "
+        "WHERE a.study_id = s.id AND a.model_version = ?) ORDER BY s.id"
+    )
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        sql += f" LIMIT {int(limit)}"
+    return [int(r[0]) for r in db.execute(sql, [model_version]).fetchall()]
 
 
 def lesion_history(db: Database, lesion_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """The import rules of the code base, checked from the source (no module is imported).
 
-Layers, top to bottom: ``pages`` -> ``ui`` -> ``workflow`` -> ``core`` and ``db``, with
+Layers, top to bottom: ``app_pages`` -> ``ui`` -> ``workflow`` -> ``core`` and ``db``, with
 ``cli`` beside ``ui`` (both are front ends of ``workflow``). A layer may import the
 layers below it, never one above it: :data:`FORBIDDEN` lists, per layer, what it must
 not import. ``core`` is pure (no SQL, no Streamlit); ``db`` may use ``core``'s types.
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Top-level packages (and the one module ``app``) that make up the product.
-PRODUCT = ("core", "db", "workflow", "ui", "pages", "cli", "app")
+PRODUCT = ("core", "db", "workflow", "ui", "app_pages", "cli", "app")
 #: What each layer must not import (top-level names; ``streamlit`` included).
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "core": frozenset({"db", "workflow", "ui", "pages", "cli", "app", "streamlit"}),
-    "db": frozenset({"workflow", "ui", "pages", "cli", "app", "streamlit"}),
-    "workflow": frozenset({"ui", "pages", "cli", "app", "streamlit"}),
-    "cli": frozenset({"ui", "pages", "app", "streamlit"}),
-    "ui": frozenset({"pages", "cli", "app"}),
-    "pages": frozenset({"cli", "app"}),
+    "core": frozenset({"db", "workflow", "ui", "app_pages", "cli", "app", "streamlit"}),
+    "db": frozenset({"workflow", "ui", "app_pages", "cli", "app", "streamlit"}),
+    "workflow": frozenset({"ui", "app_pages", "cli", "app", "streamlit"}),
+    "cli": frozenset({"ui", "app_pages", "app", "streamlit"}),
+    "ui": frozenset({"app_pages", "cli", "app"}),
+    "app_pages": frozenset({"cli", "app"}),
     "app": frozenset({"cli"}),
 }
 #: (importing module, imported top-level name) pairs allowed despite :data:`FORBIDDEN`.

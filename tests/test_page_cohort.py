@@ -15,7 +15,7 @@ from db.connection import open_db
 from tests.conftest import APP
 from ui.common import Keys
 
-PAGE = "pages/cohort.py"
+PAGE = "app_pages/cohort.py"
 ROOT = Path(APP).parent
 
 
@@ -138,6 +138,6 @@ def test_choosing_a_row_chooses_the_patient(truth_store: Path) -> None:
     at.run()
     assert not at.exception
     assert at.session_state[Keys.PATIENT_ID] == int(second["patient_id"])
-    if "pages/patient.py" in Path(APP).read_text(encoding="utf-8"):
+    if "app_pages/patient.py" in Path(APP).read_text(encoding="utf-8"):
         assert at.title[0].value == "Patient"  # the app routes it: the patient page opened
         assert second["pseudonym"] in str([e.value for e in at.main if hasattr(e, "value")])

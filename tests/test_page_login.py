@@ -68,7 +68,7 @@ def test_with_an_account_only_the_login_form_shows(truth_store: Path) -> None:
     assert not at.dataframe and not at.metric
     assert DEMO_BANNER not in text
     with pytest.raises(ValueError, match="navigation page"):
-        at.switch_page("pages/patient.py")  # not registered while signed out
+        at.switch_page("app_pages/patient.py")  # not registered while signed out
 
 
 def test_a_wrong_password_or_unknown_name_is_refused(truth_store: Path) -> None:

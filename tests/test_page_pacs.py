@@ -28,8 +28,8 @@ from ui.common import Keys
 from ui.pacs_panel import NOT_CONFIGURED
 from workflow.pacs.settings import CONFIG_ENV, ENV_NAMES
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "pacs.py")
-PATIENT_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "patient.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "pacs.py")
+PATIENT_PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "patient.py")
 #: The generated study's PACS identifiers.
 PATIENT_ID = "PACS-PAGE-001"
 ACCESSION = "ACC4711"
@@ -214,8 +214,8 @@ def test_only_a_role_that_may_upload_sees_the_page(
     assert not at.exception
     if role == "viewer":
         with pytest.raises(ValueError, match="navigation page"):
-            at.switch_page("pages/pacs.py")
+            at.switch_page("app_pages/pacs.py")
     else:
-        at.switch_page("pages/pacs.py").run()
+        at.switch_page("app_pages/pacs.py").run()
         assert not at.exception
         assert at.title[0].value == "From PACS"

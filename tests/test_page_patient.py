@@ -22,7 +22,7 @@ from tests.conftest import APP
 from ui.common import Keys
 from workflow.ingest import to_records
 
-PAGE = str(Path(APP).parent / "pages" / "patient.py")
+PAGE = str(Path(APP).parent / "app_pages" / "patient.py")
 
 
 def open_page(patient: str | None = None, db_file: Path | None = None) -> AppTest:

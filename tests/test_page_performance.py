@@ -15,7 +15,7 @@ from core.networks.models import update_card
 from tests.conftest import APP
 from ui.common import Keys
 
-PAGE = "pages/performance.py"
+PAGE = "app_pages/performance.py"
 ROOT = Path(APP).parent
 
 

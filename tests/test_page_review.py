@@ -17,7 +17,7 @@ from db.store import AnalysisRecord, LesionRecord, add_drawn_lesion, store_analy
 from ui.common import Keys, account
 from ui.review_panel import EXCLUDED_RGB, body_rows, review_picture
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "review.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "review.py")
 STUDY_LABEL = "Analysed study (latest first)"
 
 

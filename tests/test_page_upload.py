@@ -20,8 +20,9 @@ from core.reading.dicom import write_nm_dicom
 from db.connection import open_db
 from db.store import add_patient
 from ui.common import Keys
+from workflow.model_versions import ensure_shipped
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "upload.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "upload.py")
 TABLES = ("patients", "studies", "views", "analyses", "masks", "audit_log")
 
 
@@ -176,6 +177,7 @@ def test_a_text_file_named_dcm_is_refused_and_nothing_is_stored(
 ) -> None:
     with open_db(db_file) as db:
         add_patient(db, pseudonym="Alpha", synthetic=True)
+        ensure_shipped(db)  # the page registers the shipped model (audited) when it loads it
     before = _counts(db_file)
     at = _open(b"just some text\n" * 20, name="notes.dcm")
     assert "notes.dcm" in at.error[0].value
@@ -218,7 +220,7 @@ def test_inside_the_app_it_links_to_the_review_and_patient_pages(
     from tests.conftest import APP
 
     at = AppTest.from_file(APP, default_timeout=180)
-    at.switch_page("pages/upload.py").run()
+    at.switch_page("app_pages/upload.py").run()
     assert not at.exception
     at.file_uploader[0].set_value(("scan.dcm", dicom[0], "application/dicom")).run()
     _analyse(at)

@@ -29,7 +29,7 @@ def _export(hot_value: int) -> np.ndarray:
 
 def _open_viewer(db_file: Path) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/viewer.py").run()
+    at.switch_page("app_pages/viewer.py").run()
     assert not at.exception
     return at
 

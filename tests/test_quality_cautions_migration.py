@@ -1,4 +1,8 @@
-"""A store made before migration 0007 gets ``analyses.quality_cautions_json`` as '[]'."""
+"""A store made before migration 0007 gets ``analyses.quality_cautions_json`` as '[]'.
+
+The store is migrated to just before 0007, whatever migrations come after it: 0007 is
+checked alone, then with every later one (as opening the store applies them).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def _older_store(path: Path) -> tuple[int, int]:
         conn.execute("PRAGMA foreign_keys = ON")
         db = Store(conn)
         migrations.apply(db, stop_before=MIGRATION)
-        assert [m.name for m in migrations.pending(db)] == [MIGRATION]
+        assert [m.name for m in migrations.pending(db)][:1] == [MIGRATION]
         pid = add_patient(db, pseudonym="older")
         scan = Scan(
             views={"ANT": np.zeros((ROWS, COLS), np.float32)},
@@ -49,6 +53,23 @@ def _older_store(path: Path) -> tuple[int, int]:
     finally:
         conn.close()
     return pid, sid
+
+
+def test_migration_0007_alone_gives_older_analyses_no_cautions(db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    _older_store(db_file)
+    conn = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        db = Store(conn)
+        # stop before whatever follows 0007 (nothing, when it is the last)
+        later = [m.name for m in migrations.pending(db)][1:]
+        migrations.apply(db, stop_before=later)
+        assert [m.name for m in migrations.applied(db)][-1] == MIGRATION
+        assert [m.name for m in migrations.pending(db)] == later
+        (stored,) = conn.execute("SELECT quality_cautions_json FROM analyses").fetchone()
+    finally:
+        conn.close()
+    assert stored == "[]"
 
 
 def test_an_older_store_gets_the_column_with_no_cautions(db_file: Path) -> None:

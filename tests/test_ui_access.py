@@ -37,11 +37,11 @@ def test_a_viewer_has_no_upload_page_and_a_read_only_review(truth_store: Path, r
     at = _as(truth_store, "kim", role)
     if role == "viewer":
         with pytest.raises(ValueError, match="navigation page"):
-            at.switch_page("pages/upload.py")
+            at.switch_page("app_pages/upload.py")
     else:
-        at.switch_page("pages/upload.py").run()
+        at.switch_page("app_pages/upload.py").run()
         assert at.title[0].value == "Upload and analyse"
-    at.switch_page("pages/review.py").run()
+    at.switch_page("app_pages/review.py").run()
     assert not at.exception
     editor = at.data_editor[0]
     reason = next(s for s in at.selectbox if s.label == "Reason for excluding a lesion")
@@ -58,14 +58,14 @@ def test_a_viewer_has_no_upload_page_and_a_read_only_review(truth_store: Path, r
 
 def test_a_viewer_sees_no_treatment_form(truth_store: Path) -> None:
     at = _as(truth_store, "kim", "viewer")
-    at.switch_page("pages/patient.py").run()
+    at.switch_page("app_pages/patient.py").run()
     assert not at.exception
     assert at.header[0].value == PATIENT
     assert not [b for b in at.button if b.label == "Add treatment"]
     assert any("may not record treatments" in c.value for c in at.caption)
 
     at = _as(truth_store, "sam", "clinician")
-    at.switch_page("pages/patient.py").run()
+    at.switch_page("app_pages/patient.py").run()
     assert [b.label for b in at.button if b.label == "Add treatment"] == ["Add treatment"]
 
 
@@ -101,7 +101,7 @@ def test_a_disabled_account_is_signed_out_at_its_next_click(truth_store: Path) -
 
 def test_hiding_names_shows_the_pseudonym_and_showing_them_the_name(truth_store: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=60).run()  # demo mode
-    at.switch_page("pages/patient.py").run()
+    at.switch_page("app_pages/patient.py").run()
     assert not at.exception
     switch = next(t for t in at.sidebar.toggle if t.label == "Hide patient names")
     assert switch.value  # on by default
@@ -149,10 +149,9 @@ def test_an_unexpected_error_shows_an_error_id_not_a_trace(
 
 
 def test_a_page_run_without_the_app_still_asks_for_a_sign_in(truth_store: Path) -> None:
-    # Streamlit runs a pages/ file by itself when the first request of a fresh server
-    # process names it, before app.py's navigation exists: the page's own guard stops it.
+    # a page script run without app.py (started by itself) is stopped by its own guard
     add_account(truth_store, "lee", "admin")
-    at = AppTest.from_file(str(Path(APP).parent / "pages" / "patient.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "patient.py"), default_timeout=60)
     at.run()
     assert not at.exception
     assert at.warning[0].value.startswith("Sign in first")
@@ -164,7 +163,7 @@ def test_a_lesion_edit_is_saved_under_a_clinician_and_ignored_for_a_viewer(
     truth_store: Path, role: str
 ) -> None:
     at = _as(truth_store, "kim", role)
-    at.switch_page("pages/review.py").run()
+    at.switch_page("app_pages/review.py").run()
     key = at.data_editor[0].key
     assert key is not None
     # what a browser would send; a viewer's disabled table cannot, but a forged one might

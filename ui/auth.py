@@ -179,9 +179,9 @@ def guard(action: str = "browse") -> None:
     """Stop a page unless this session may do ``action``; call first on every page.
 
     ``app.py`` already keeps signed-out sessions on the login page. This second check
-    is for the page run without ``app.py``: Streamlit runs a file of ``pages/`` directly
-    when the first request of a fresh server process names it (its old multipage
-    behaviour, chosen because the folder exists), before any ``st.navigation`` call.
+    is for a page run without ``app.py`` (a page script started by itself, or a
+    ``pages/`` folder ever put back beside ``app.py``, which makes Streamlit run such a
+    file directly on the first request of a fresh server).
 
     Args:
         action: What the page is for (:data:`core.auth.ACTIONS`); a role that may not

@@ -8,11 +8,13 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlite_utils import Database
 
-from core.config import db_path, model_dir
+from core.config import db_path
 from core.logs import setup_logging
 from core.networks.device import describe_device
 from core.networks.models import LoadedModels, load_models
 from db.connection import open_db
+from db.model_registry import get_model
+from workflow.model_versions import active_model_dir, check_identity
 
 #: Account name written to the audit log while no login exists (demo mode).
 DEMO_ACCOUNT = "demo"
@@ -34,7 +36,9 @@ class Keys:
     #: Review page: prefix of the lesion table's widget key (the analysis and its review
     #: state are appended, so that a saved change redraws the table from the store).
     REVIEW_EDITOR = "review_editor"
-    #: Review page: the last saved change (dict), shown once after the page reruns.
+    #: Review page: the last saved change (dict: ``analysis_id``, ``lesion_id``, ``text``),
+    #: shown while that analysis is open until the next change replaces it (not once:
+    #: the drawing canvas reruns the page by itself).
     REVIEW_NOTICE = "review_notice"
     #: The upload page's last stored result, shown again while its files stay dropped.
     UPLOAD_RESULT = "upload_result"
@@ -88,22 +92,37 @@ def device_label() -> str:
     return describe_device()
 
 
-@st.cache_resource(show_spinner="Loading the models...")
-def _load_models(directory: str) -> LoadedModels:
+# Two entries: the version in use and the one before it, so that a session still
+# analysing with the old models after a promotion does not make the process load twice.
+@st.cache_resource(show_spinner="Loading the models...", max_entries=2)
+def _load_models(directory: str, weights_sha256: str) -> LoadedModels:
+    del weights_sha256  # part of the key: other weights in the same folder load anew
     return load_models(directory)
 
 
 def models() -> LoadedModels:
-    """The model folder in use (``$BONESCAN_MODELS`` or ``models/``), loaded once per process.
+    """The store's model version in use, loaded once per process and version.
+
+    The version is read from the store on every call (:func:`active_model_dir`: the
+    promoted one, else the shipped folder, ``$BONESCAN_MODELS`` or ``models/``), so a
+    promotion or rollback switches the dashboard at the next script run. A page calls
+    this once per run and analyses with that one object, so no analysis mixes two models.
 
     Returns:
         Both networks, on the GPU when there is one.
 
     Raises:
-        core.networks.models.ModelFileError: If the folder is missing, incomplete or its weights
-            do not match their recorded hash (not cached: the next run tries again).
+        core.networks.models.ModelFileError: If the folder is missing, incomplete, its
+            weights do not match their recorded hash, or it holds another version than
+            the store registered (not cached: the next run tries again).
     """
-    return _load_models(str(model_dir()))
+    with database() as db:
+        version, folder = active_model_dir(db)
+        registered = get_model(db, version)
+    weights = "" if registered is None else str(registered["weights_sha256"])
+    loaded = _load_models(str(folder), weights)
+    check_identity(loaded, version, weights or None)
+    return loaded
 
 
 def account() -> str:

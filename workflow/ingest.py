@@ -20,15 +20,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
-from core.analysis import AnalysisResult, analyze, is_synthetic, pseudonym_for
+from core.analysis import AnalysisResult, analyze, is_synthetic, model_identity, pseudonym_for
 from core.imaging.crops import THRESHOLD
 from core.reading.uploaded import read_uploaded, sha256_of
 from core.scan import Scan
 from db.queries import (
     has_analysis,
+    has_analysis_by,
     patient_id_by_pseudonym,
     stored_scan,
     studies_without_analysis,
+    studies_without_analysis_by,
     study_by_source,
 )
 from db.store import AnalysisRecord, LesionRecord, add_patient, store_analysis, store_study
@@ -216,25 +218,43 @@ def ingest(
 
 
 def store_stored_result(
-    db: Database, study_id: int, result: AnalysisResult, *, account: str
+    db: Database,
+    study_id: int,
+    result: AnalysisResult,
+    *,
+    account: str,
+    version: str | None = None,
 ) -> int | None:
     """Store the analysis of a stored study in its own transaction, unless it has one.
 
     The check runs inside the write transaction, so a study that another process
-    analysed meanwhile keeps its single analysis.
+    analysed meanwhile keeps its single analysis (per version, when re-analysing).
 
     Args:
         db: An open store.
         study_id: The stored study that ``result`` analyses.
         result: From :func:`analyze` on :func:`db.queries.stored_scan`'s scan.
         account: Who (or which process) analysed, for the audit log.
+        version: None: store unless the study has any analysis. A model version
+            (re-analysis with the model in use): store unless the study has an analysis
+            by that version; older analyses, by other versions, are kept.
 
     Returns:
-        The new analysis id, or None when the study had an analysis already.
+        The new analysis id, or None when the study had such an analysis already.
+
+    Raises:
+        ValueError: If ``version`` is given and ``result`` was made by another one.
     """
+    if version is not None and result.model_version != version:
+        raise ValueError(f"result was made by {result.model_version!r}, not by version {version!r}")
     record, masks, lesions = to_records(result)
     with db.atomic():
-        if has_analysis(db, study_id):
+        done = (
+            has_analysis(db, study_id)
+            if version is None
+            else has_analysis_by(db, study_id, version)
+        )
+        if done:
             return None
         return store_analysis(
             db, study_id=study_id, analysis=record, masks=masks, lesions=lesions, account=account
@@ -249,12 +269,15 @@ def analyze_stored(
     batch: int = 4,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reanalyse: bool = False,
 ) -> list[int]:
     """Analyse the stored studies that have no analysis yet (e.g. the demo cohort).
 
     Each study's analysis is stored in its own transaction, so an interruption keeps
     every analysis finished before it and the next call carries on. A study that
-    another process analysed meanwhile is skipped.
+    another process analysed meanwhile is skipped. With ``reanalyse``, every study
+    without an analysis by these models' version gets one (after a promotion), beside
+    its older analyses.
 
     Args:
         db: An open store.
@@ -263,6 +286,8 @@ def analyze_stored(
         batch: Scans per network call (>= 1).
         limit: Analyse at most this many studies (all when None).
         progress: Called with (done, total) after each batch.
+        reanalyse: Analyse the studies without an analysis by ``models``' version
+            (:func:`core.analysis.model_identity`) instead of those without any.
 
     Returns:
         The new analysis ids.
@@ -274,13 +299,20 @@ def analyze_stored(
         raise ValueError("account must not be empty")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    pending = studies_without_analysis(db, limit)
+    version = model_identity(models)[0] if reanalyse else None
+    pending = (
+        studies_without_analysis(db, limit)
+        if version is None
+        else studies_without_analysis_by(db, version, limit)
+    )
     done: list[int] = []
     for start in range(0, len(pending), batch):
         ids = pending[start : start + batch]
         scans = [stored_scan(db, i) for i in ids]
         for study_id, result in zip(ids, analyze(scans, models), strict=True):
-            analysis_id = store_stored_result(db, study_id, result, account=account)
+            analysis_id = store_stored_result(
+                db, study_id, result, account=account, version=version
+            )
             if analysis_id is not None:
                 done.append(analysis_id)
         if progress is not None:

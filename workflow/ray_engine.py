@@ -1,6 +1,7 @@
 """Analyse scans past one machine: Ray reads and runs the networks, the driver stores.
 
-:func:`analyze_stored_ray` analyses the stored studies without an analysis, and
+:func:`analyze_stored_ray` analyses the stored studies without an analysis (or, to
+re-analyse with the version in use, without an analysis by that version), and
 :func:`analyze_files_ray` the scans of files, with Ray Data: the items are spread
 over a pool of actors, each loading the models once, that read their batch (stored
 studies through their own read connection: SQLite serves readers from several
@@ -39,7 +40,7 @@ from core.networks.models import load_models
 from core.reading.readers import read_scan
 from core.scan import ScanReadError
 from db.connection import open_db
-from db.queries import stored_scan, studies_without_analysis
+from db.queries import stored_scan, studies_without_analysis, studies_without_analysis_by
 from workflow.ingest import store_stored_result
 
 try:
@@ -229,12 +230,16 @@ def analyze_stored_ray(
     batch: int = 4,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    version: str | None = None,
 ) -> list[int]:
     """Analyse the stored studies without an analysis on Ray; store each here, one by one.
 
     What is pending is read from the store when called, and each result is stored in
     its own transaction unless the study got an analysis meanwhile, so a restarted run
-    carries on where an interrupted one stopped and stores nothing twice.
+    carries on where an interrupted one stopped and stores nothing twice. With
+    ``version`` (re-analysis with the version in use, ``analyze-stored --reanalyse``)
+    the pending studies are those without an analysis *by that version*; their older
+    analyses are kept.
 
     Args:
         db_file: The store (SQLite file), readable at this path by every worker.
@@ -251,23 +256,32 @@ def analyze_stored_ray(
         batch: Scans per read task and per network call (>= 1).
         limit: Analyse at most this many studies (all when None).
         progress: Called with (done, total) after each block of results is stored.
+        version: Re-analyse for this version: ``model_dir`` must hold it
+            (:func:`workflow.ingest.store_stored_result` refuses a result
+            made by another). None: only studies without any analysis.
 
     Returns:
         The new analysis ids.
 
     Raises:
         RayUnavailableError: If Ray is not installed.
-        ValueError: If ``account`` is empty or a count is out of range.
+        ValueError: If ``account`` or ``version`` is empty, a count is out of range, or
+            ``model_dir`` does not hold ``version``.
     """
     if not account.strip():
         raise ValueError("account must not be empty")
+    if version is not None and not version.strip():
+        raise ValueError("version must not be empty (None: analyse unanalysed studies)")
     _check_pool(batch, workers, gpus_per_worker, cpus_per_worker)
     if ray is None:
         raise RayUnavailableError(INSTALL_HINT)
     db_file = Path(db_file).resolve()
     done: list[int] = []
     with open_db(db_file) as db:
-        pending = studies_without_analysis(db, limit)
+        if version is None:
+            pending = studies_without_analysis(db, limit)
+        else:
+            pending = studies_without_analysis_by(db, version, limit)
         if not pending:
             return done
         items = [{"key": i} for i in pending]
@@ -281,7 +295,9 @@ def analyze_stored_ray(
             for study_id, result, error in results:
                 if result is None:
                     raise RuntimeError(f"study {study_id} could not be analysed: {error}")
-                analysis_id = store_stored_result(db, study_id, result, account=account)
+                analysis_id = store_stored_result(
+                    db, study_id, result, account=account, version=version
+                )
                 if analysis_id is not None:
                     done.append(analysis_id)
                 count += 1

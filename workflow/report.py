@@ -298,7 +298,11 @@ def patient_report_html(
 def report_pictures(db: Database, record: PatientRecord) -> list[Picture]:
     """Return the report's pictures: baseline and latest, the latest's new lesions ringed.
 
-    One picture when the patient has a single study; none without studies or views.
+    Each study's analysis is the one its figures come from
+    (:func:`db.queries.study_with_masks`: the newest by the model version in use, else
+    the newest), drawn as reviewed: lesion statuses, drawn lesions and the physician's
+    mask edits (:func:`core.burden.patient_record.study_picture`). One picture when the
+    patient has a single study; none without studies or views.
 
     Args:
         db: An open store.

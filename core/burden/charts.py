@@ -6,12 +6,18 @@ axis with the treatments behind them as shaded bands, one colour per agent every
 by the line; the others sit on the time axis as grey crosses, so that a
 non-diagnostic scan is seen but its burden is never read as if it were reliable.
 Colours avoid the overlays' red (metastasis) and green (bladder).
+
+When the studies were analysed by different model versions, each reliable study whose
+version differs from the previous reliable study's is ringed (:data:`MODEL_CHANGE_MARKER`,
+:func:`model_changes`): a step of the line there may come from the model, not from the
+disease.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
@@ -145,6 +151,69 @@ def hover_text(point: StudyPoint, *, baseline: bool = False) -> str:
 
 #: Days shown on the time axis when a patient has a single study and no treatment.
 MIN_SPAN_DAYS = 60
+#: Marker of a study analysed by another model version than the previous one:
+#: (legend name, symbol, colour); a teal open square, apart from the PCWG3 markers.
+MODEL_CHANGE_MARKER: tuple[str, str, str] = ("Model version changed", "square-open", "#17becf")
+#: What a model change means for the step between two studies (the page's caption).
+MODEL_CHANGE_WARNING = "a step between these studies may come from the model change, not a response"
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """Two consecutive reliable studies analysed by different model versions.
+
+    Attributes:
+        before: The earlier study.
+        after: The later study (the one marked).
+        before_version: The version that analysed ``before``.
+        after_version: The version that analysed ``after``.
+    """
+
+    before: StudyPoint
+    after: StudyPoint
+    before_version: str
+    after_version: str
+
+    def caption(self) -> str:
+        """The sentence shown under the chart, naming both studies and versions."""
+        first = self.before.date.isoformat() if self.before.date else "no date"
+        second = self.after.date.isoformat() if self.after.date else "no date"
+        return (
+            f"{first} ({self.before_version}) to {second} ({self.after_version}): "
+            f"{MODEL_CHANGE_WARNING}."
+        )
+
+
+def model_changes(
+    studies: Sequence[StudyPoint], model_versions: Mapping[int, str | None]
+) -> list[ModelChange]:
+    """Return where the model version changes between consecutive reliable studies.
+
+    Only reliable dated studies count (the ones the line joins, in date order): a step
+    of the line is where a change of models can pass for a change of burden. A study
+    whose version is unknown (missing or None) neither marks nor breaks a change.
+
+    Args:
+        studies: The patient's studies.
+        model_versions: ``{study_id: model version of the analysis shown}``.
+
+    Returns:
+        One :class:`ModelChange` per change, in date order.
+    """
+    dated = sorted(
+        (s for s in studies if s.date is not None and s.reliable),
+        key=lambda s: s.date or dt.date.min,
+    )
+    out: list[ModelChange] = []
+    previous: tuple[StudyPoint, str] | None = None
+    for s in dated:
+        version = model_versions.get(s.study_id)
+        if not version:
+            continue
+        if previous is not None and previous[1] != version:
+            out.append(ModelChange(previous[0], s, previous[1], version))
+        previous = (s, version)
+    return out
 
 
 def trajectory_figure(
@@ -153,6 +222,7 @@ def trajectory_figure(
     *,
     title: str = "BSTBI over time",
     today: dt.date | None = None,
+    model_versions: Mapping[int, str | None] | None = None,
 ) -> go.Figure:
     """Return the BSTBI trajectory of one patient with the treatments as bands.
 
@@ -161,19 +231,29 @@ def trajectory_figure(
     present (:data:`PCWG3_MARKERS`, drawn over the study it concerns). Treatments are
     ``layout.shapes`` rectangles (one per treatment, spanning :func:`band_range`, full
     height, :func:`agent_colour`), labelled with the agent and listed in the legend
-    once per agent. Every study's hover text is :func:`hover_text`.
+    once per agent. Every study's hover text is :func:`hover_text` (with the model
+    version when ``model_versions`` is given). With ``model_versions``, a
+    :data:`MODEL_CHANGE_MARKER` trace rings each study of :func:`model_changes`.
 
     Args:
         studies: The patient's studies (undated ones are left out).
         treatments: The patient's treatments.
         title: Figure title.
         today: "Today" for ongoing treatments without a later study (None: the date).
+        model_versions: ``{study_id: model version of its analysis shown}``, or None.
 
     Returns:
         The figure (no template set: the caller's theme applies).
     """
     dated = sorted((s for s in studies if s.date is not None), key=lambda s: s.date or dt.date.min)
     baseline_id = next((s.study_id for s in dated if s.in_followup), None)
+    versions = model_versions or {}
+
+    def hover(s: StudyPoint, *, baseline: bool = False) -> str:
+        text = hover_text(s, baseline=baseline)
+        version = versions.get(s.study_id)
+        return f"{text}<br>Model {version}" if version else text
+
     fig = go.Figure()
     reliable = [s for s in dated if s.reliable]
     fig.add_trace(
@@ -184,10 +264,32 @@ def trajectory_figure(
             name="BSTBI",
             line={"color": TRAJECTORY_COLOUR, "width": 2},
             marker={"color": TRAJECTORY_COLOUR, "size": 9},
-            text=[hover_text(s, baseline=s.study_id == baseline_id) for s in reliable],
+            text=[hover(s, baseline=s.study_id == baseline_id) for s in reliable],
             hovertemplate="%{text}<extra></extra>",
         )
     )
+    changes = model_changes(dated, versions)
+    if changes:
+        name, symbol, colour = MODEL_CHANGE_MARKER
+        fig.add_trace(
+            go.Scatter(
+                x=[c.after.date.isoformat() for c in changes if c.after.date],
+                y=[c.after.bstbi for c in changes],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": symbol,
+                    "size": 18,
+                    "color": colour,
+                    "line": {"color": colour, "width": 2},
+                },
+                text=[
+                    f"Model {c.before_version} -> {c.after_version}<br>{MODEL_CHANGE_WARNING}"
+                    for c in changes
+                ],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
     unreliable = [s for s in dated if not s.reliable]
     if unreliable:
         fig.add_trace(
@@ -197,7 +299,7 @@ def trajectory_figure(
                 mode="markers",
                 name="No reliable BSTBI",
                 marker={"color": UNRELIABLE_COLOUR, "symbol": "x", "size": 11},
-                text=[hover_text(s) for s in unreliable],
+                text=[hover(s) for s in unreliable],
                 hovertemplate="%{text}<extra></extra>",
             )
         )

@@ -7,8 +7,11 @@ same connectivity as :func:`core.burden.indices.hotspot_count`, so one lesion is
 hotspot. Removing a lesion turns its pixels to background in a copy of the model's
 mask; the model's own mask is never changed. A lesion the physician draws (added)
 turns background pixels into metastasis; bladder pixels stay bladder ("the bladder
-wins", as in :mod:`core.burden.indices`). The burden figures are then computed by
-:mod:`core.burden.indices` on the edited masks, so a reviewed scan and an unreviewed
+wins", as in :mod:`core.burden.indices`). Then the physician's *mask edits* apply, in
+the order they were made (:data:`MASK_EDIT_ACTIONS`): erasing part of a mark
+(metastasis -> background), marking the bladder (any label -> bladder) and erasing
+bladder (bladder -> background). The burden figures are then computed by
+:mod:`core.burden.indices` on the reviewed masks, so a reviewed scan and an unreviewed
 one use one formula.
 
 Scan-level hotspots and lesion area are sums over the views present (ANT + POST), as
@@ -45,6 +48,9 @@ from core.imaging.display import stored_display_images
 REASONS: tuple[str, ...] = ("fracture", "degenerative joint", "injection site", "other")
 #: The reason written to the audit log when a lesion is included again.
 RESTORE_REASON = "restored on review"
+#: What a physician's mask edit does under its pixels: ``erase`` metastasis ->
+#: background, ``bladder`` any label -> bladder, ``erase_bladder`` bladder -> background.
+MASK_EDIT_ACTIONS: tuple[str, str, str] = ("erase", "bladder", "erase_bladder")
 
 
 @dataclass(frozen=True)
@@ -129,40 +135,53 @@ def lesion_components(mask: np.ndarray) -> tuple[np.ndarray, list[ComponentStats
     return labels, stats
 
 
-def recompute_burden(
-    displays: Mapping[tuple[str, int], np.ndarray],
+def _edit_pixels(where: str, pixels: Any, shape: tuple[int, ...]) -> np.ndarray:
+    p = np.asarray(pixels)
+    if p.shape != shape:
+        raise ValueError(f"{where} must have shape {shape}, got {p.shape}")
+    if not (p.dtype == np.bool_ or np.issubdtype(p.dtype, np.integer)):
+        raise ValueError(f"{where} must be bool or 0/1 integers, got {p.dtype}")
+    return p.astype(bool)
+
+
+def reviewed_masks(
     model_masks: Mapping[str, np.ndarray],
     lesion_components: Mapping[str, np.ndarray],
     removed: Set[tuple[str, int]],
     added: Mapping[str, np.ndarray] | None = None,
-    *,
-    pixel_spacing_mm: tuple[float, float],
-) -> BurdenResult:
-    """Return the scan's burden after removing and adding lesions.
+    edits: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, np.ndarray]:
+    """Return the label masks after the physician's review (pure; the inputs are not changed).
+
+    Model masks, minus the removed lesions, plus the drawn lesions, then the mask edits
+    in id order: ``"erase"`` turns metastasis under its pixels into background,
+    ``"bladder"`` turns any label into bladder, ``"erase_bladder"`` turns bladder into
+    background.
 
     Args:
-        displays: ``{(view, level): image}``, uint8 2-D, 0 = hottest, as
-            :func:`core.imaging.display.display_images` returns.
-        model_masks: ``{view: label mask}`` the model produced, uint8, values 0-2, the
-            shape of that view's displays. Not modified.
-        lesion_components: ``{view: labels}``, int32 as :func:`lesion_components`
-            returns for that view's model mask (needed for every view named in
-            ``removed``).
+        model_masks: ``{view: label mask}`` the model produced, uint8, values 0-2.
+        lesion_components: ``{view: labels}``, int32 as :func:`lesion_components` returns
+            for that view's model mask (needed for every view named in ``removed``).
         removed: ``{(view, component)}`` lesions the physician removed; their pixels
-            become background before BSTBI.
+            become background.
         added: ``{view: drawn}``, bool or 0/1 arrays of the view's shape, lesions the
             physician drew; background pixels under them become metastasis (bladder
-            stays bladder). Applied after removals. None for no additions.
-        pixel_spacing_mm: (row, column) pixel size in mm, for the lesion area.
+            stays bladder). None for no additions.
+        edits: Mask edits, each a mapping with ``view``, ``action`` (one of
+            :data:`MASK_EDIT_ACTIONS`) and ``pixels`` (bool or 0/1 array of the view's
+            shape), as :func:`db.annotations.mask_edits` returns them; applied in order
+            of their ``id`` when they carry one (else as given). An edit with a true
+            ``undone`` is skipped.
 
     Returns:
-        The :class:`BurdenResult` computed by :mod:`core.burden.indices` on the edited masks.
+        ``{view: uint8 label mask}``, new arrays, one per model mask.
 
     Raises:
         ValueError: If a mask is not a uint8 label mask, a removed lesion names a view
             without components or a component number that does not exist, an added
-            mask or component image has another shape than its view's mask, or
-            anything :mod:`core.burden.indices` refuses.
+            mask, a component image or an edit has another shape than its view's mask,
+            an added mask or edit names a view without a mask, or an edit's action is
+            unknown.
     """
     masks = {view: _label_mask(f"model_masks[{view!r}]", m) for view, m in model_masks.items()}
     by_view: dict[str, list[int]] = {}
@@ -172,6 +191,10 @@ def recompute_burden(
         if view not in lesion_components:
             raise ValueError(f"removed: view {view!r} has no lesion component image")
         by_view.setdefault(view, []).append(int(component))
+    if added is not None:
+        unknown = set(added) - set(masks)
+        if unknown:
+            raise ValueError(f"added: views {sorted(unknown)} have no model mask")
     edited: dict[str, np.ndarray] = {}
     for view, mask in masks.items():
         out = mask.copy()
@@ -192,10 +215,65 @@ def recompute_burden(
                 raise ValueError(f"added[{view!r}] must have shape {mask.shape}, got {drawn.shape}")
             out[drawn.astype(bool) & (out == LABEL_BACKGROUND)] = LABEL_METASTASIS
         edited[view] = out
-    if added is not None:
-        unknown = set(added) - set(masks)
-        if unknown:
-            raise ValueError(f"added: views {sorted(unknown)} have no model mask")
+    # sorted() is stable: edits without ids keep the order given
+    ordered = sorted(enumerate(edits), key=lambda item: int(item[1].get("id") or 0))
+    for index, edit in ordered:
+        where = f"edits[{index}]"
+        edit_view, action = edit.get("view"), edit.get("action")
+        if action not in MASK_EDIT_ACTIONS:
+            raise ValueError(f"{where}: action must be one of {MASK_EDIT_ACTIONS}, got {action!r}")
+        if edit_view not in edited:
+            raise ValueError(f"{where}: view {edit_view!r} has no model mask")
+        if edit.get("undone"):
+            continue
+        out = edited[edit_view]
+        under = _edit_pixels(f"{where} pixels", edit.get("pixels"), out.shape)
+        if action == "erase":
+            out[under & (out == LABEL_METASTASIS)] = LABEL_BACKGROUND
+        elif action == "bladder":
+            out[under] = LABEL_BLADDER
+        else:
+            out[under & (out == LABEL_BLADDER)] = LABEL_BACKGROUND
+    return edited
+
+
+def recompute_burden(
+    displays: Mapping[tuple[str, int], np.ndarray],
+    model_masks: Mapping[str, np.ndarray],
+    lesion_components: Mapping[str, np.ndarray],
+    removed: Set[tuple[str, int]],
+    added: Mapping[str, np.ndarray] | None = None,
+    *,
+    pixel_spacing_mm: tuple[float, float],
+    edits: Sequence[Mapping[str, Any]] = (),
+) -> BurdenResult:
+    """Return the scan's burden after removing and adding lesions and editing the masks.
+
+    Args:
+        displays: ``{(view, level): image}``, uint8 2-D, 0 = hottest, as
+            :func:`core.imaging.display.display_images` returns.
+        model_masks: ``{view: label mask}`` the model produced, uint8, values 0-2, the
+            shape of that view's displays. Not modified.
+        lesion_components: ``{view: labels}``, int32 as :func:`lesion_components`
+            returns for that view's model mask (needed for every view named in
+            ``removed``).
+        removed: ``{(view, component)}`` lesions the physician removed; their pixels
+            become background before BSTBI.
+        added: ``{view: drawn}``, bool or 0/1 arrays of the view's shape, lesions the
+            physician drew; background pixels under them become metastasis (bladder
+            stays bladder). Applied after removals. None for no additions.
+        pixel_spacing_mm: (row, column) pixel size in mm, for the lesion area.
+        edits: The physician's mask edits, applied last (:func:`reviewed_masks`).
+
+    Returns:
+        The :class:`BurdenResult` computed by :mod:`core.burden.indices` on the
+        reviewed masks (:func:`reviewed_masks`).
+
+    Raises:
+        ValueError: As :func:`reviewed_masks`, or anything :mod:`core.burden.indices`
+            refuses.
+    """
+    edited = reviewed_masks(model_masks, lesion_components, removed, added, edits)
     per_image = bstbi_images(displays, edited)
     present = [v for v in VIEWS if v in edited] + [v for v in edited if v not in VIEWS]
     return BurdenResult(
@@ -276,25 +354,19 @@ def status_for(lesion: Mapping[str, Any], include: bool) -> str:
     return "added" if is_drawn(lesion) else "model"
 
 
-def burden(
-    images: StudyImages,
-    masks: Mapping[str, np.ndarray],
-    lesions: Sequence[Mapping[str, Any]],
-    *,
-    statuses: Mapping[int, str] | None = None,
-) -> BurdenResult:
-    """Recompute the burden for a review state.
+def lesion_state(
+    lesions: Sequence[Mapping[str, Any]], statuses: Mapping[int, str] | None = None
+) -> tuple[set[tuple[str, int]], dict[str, np.ndarray]]:
+    """The removed model lesions and the kept drawn ones of a review state.
 
     Args:
-        images: From :func:`study_images`.
-        masks: The model's masks.
         lesions: The analysis' lesions (dicts of :func:`db.queries.study_with_masks`).
-        statuses: ``{lesion id: status}`` overriding the lesions' own (e.g. the
-            state about to be saved); None uses the stored statuses. ``{}`` with every
-            lesion overridden to its kept status gives the model's own figures.
+        statuses: ``{lesion id: status}`` overriding the lesions' own; None for none.
 
     Returns:
-        :func:`core.burden.lesion_review.recompute_burden` of that state.
+        ``(removed, added)`` as :func:`reviewed_masks` takes them: ``{(view, component)}``
+        of the removed model lesions, and ``{view: bool pixels}`` of the drawn lesions
+        that count (the union per view).
     """
     statuses = statuses or {}
     removed: set[tuple[str, int]] = set()
@@ -309,6 +381,33 @@ def burden(
                 added[view] = drawn if previous is None else previous | drawn
         elif status == "removed":
             removed.add((lesion["view"], int(lesion["component"])))
+    return removed, added
+
+
+def burden(
+    images: StudyImages,
+    masks: Mapping[str, np.ndarray],
+    lesions: Sequence[Mapping[str, Any]],
+    *,
+    statuses: Mapping[int, str] | None = None,
+    edits: Sequence[Mapping[str, Any]] = (),
+) -> BurdenResult:
+    """Recompute the burden for a review state.
+
+    Args:
+        images: From :func:`study_images`.
+        masks: The model's masks.
+        lesions: The analysis' lesions (dicts of :func:`db.queries.study_with_masks`).
+        statuses: ``{lesion id: status}`` overriding the lesions' own (e.g. the
+            state about to be saved); None uses the stored statuses. ``{}`` with every
+            lesion overridden to its kept status gives the model's own figures.
+        edits: The analysis' mask edits (:func:`db.annotations.mask_edits`), applied
+            after the lesions; none by default.
+
+    Returns:
+        :func:`core.burden.lesion_review.recompute_burden` of that state.
+    """
+    removed, added = lesion_state(lesions, statuses)
     return recompute_burden(
         images.displays,
         masks,
@@ -316,13 +415,14 @@ def burden(
         removed,
         added or None,
         pixel_spacing_mm=images.spacing_mm,
+        edits=edits,
     )
 
 
 def model_burden(
     images: StudyImages, masks: Mapping[str, np.ndarray], lesions: Sequence[Mapping[str, Any]]
 ) -> BurdenResult:
-    """The model's own burden: every model lesion kept, no drawn lesion."""
+    """The model's own burden: every model lesion kept, no drawn lesion, no mask edit."""
     return burden(
         images,
         masks,

@@ -1,8 +1,12 @@
 """One patient over time, as the patient page and the per-patient report show it.
 
-Turns rows of the store (the time series, the treatments, each study's latest
-analysis with its masks and lesions) into plain records: one :class:`StudyPoint` per
+Turns rows of the store (the time series, the treatments, each study's analysis shown
+with its masks, lesions and mask edits) into plain records: one :class:`StudyPoint` per
 study with its follow-up figures, the :class:`Treatment` list, and overlay pictures.
+
+Everything drawn or matched here is the analysis *as reviewed*: lesion statuses, drawn
+lesions and the physician's mask edits (:func:`reviewed_masks`, :func:`lesions_after_edits`),
+the same state its stored burden was recomputed from.
 
 Follow-up (:func:`core.burden.pcwg3.followup`) runs on the *reliable* studies only: those
 whose latest analysis passed the quality gate (``quality == "ok"``) with a BSTBI and
@@ -24,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from core.burden import lesion_review
 from core.burden.lesion_matching import LesionPoint
-from core.burden.lesion_review import lesion_components, recompute_burden
+from core.burden.lesion_review import lesion_components, lesion_state
 from core.burden.pcwg3 import FollowUp, StudyFindings, compare, followup
-from core.config import VIEWS
+from core.config import LABEL_METASTASIS, VIEWS
 from core.imaging.display import stored_display_images
 from core.imaging.overlay import overlay_rgb
 
@@ -37,6 +42,9 @@ NOT_ANALYSED = "not analysed"
 FALLBACK_SPACING_MM: tuple[float, float] = (2.3, 2.3)
 #: White columns between the anterior and posterior view in one overlay picture.
 VIEW_GAP_PX = 8
+#: Why a lesion no longer counts when the physician's mask edits took all its pixels
+#: (erased, or marked bladder) without its status being changed.
+EDITED_AWAY_REASON = "erased or marked bladder by a mask edit"
 
 
 @dataclass(frozen=True)
@@ -279,10 +287,10 @@ def findings_from_stored(
 
     Returns:
         ``(findings, origin)``: the :class:`core.burden.pcwg3.StudyFindings` (BSTBI only
-        when the analysis is ``ok``; lesions from the stored lesion rows, removed ones
-        kept with their status so that follow-up ignores them), and ``{id(point):
-        lesion dict}`` mapping each :class:`core.burden.lesion_matching.LesionPoint`
-        back to its row.
+        when the analysis is ``ok``; lesions from the stored lesion rows as the mask
+        edits leave them (:func:`lesions_after_edits`), removed ones kept with their
+        status so that follow-up ignores them), and ``{id(point): lesion dict}`` mapping
+        each :class:`core.burden.lesion_matching.LesionPoint` back to its lesion.
 
     Raises:
         ValueError: If the study has no date.
@@ -297,7 +305,7 @@ def findings_from_stored(
         bstbi = analysis.get("bstbi")
     points: list[LesionPoint] = []
     origin: dict[int, Mapping[str, Any]] = {}
-    for lesion in data.get("lesions", ()):
+    for lesion in lesions_after_edits(data):
         point = _lesion_point(lesion)
         if point is not None:
             points.append(point)
@@ -366,42 +374,27 @@ def with_followup(
 def reviewed_masks(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Return a stored study's label masks after the physician's review.
 
-    Removed lesions become background and drawn ones metastasis, through
-    :func:`core.burden.lesion_review.recompute_burden` (one definition of "after review").
+    Removed lesions become background, drawn ones metastasis, then the mask edits not
+    undone apply in id order, through :func:`core.burden.lesion_review.reviewed_masks`
+    (one definition of "after review", the one the stored burden is computed with).
 
     Args:
-        data: One study as :func:`db.queries.study_with_masks` returns it.
+        data: One study as :func:`db.queries.study_with_masks` returns it (a dict
+            without ``"mask_edits"`` has none).
 
     Returns:
         ``{view: uint8 label mask}``; empty when the study was never analysed.
     """
-    masks: Mapping[str, np.ndarray] = data.get("masks") or {}
+    masks = {v: np.asarray(m, dtype=np.uint8) for v, m in (data.get("masks") or {}).items()}
     if not masks:
         return {}
-    lesions = data.get("lesions", ())
-    removed = {
-        (les["view"], int(les["component"]))
-        for les in lesions
-        if les["status"] == "removed" and les.get("drawn") is None
-    }
-    added: dict[str, np.ndarray] = {}
-    for les in lesions:
-        if les["status"] == "added" and les.get("drawn") is not None:
-            prev = added.get(les["view"], np.zeros(masks[les["view"]].shape, bool))
-            added[les["view"]] = prev | les["drawn"]
-    if not removed and not added:
-        return {v: np.asarray(m, dtype=np.uint8) for v, m in masks.items()}
-    components = {v: lesion_components(np.asarray(m, dtype=np.uint8))[0] for v, m in masks.items()}
-    study = data["study"]
-    shown = {v: c for v, c in data["views"].items() if v in masks}
-    displays = stored_display_images(shown, bool(study.get("display_grey_level_1")))
-    row_mm, col_mm = study.get("pixel_spacing_row_mm"), study.get("pixel_spacing_col_mm")
-    # the spacing only scales the lesion area, which is not used here
-    spacing = FALLBACK_SPACING_MM if row_mm is None or col_mm is None else (row_mm, col_mm)
-    result = recompute_burden(
-        displays, masks, components, removed, added or None, pixel_spacing_mm=spacing
-    )
-    return result.masks
+    edits = data.get("mask_edits") or ()
+    removed, added = lesion_state(data.get("lesions", ()))
+    if not removed and not added and not edits:
+        return masks
+    # numbering the components is only needed where a model lesion was removed
+    components = {v: lesion_components(masks[v])[0] for v in {v for v, _ in removed if v in masks}}
+    return lesion_review.reviewed_masks(masks, components, removed, added or None, edits)
 
 
 def _lesion_region(
@@ -413,6 +406,53 @@ def _lesion_region(
     if labels is None:
         return None
     return labels == int(lesion["component"])
+
+
+def lesions_after_edits(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return a stored study's lesions as the physician's mask edits leave them.
+
+    A mask edit changes pixels, not lesion rows: a lesion erased (or marked bladder)
+    keeps its row and status. Here each lesion still counted is measured again on the
+    reviewed masks (:func:`reviewed_masks`): one whose pixels the edits took entirely
+    gets status ``"removed"``; one they took in part gets the area and centroid of the
+    pixels left (``area_cm2`` scaled by the fraction left). So lesion matching, the
+    pictures' rings and the results sent back count the lesions the burden counts.
+
+    Args:
+        data: One study as :func:`db.queries.study_with_masks` returns it.
+
+    Returns:
+        New dicts, one per lesion in the same order, with the lesion's keys and
+        ``edited`` (True when a mask edit changed its pixels); the uptake ratio and
+        region stay as stored. Without mask edits, copies of the rows as stored.
+    """
+    lesions = [{**lesion, "edited": False} for lesion in data.get("lesions", ())]
+    masks = {v: np.asarray(m, dtype=np.uint8) for v, m in (data.get("masks") or {}).items()}
+    if not data.get("mask_edits") or not masks:
+        return lesions
+    before = reviewed_masks({**data, "mask_edits": ()})
+    after = reviewed_masks(data)
+    components = {v: lesion_components(m)[0] for v, m in masks.items()}
+    for lesion in lesions:
+        view = str(lesion["view"])
+        region = _lesion_region(lesion, components)
+        if lesion["status"] == "removed" or region is None or view not in after:
+            continue
+        had = region & (before[view] == LABEL_METASTASIS)
+        left = region & (after[view] == LABEL_METASTASIS)
+        n_had, n_left = int(np.count_nonzero(had)), int(np.count_nonzero(left))
+        if n_left == n_had:  # edits only take metastasis away: an equal count is untouched
+            continue
+        lesion["edited"] = True
+        if n_left == 0:
+            lesion["status"] = "removed"
+            continue
+        rows, cols = np.nonzero(left)
+        if lesion.get("area_cm2") is not None:
+            lesion["area_cm2"] = float(lesion["area_cm2"]) * n_left / n_had
+        lesion["area_px"] = n_left
+        lesion["centroid_row"], lesion["centroid_col"] = float(rows.mean()), float(cols.mean())
+    return lesions
 
 
 def new_lesion_regions(
@@ -430,8 +470,9 @@ def new_lesion_regions(
 
     Returns:
         ``({view: bool mask}, n_new)``: per view of the later study the union of its new
-        lesions' pixels (views without a new lesion are left out), and the number of
-        distinct new lesions across views (:func:`core.burden.lesion_matching.count_new`).
+        lesions' pixels left after its review (views without a new lesion are left out),
+        and the number of distinct new lesions across views
+        (:func:`core.burden.lesion_matching.count_new`).
 
     Raises:
         ValueError: If either study has no date.
@@ -443,10 +484,14 @@ def new_lesion_regions(
         v: lesion_components(np.asarray(m, dtype=np.uint8))[0]
         for v, m in (later.get("masks") or {}).items()
     }
+    # a ring goes round what is left of a lesion once the mask edits took their part
+    left = reviewed_masks(later) if later.get("mask_edits") else {}
     out: dict[str, np.ndarray] = {}
     for view, matching in comparison.matchings.items():
         for point in matching.new:
             region = _lesion_region(origin[id(point)], components)
+            if region is not None and view in left:
+                region = region & (left[view] == LABEL_METASTASIS)
             if region is None or not region.any():
                 continue
             out[view] = out[view] | region if view in out else region

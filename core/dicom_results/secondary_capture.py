@@ -251,8 +251,9 @@ def overlay_capture(
     ds.TimeOfSecondaryCapture = time
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = (
-        f"{view} view of the bone scan, display image with the model's lesion "
-        "(metastasis) pixels in red and bladder in green, caption burned in above. "
+        f"{view} view of the bone scan, display image with the lesion (metastasis) "
+        "pixels in red and bladder in green as reviewed (the model's masks with the "
+        "physician's changes, if any), caption burned in above. "
         f"Model {summary.model_version}, weights sha256 {summary.weights_sha256}. "
         "Decision aid, not a diagnosis."
     )[:_ST_MAX]

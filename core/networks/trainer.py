@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -94,6 +95,65 @@ from core.networks.sampling import (
 
 #: File name of the checkpoint inside the output folder.
 CHECKPOINT_NAME = "checkpoint.pt"
+#: File name of the progress record inside the output folder (read by the Model lab page).
+PROGRESS_NAME = "progress.json"
+#: Seconds between progress records, besides one at every validation and at the end.
+PROGRESS_EVERY_S = 5.0
+
+
+def write_progress(out: Path, record: Mapping[str, Any]) -> None:
+    """Write ``out/progress.json`` atomically (a reader never sees half a file).
+
+    Args:
+        out: The run's output folder.
+        record: JSON-serialisable figures: ``step``, ``total``, ``elapsed_s``, ``eta_s``,
+            ``state`` ("running", "finished" or "stopped"), ``validation_history``,
+            ``notes``, ``loss``.
+    """
+    tmp = out / (PROGRESS_NAME + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out / PROGRESS_NAME)
+
+
+#: The encoder stages :attr:`TrainOptions.freeze_stages` counts, from the input: the
+#: module names of a MONAI ResNet (the classifier, and the segmenter's ``encoder``).
+FREEZABLE_STAGES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("conv1", "bn1"),
+    ("conv1", "bn1", "layer1"),
+    ("conv1", "bn1", "layer1", "layer2"),
+    ("conv1", "bn1", "layer1", "layer2", "layer3"),
+)
+
+
+def frozen_modules(model: nn.Module, stages: int) -> list[nn.Module]:
+    """The encoder modules that ``stages`` freezes in a classifier or a segmenter.
+
+    Args:
+        model: A MONAI ``ResNet`` (classifier) or ``FlexibleUNet`` (its ``encoder``).
+        stages: Index into :data:`FREEZABLE_STAGES`.
+
+    Returns:
+        The modules, in input order.
+
+    Raises:
+        ValueError: If ``stages`` is out of range.
+    """
+    if not 0 <= stages < len(FREEZABLE_STAGES):
+        raise ValueError(f"stages must be in [0, {len(FREEZABLE_STAGES) - 1}], got {stages}")
+    encoder = getattr(model, "encoder", model)
+    return [getattr(encoder, name) for name in FREEZABLE_STAGES[stages]]
+
+
+def set_train_mode(model: nn.Module, frozen: Sequence[nn.Module]) -> None:
+    """Put ``model`` in training mode but keep its frozen modules in eval mode.
+
+    Frozen batch-norm layers must keep the running statistics they came with: a small
+    centre's batches would otherwise shift them while their weights cannot follow.
+    """
+    model.train()
+    for module in frozen:
+        module.eval()
 
 
 @dataclass(frozen=True)
@@ -132,6 +192,11 @@ class TrainOptions:
             (fine-tuning); None: random initialisation. See the module docstring.
         hard_negative_share: Share, in [0, 1], of the classifier's negative crops drawn
             by hardness (their last metastasis loss) instead of uniformly; 0: none.
+        freeze_stages: Encoder stages of both networks kept as they are, counted from
+            the input (0: none; 1: the stem; 2: stem and layer1; 3: up to layer2; 4: up
+            to layer3; :data:`FREEZABLE_STAGES`). Frozen stages get no gradient (the
+            backward pass stops before them, the dearest part of a step at full
+            resolution) and keep their batch-norm statistics. For fine-tuning.
     """
 
     steps: int = 3000
@@ -156,6 +221,7 @@ class TrainOptions:
     progress: bool = True
     init_from: str | None = None
     hard_negative_share: float = 0.0
+    freeze_stages: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "val_every"):
@@ -176,6 +242,11 @@ class TrainOptions:
         if not 0.0 <= self.hard_negative_share <= 1.0:
             raise ValueError(
                 f"hard_negative_share must be in [0, 1], got {self.hard_negative_share}"
+            )
+        if not 0 <= self.freeze_stages < len(FREEZABLE_STAGES):
+            raise ValueError(
+                f"freeze_stages must be in [0, {len(FREEZABLE_STAGES) - 1}], "
+                f"got {self.freeze_stages}"
             )
         if self.init_from is not None and not str(self.init_from).strip():
             raise ValueError("init_from must name a model folder or be None")
@@ -419,14 +490,24 @@ class _Trainer:
             for name, model in ((CLASSIFIER, self.classifier), (SEGMENTER, self.segmenter)):
                 loaded, _, _ = load_model(opts.init_from, name, "cpu")
                 model.load_state_dict(loaded.float().state_dict())
+        self.frozen = {
+            CLASSIFIER: frozen_modules(self.classifier, opts.freeze_stages),
+            SEGMENTER: frozen_modules(self.segmenter, opts.freeze_stages),
+        }
+        for module in (*self.frozen[CLASSIFIER], *self.frozen[SEGMENTER]):
+            module.requires_grad_(False)
         self.classifier.to(self.device)
         self.segmenter.to(self.device)
         if self.channels_last:
             self.classifier.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.segmenter.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.plan = _Plan(opts.steps, opts.segmenter_steps)
-        self.opt_c = torch.optim.Adam(self.classifier.parameters(), lr=opts.lr)
-        self.opt_s = torch.optim.Adam(self.segmenter.parameters(), lr=opts.lr)
+        self.opt_c = torch.optim.Adam(
+            [p for p in self.classifier.parameters() if p.requires_grad], lr=opts.lr
+        )
+        self.opt_s = torch.optim.Adam(
+            [p for p in self.segmenter.parameters() if p.requires_grad], lr=opts.lr
+        )
         self.sched_c = torch.optim.lr_scheduler.LambdaLR(
             self.opt_c, _schedule(lambda: self.plan.classifier, opts.warmup_fraction)
         )
@@ -446,6 +527,8 @@ class _Trainer:
             self.fingerprint["init_from"] = {k: v for k, v in self.init_from.items() if k != "path"}
         if opts.hard_negative_share > 0:
             self.fingerprint["hard_negative_share"] = opts.hard_negative_share
+        if opts.freeze_stages:
+            self.fingerprint["freeze_stages"] = opts.freeze_stages
 
     def restore(self) -> None:
         """Continue from the checkpoint (same data and settings required)."""
@@ -542,6 +625,9 @@ class _Trainer:
             self.device,
             self.amp,
         )
+        # validate() restored train mode everywhere, frozen batch norms included
+        set_train_mode(self.classifier, self.frozen[CLASSIFIER])
+        set_train_mode(self.segmenter, self.frozen[SEGMENTER])
         self.history.append({"step": float(self.step), **figures})
         return figures
 
@@ -591,6 +677,7 @@ class _Trainer:
             "amp_device": self.device.type,
             "init_from": self.init_from,
             "hard_negative_share": opts.hard_negative_share,
+            "freeze_stages": opts.freeze_stages,
             "seconds_last_session": round(seconds, 1),
             "notes": self.notes,
             "validation": last_val,
@@ -654,14 +741,28 @@ def train(
     last_val: dict[str, float] = dict(t.history[-1]) if t.history else {}
     last_val.pop("step", None)
     ema: dict[str, float] = {}
-    t.classifier.train()
-    t.segmenter.train()
+    set_train_mode(t.classifier, t.frozen[CLASSIFIER])
+    set_train_mode(t.segmenter, t.frozen[SEGMENTER])
     bar = tqdm(
         total=t.plan.total, initial=t.step, desc="train", unit="step", disable=not opts.progress,
         file=sys.stderr, dynamic_ncols=True,
     )  # fmt: skip
     loop_start = time.perf_counter()
     calib_start = loop_start
+    last_progress = 0.0
+
+    def progress(state: str) -> None:
+        done = t.step - first
+        elapsed = time.perf_counter() - loop_start
+        per_step = elapsed / done if done else None
+        write_progress(out, {
+            "state": state, "step": t.step, "total": t.plan.total,
+            "elapsed_s": round(time.perf_counter() - started, 1),
+            "eta_s": None if per_step is None else round(per_step * (t.plan.total - t.step), 1),
+            "loss": {k: round(v, 5) for k, v in ema.items()},
+            "validation_history": t.history, "notes": t.notes,
+        })  # fmt: skip
+
     while t.step < (t.plan.total if stop_after is None else min(t.plan.total, stop_after)):
         if t.step < t.plan.classifier:
             loss = t.step_classifier()
@@ -692,6 +793,9 @@ def train(
             t.save_checkpoint()
         bar.set_postfix_str(_fmt({**ema, **last_val}), refresh=False)
         bar.update(1)
+        if time.perf_counter() - last_progress >= PROGRESS_EVERY_S or t.step % opts.val_every == 0:
+            progress("running")
+            last_progress = time.perf_counter()
     bar.close()
 
     finished = t.step >= t.plan.total
@@ -699,6 +803,7 @@ def train(
         t.save_models(time.perf_counter() - started, last_val)
         if not opts.keep_checkpoint:
             t.ckpt_path.unlink(missing_ok=True)
+    progress("finished" if finished else "stopped")
     return TrainResult(
         out_dir=out,
         step=t.step,

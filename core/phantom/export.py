@@ -4,7 +4,8 @@ Layout of ``write_dataset(out, cases)`` (see :mod:`core.reading.dataset`)::
 
     out/
       cases.csv                          core.reading.dataset.write_cases_csv
-      images/<case_id>_ANT.png  (+ .json, the LabelMe polygons of the ANT mask)
+      images/<case_id>_ANT.png  (+ .json, the LabelMe polygons of the ANT mask;
+                                 .jpg for a centre that exports JPEG)
       images/<case_id>_POST.png (+ .json)
       dicom/<case_id>.dcm                two-frame DICOM NM (core.reading.dicom.write_nm_dicom)
       truth/<case_id>.json               the truth record, plus how the images were exported
@@ -24,6 +25,12 @@ View images are 8-bit PNG in one of two exports, chosen per case from its id
   scaled linearly so that the view's maximum becomes 40 to 120 (also from the id),
   ``pixel = round(counts * that / max)``.
 
+A case's centre (:mod:`core.phantom.centres`) says how the views are written:
+``"png"`` (lossless; the training centre, as always) or ``"jpeg"`` (the same 8-bit
+display, JPEG at the centre's quality, one view per 1024 x 256 file as before, so
+the LabelMe polygons still fit). The truth file's ``export`` then also holds
+``format`` and ``jpeg_quality``.
+
 The ``metastasis`` column of ``cases.csv`` is True when the scan *shows* a
 metastasis (a metastasis pixel in a mask), which is what the labels teach.
 """
@@ -41,6 +48,7 @@ from PIL import Image
 
 from core.config import COLS, ROWS, VIEWS
 from core.imaging.display import grey_level_1
+from core.phantom.centres import CentreProfile, as_profile
 from core.phantom.generate import PhantomCase, generate_case, generate_series, to_scan
 from core.phantom.layouts import LAYOUTS, SINGLE_VIEW_LAYOUTS, render_layout, save_layout
 from core.phantom.truth import jsonable, true_bstbi
@@ -149,10 +157,15 @@ def write_case(out: str | Path, case: PhantomCase, *, layouts: bool = False) -> 
     for sub in ("images", "dicom", "truth"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     style, top = export_style(case.case_id)
+    jpeg = case.centre.export == "jpeg"
     paths: dict[str, Path] = {}
     for view in VIEWS:
-        img_path = root / "images" / f"{case.case_id}_{view}.png"
-        Image.fromarray(view_image(case.views[view], style, top), mode="L").save(img_path)
+        img_path = root / "images" / f"{case.case_id}_{view}{'.jpg' if jpeg else '.png'}"
+        img = Image.fromarray(view_image(case.views[view], style, top), mode="L")
+        if jpeg:
+            img.save(img_path, format="JPEG", quality=case.centre.jpeg_quality)
+        else:
+            img.save(img_path)
         write_labelme(img_path.with_suffix(".json"), case.masks[view], img_path.name, (ROWS, COLS))
         paths[view] = img_path
     dcm = root / "dicom" / f"{case.case_id}.dcm"
@@ -167,6 +180,9 @@ def write_case(out: str | Path, case: PhantomCase, *, layouts: bool = False) -> 
     if truth.get("bstbi") is None:
         truth["bstbi"] = true_bstbi(case.views, case.masks)
     truth["export"] = {"images": style, "max_pixel": top, "dicom": f"dicom/{dcm.name}"}
+    if jpeg:
+        # only for JPEG, so that the training centre's truth files stay as they were
+        truth["export"].update(format="jpeg", jpeg_quality=case.centre.jpeg_quality)
     (root / "truth" / f"{case.case_id}.json").write_text(
         json.dumps(jsonable(truth), indent=1), encoding="utf-8"
     )
@@ -207,9 +223,13 @@ def write_dataset(out: str | Path, cases: Iterable[PhantomCase]) -> Path:
     return Path(write_cases_csv(root, rows))
 
 
-def _one(args: tuple[str, int, int, bool, bool]) -> list[Case]:
-    out, seed, index, longitudinal, layouts = args
-    cases = generate_series(seed, index) if longitudinal else [generate_case(seed, index)]
+def _one(args: tuple[str, int, int, bool, bool, CentreProfile]) -> list[Case]:
+    out, seed, index, longitudinal, layouts, centre = args
+    cases = (
+        generate_series(seed, index, centre=centre)
+        if longitudinal
+        else [generate_case(seed, index, centre=centre)]
+    )
     return [write_case(out, c, layouts=layouts) for c in cases]
 
 
@@ -222,12 +242,14 @@ def generate_dataset(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     layouts: bool = False,
+    centre: CentreProfile | None = None,
 ) -> Path:
     """Generate and write a phantom dataset: ``n`` cases (or ``n`` patients' series).
 
     Case ``i`` is :func:`~core.phantom.generate.generate_case` ``(seed, i)``; with
     ``longitudinal`` patient ``i`` is :func:`~core.phantom.generate.generate_series`
-    ``(seed, i)`` (2 to 6 scans). The result does not depend on ``jobs``.
+    ``(seed, i)`` (2 to 6 scans), both at ``centre``. The result does not depend on
+    ``jobs``.
 
     Args:
         out: The dataset folder (created if missing).
@@ -237,12 +259,15 @@ def generate_dataset(
         jobs: Worker processes (>= 1); 1 works in this process.
         progress: Called as ``progress(done, n)`` after each case or patient.
         layouts: Also write each case in every workstation layout (:func:`write_layouts`).
+        centre: The centre every case is drawn at and exported as
+            (:mod:`core.phantom.centres`); None is the training centre.
 
     Returns:
         The path of ``cases.csv``.
 
     Raises:
-        ValueError: If ``n``, ``seed`` or ``jobs`` is out of range.
+        ValueError: If ``n``, ``seed`` or ``jobs`` is out of range, or ``centre`` is
+            not a profile.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n!r}")
@@ -250,9 +275,10 @@ def generate_dataset(
         raise ValueError(f"seed must be >= 0, got {seed!r}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
+    prof = as_profile(centre)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    tasks = [(str(root), seed, i, longitudinal, layouts) for i in range(n)]
+    tasks = [(str(root), seed, i, longitudinal, layouts, prof) for i in range(n)]
     rows: list[Case] = []
     if jobs == 1:
         for done, task in enumerate(tasks, 1):

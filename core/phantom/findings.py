@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.phantom.anatomy import Body
+from core.phantom.centres import CentreProfile, as_profile
 from core.phantom.primitives import Blob, Primitive, Tube, make_tube
 
 #: Relative frequency of metastasis sites by skeletal region.
@@ -82,6 +83,9 @@ BENIGN_KINDS: tuple[str, ...] = (
 PER_SCAN_KINDS: frozenset[str] = frozenset(
     {"injection_site", "urine_contamination", "catheter_bag"}
 )
+#: Benign kinds whose probability a centre's ``benign_rate`` multiplies (growth plates
+#: are set by age, not by a rate).
+RATE_KINDS: frozenset[str] = frozenset(BENIGN_KINDS) - {"growth_plate"}
 
 
 @dataclass(frozen=True)
@@ -967,6 +971,7 @@ def sample_benign(
     *,
     force: tuple[str, ...] = (),
     per_scan_only: bool = False,
+    centre: CentreProfile | None = None,
 ) -> list[Benign]:
     """Draw the benign findings of a patient (or only the per-scan ones).
 
@@ -974,7 +979,10 @@ def sample_benign(
     (1-5 sites: spine osteophytes and end plates, facets, knees, shoulders,
     sternoclavicular, hips, trochanters, sacroiliac joints, costochondral junctions,
     feet) rising with age (0.15 under 26 to 0.9 from 56), rib fractures 12 %, injection site
-    7 %, urine contamination 5 %, catheter and bag 3 %, post-operative uptake 6 %.
+    7 %, urine contamination 5 %, catheter and bag 3 %, post-operative uptake 6 %: those
+    of the training centre. Another centre multiplies each but growth plates
+    (:data:`RATE_KINDS`) by its ``benign_rate``, capped at 1; the draws stay the same, so
+    with the same generator a higher rate only adds findings.
 
     Args:
         rng: Random generator.
@@ -982,13 +990,15 @@ def sample_benign(
         force: Kinds to include whatever the draw says (from :data:`BENIGN_KINDS`).
         per_scan_only: Only the kinds of :data:`PER_SCAN_KINDS` (a follow-up scan of
             the same patient redraws those).
+        centre: The centre (its benign rate); None is the training centre.
 
     Returns:
         The findings, in :data:`BENIGN_KINDS` order.
 
     Raises:
-        ValueError: If ``force`` names an unknown kind.
+        ValueError: If ``force`` names an unknown kind, or ``centre`` is not a profile.
     """
+    rate = as_profile(centre).benign_rate
     bad = [k for k in force if k not in BENIGN_KINDS]
     if bad:
         raise ValueError(f"force: unknown benign kinds {bad}, expected from {BENIGN_KINDS}")
@@ -1003,6 +1013,8 @@ def sample_benign(
         "post_operative": 0.06 if age >= 30 else 0.0,
         "growth_plate": 1.0 if age <= plate_age else 0.0,
     }
+    if rate != 1.0:  # the training centre keeps its probabilities to the last bit
+        p = {k: min(1.0, v * rate) if k in RATE_KINDS else v for k, v in p.items()}
     # one draw per kind, always, so that forcing one kind leaves the others unchanged
     draws = {k: float(rng.random()) for k in BENIGN_KINDS}
     seeds = {k: int(rng.integers(0, 2**63 - 1)) for k in BENIGN_KINDS}

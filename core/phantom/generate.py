@@ -5,6 +5,11 @@ i])`` (series patient ``j``: ``[s, 1, j]``, its scan ``k``: ``[s, 1, j, 1000 + k
 split into one child stream per stage (patient, body, benign findings, lesions,
 physiology, noise). So case ``i`` is the same whatever the number of cases, and
 forcing one attribute (e.g. ``age=``) leaves the draws of the other stages alone.
+
+Every case is drawn at a centre (:mod:`core.phantom.centres`; None is the training
+centre, whose cases are exactly those made before centres existed). A centre with
+``seed_stream`` ``c > 0`` draws from streams ``[s, 2c, i]`` and ``[s, 2c + 1, j, ...]``
+instead (other patients for the same seed), and its ids carry its name.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import core.phantom.render as rd
 from core.config import LABEL_METASTASIS, VIEWS
 from core.phantom.anatomy import AXIAL_REGIONS, Body, build_body
 from core.phantom.anatomy_tables import REGION_UPTAKE
+from core.phantom.centres import TRAINING, CentreProfile, as_profile
 from core.phantom.cohort import (
     LesionState,
     PatientInfo,
@@ -75,6 +81,7 @@ class PhantomCase:
         truth: JSON-able truth record (layout in :mod:`core.phantom.truth`).
         pixel_spacing_mm: (row, column) spacing, mm.
         injection_delay_h: Hours from injection to the scan.
+        centre: The centre it was drawn at (how :mod:`core.phantom.export` writes it).
     """
 
     case_id: str
@@ -85,6 +92,7 @@ class PhantomCase:
     truth: dict[str, Any]
     pixel_spacing_mm: tuple[float, float]
     injection_delay_h: float
+    centre: CentreProfile = TRAINING
 
     @property
     def has_metastasis(self) -> bool:
@@ -130,6 +138,7 @@ def draw_physiology(
     *,
     superscan: bool = False,
     catheter: bool = False,
+    centre: CentreProfile | None = None,
 ) -> Physiology:
     """Draw one scan's physiology and acquisition.
 
@@ -142,10 +151,12 @@ def draw_physiology(
         body: The body (age raises bone uptake in adolescents).
         superscan: The scan is a superscan.
         catheter: A urinary catheter drains the bladder.
+        centre: The centre (its counts and blur ranges); None is the training centre.
 
     Returns:
         The :class:`Physiology`.
     """
+    prof = as_profile(centre)
     u = rng.random(12)
     delay = 2.0 + 1.2 * u[0] if u[1] < 0.9 else 1.5 + 3.0 * u[2]
     late = math.exp(-0.3 * (delay - 2.5))
@@ -175,8 +186,9 @@ def draw_physiology(
         volume = 4.0 + 8.0 * u[9]
         bladder *= 0.5
     mbq = 370.0 + 370.0 * u[10]
-    # 0.3-1.5 million counts a view (GE Discovery 670 files hold 0.36-0.68 M)
-    counts = math.exp(rng.uniform(math.log(0.3e6), math.log(1.5e6)))
+    # log-uniform within the centre's range (training: 0.3-1.5 M a view)
+    counts_lo, counts_hi = prof.counts_range
+    counts = math.exp(rng.uniform(math.log(counts_lo), math.log(counts_hi)))
     region_gain = {
         r: float(np.exp(np.clip(rng.normal(0.0, REGION_SPREAD), -0.45, 0.45)))
         for r in sorted(REGION_UPTAKE)
@@ -195,7 +207,7 @@ def draw_physiology(
         injected_mbq=round(mbq, 1),
         injection_delay_h=round(delay, 2),
         total_counts_ant=float(counts),
-        blur_scale=float(rng.uniform(1.0, 1.7)),
+        blur_scale=float(rng.uniform(*prof.blur_range)),
         region_gain=region_gain,
         joint_gains=joint_gains,
     )
@@ -273,6 +285,7 @@ def _render(
     phys: Physiology,
     placement: rd.Placement,
     noise_rng: np.random.Generator | None,
+    count_limits: tuple[float, float],
 ) -> tuple[dict[str, np.ndarray], rd.RenderResult, rd.Canvas]:
     canvas = rd.Canvas(placement)
     rd.draw_soft(canvas, body, phys.soft_per_mm)
@@ -297,6 +310,7 @@ def _render(
         _bladder_hotspot(body, phys, canvas),
         total_counts_ant=phys.total_counts_ant,
         rng=noise_rng,
+        count_limits=count_limits,
     )
     return views, result, canvas
 
@@ -319,6 +333,7 @@ def _truth(
     views: dict[str, np.ndarray],
     masks: dict[str, np.ndarray],
     result: rd.RenderResult,
+    centre: CentreProfile,
 ) -> dict[str, Any]:
     lesions = []
     for st in states:
@@ -409,6 +424,9 @@ def _truth(
         "mask_rule": _MASK_RULE,
         "bstbi": true_bstbi(views, masks),
     }
+    if not centre.is_training:
+        # absent for the training centre, so that its truth files stay as they were
+        truth["centre"] = centre.as_dict()
     out: dict[str, Any] = jsonable(truth)
     return out
 
@@ -416,6 +434,26 @@ def _truth(
 def _children(*key: int) -> list[np.random.Generator]:
     ss = np.random.SeedSequence(list(key))
     return [np.random.default_rng(s) for s in ss.spawn(8)]
+
+
+def _stream(kind: int, centre: CentreProfile) -> int:
+    """Return the stream number of ``kind`` (case or series) at ``centre``.
+
+    The training centre's streams are 0 (cases) and 1 (series), as before centres;
+    another centre's seed_stream ``c`` shifts them to ``2c`` and ``2c + 1``.
+    """
+    return kind + 2 * centre.seed_stream
+
+
+def _id_tags(centre: CentreProfile) -> tuple[str, str]:
+    """Return the (case id, patient id) tags of ``centre``: empty for the training centre.
+
+    Another centre's ids carry its name, so that its cases never share an id with the
+    training centre's (its patients are other people).
+    """
+    if centre.is_training:
+        return "", ""
+    return f"{centre.name}-", f"{centre.name.upper()}-"
 
 
 def _check_seed(seed: int, index: int, what: str) -> None:
@@ -438,6 +476,7 @@ def generate_case(
     arm_position: str | None = None,
     uptake_scale: float = 1.0,
     noise: bool = True,
+    centre: CentreProfile | None = None,
 ) -> PhantomCase:
     """Generate one phantom scan (a patient of the paper's cohort) with its truth.
 
@@ -457,6 +496,9 @@ def generate_case(
             stay within 1.3-8); 1 leaves the drawn lesions as they are. The same
             patient with a larger scale has hotter lesions and nothing else changed.
         noise: False returns the noise-free expected counts (for tests and checks).
+        centre: The centre it is scanned at (:mod:`core.phantom.centres`: counts, blur,
+            benign rates, export, random streams and ids); None is the training
+            centre (every case as it was before centres).
 
     Returns:
         The :class:`PhantomCase`.
@@ -477,7 +519,9 @@ def generate_case(
         benign=benign,
         arm_position=arm_position,
         uptake_scale=uptake_scale,
+        centre=centre,
     )
+    prof = as_profile(centre)
     body, ben, lesions, phys, placement = (
         scene.body,
         scene.benign,
@@ -485,8 +529,10 @@ def generate_case(
         scene.physiology,
         scene.placement,
     )
-    g_noise = _children(int(seed), _STREAM_CASE, int(index))[5]
-    views, result, canvas = _render(body, lesions, ben, phys, placement, g_noise if noise else None)
+    g_noise = _children(int(seed), _stream(_STREAM_CASE, prof), int(index))[5]
+    views, result, canvas = _render(
+        body, lesions, ben, phys, placement, g_noise if noise else None, prof.count_limits
+    )
     states = [LesionState(les, "baseline") for les in lesions]
     truth = _truth(
         scene.case_id,
@@ -501,6 +547,7 @@ def generate_case(
         views,
         result.masks,
         result,
+        prof,
     )
     return PhantomCase(
         case_id=scene.case_id,
@@ -511,6 +558,7 @@ def generate_case(
         truth=truth,
         pixel_spacing_mm=PIXEL_SPACING_MM,
         injection_delay_h=phys.injection_delay_h,
+        centre=prof,
     )
 
 
@@ -553,6 +601,7 @@ def draw_scene(
     benign: tuple[str, ...] = (),
     arm_position: str | None = None,
     uptake_scale: float = 1.0,
+    centre: CentreProfile | None = None,
 ) -> CaseScene:
     """Draw case ``index`` of ``seed`` up to the rendering: the scene it is a picture of.
 
@@ -572,15 +621,22 @@ def draw_scene(
         if metastasis is False:
             raise ValueError("pattern needs metastasis=True (or None)")
         metastasis = True
+    prof = as_profile(centre)
     g_pat, g_body, g_ben, g_les, g_phys, _, g_place, _ = _children(
-        int(seed), _STREAM_CASE, int(index)
+        int(seed), _stream(_STREAM_CASE, prof), int(index)
     )
-    case_id = f"phantom-s{seed}-{index:05d}"
+    case_tag, patient_tag = _id_tags(prof)
+    case_id = f"phantom-{case_tag}s{seed}-{index:05d}"
     patient, date = sample_patient(
-        g_pat, f"PH{seed}-{index:05d}", metastasis=metastasis, primary=primary, sex=sex, age=age
+        g_pat,
+        f"PH{seed}-{patient_tag}{index:05d}",
+        metastasis=metastasis,
+        primary=primary,
+        sex=sex,
+        age=age,
     )
     body = build_body(g_body, patient.sex, patient.age, arm_position=arm_position)
-    ben = sample_benign(g_ben, body, force=tuple(benign))
+    ben = sample_benign(g_ben, body, force=tuple(benign), centre=prof)
     pat_drawn = sample_pattern(g_les, patient.primary)
     if patient.metastasis:
         pat = pattern or pat_drawn
@@ -602,6 +658,7 @@ def draw_scene(
         body,
         superscan=pat == "superscan",
         catheter=any(b.kind == "catheter_bag" for b in ben),
+        centre=prof,
     )
     placement = draw_placement(g_place, body, phys.blur_scale)
     return CaseScene(case_id, patient, date, body, ben, lesions, pat, phys, placement)
@@ -615,6 +672,7 @@ def generate_series(
     metastasis: bool | None = None,
     primary: str | None = None,
     noise: bool = True,
+    centre: CentreProfile | None = None,
 ) -> list[PhantomCase]:
     """Generate a longitudinal series: 2-6 scans of one patient under treatment.
 
@@ -632,6 +690,8 @@ def generate_series(
         metastasis: Force the metastasis group at baseline; None draws it.
         primary: Force the primary tumour.
         noise: False returns noise-free expected counts.
+        centre: The centre every scan is made at (as in :func:`generate_case`); None
+            is the training centre.
 
     Returns:
         The scans in date order.
@@ -642,14 +702,20 @@ def generate_series(
     _check_seed(seed, patient_index, "patient_index")
     if n_scans is not None and not 2 <= n_scans <= 6:
         raise ValueError(f"n_scans must be within 2-6, got {n_scans!r}")
-    g_pat, g_body, g_ben, g_les, g_plan, _, _, _ = _children(
-        int(seed), _STREAM_SERIES, int(patient_index)
-    )
+    prof = as_profile(centre)
+    stream = _stream(_STREAM_SERIES, prof)
+    g_pat, g_body, g_ben, g_les, g_plan, _, _, _ = _children(int(seed), stream, int(patient_index))
+    case_tag, patient_tag = _id_tags(prof)
     patient0, first = sample_patient(
-        g_pat, f"PH{seed}-P{patient_index:04d}", metastasis=metastasis, primary=primary
+        g_pat,
+        f"PH{seed}-{patient_tag}P{patient_index:04d}",
+        metastasis=metastasis,
+        primary=primary,
     )
     body = build_body(g_body, patient0.sex, patient0.age)
-    ben_patient = [b for b in sample_benign(g_ben, body) if b.kind not in PER_SCAN_KINDS]
+    ben_patient = [
+        b for b in sample_benign(g_ben, body, centre=prof) if b.kind not in PER_SCAN_KINDS
+    ]
     plan = plan_series(g_plan, patient0, first, n_scans)
     if patient0.metastasis:
         pat = sample_pattern(g_les, patient0.primary)
@@ -664,9 +730,9 @@ def generate_series(
     out: list[PhantomCase] = []
     for k, date in enumerate(plan.dates):
         g_ben_k, g_evo, g_phys, g_noise, g_place, _, _, _ = _children(
-            int(seed), _STREAM_SERIES, int(patient_index), 1000 + k
+            int(seed), stream, int(patient_index), 1000 + k
         )
-        ben_scan = ben_patient + sample_benign(g_ben_k, body, per_scan_only=True)
+        ben_scan = ben_patient + sample_benign(g_ben_k, body, per_scan_only=True, centre=prof)
         if k > 0:
             states, next_id = evolve(
                 g_evo,
@@ -683,7 +749,10 @@ def generate_series(
         age_k = age_at(patient0, date)
         patient = replace(patient0, age=age_k)
         phys = draw_physiology(
-            g_phys, body, catheter=any(b.kind == "catheter_bag" for b in ben_scan)
+            g_phys,
+            body,
+            catheter=any(b.kind == "catheter_bag" for b in ben_scan),
+            centre=prof,
         )
         if k == 0:
             first_phys = phys
@@ -698,9 +767,9 @@ def generate_series(
             )
         placement = draw_placement(g_place, body, phys.blur_scale)
         views, result, canvas = _render(
-            body, drawn, ben_scan, phys, placement, g_noise if noise else None
+            body, drawn, ben_scan, phys, placement, g_noise if noise else None, prof.count_limits
         )
-        case_id = f"phantom-s{seed}-p{patient_index:04d}-{k + 1}"
+        case_id = f"phantom-{case_tag}s{seed}-p{patient_index:04d}-{k + 1}"
         pattern_k = pat if drawn or k == 0 else "none"
         if drawn and pattern_k == "none":
             pattern_k = (
@@ -719,6 +788,7 @@ def generate_series(
             views,
             result.masks,
             result,
+            prof,
         )
         truth["series"] = jsonable(
             {
@@ -741,6 +811,7 @@ def generate_series(
                 truth=truth,
                 pixel_spacing_mm=PIXEL_SPACING_MM,
                 injection_delay_h=phys.injection_delay_h,
+                centre=prof,
             )
         )
     return out

@@ -16,6 +16,13 @@ connection. The spool is on disk, so a burst is queued rather than dropped and
 instances received but not yet analysed when the process stops are analysed after the
 next start.
 
+Which model: the store's version in use (:class:`workflow.model_versions.ActiveModels`),
+looked up before each study is analysed and loaded again only when it changed, so a
+promotion or rollback takes effect at the next study; the study being analysed keeps
+the models it started with, and a version that cannot be loaded leaves the listener on
+the models it holds (logged). A fixed folder (``--model DIR``) or models passed in are
+used as they are.
+
 The worker pairs two single-frame views of one series (anterior and posterior, keyed by
 calling AE title and SeriesInstanceUID): the first waits for its partner; a lone view
 is quarantined after ``pair_timeout`` seconds. A scan is analysed and stored through
@@ -63,14 +70,16 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from sqlite_utils import Database
 
-from core.analysis import analyze, pseudonym_for
+from core.analysis import analyze, model_identity, pseudonym_for
 from core.networks.models import load_models
 from core.reading.dicom import NM_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
 from core.reading.uploaded import read_uploaded, sha256_of
 from db.access import require_role
 from db.connection import open_db
+from db.model_registry import active_version
 from db.queries import study_by_source
 from workflow.ingest import ingest
+from workflow.model_versions import ActiveModels
 
 if TYPE_CHECKING:
     from pynetdicom.events import Event
@@ -171,6 +180,7 @@ class Listener:
         account: str,
         spool_dir: Path,
         pair_timeout: float,
+        active: ActiveModels | None = None,
     ) -> None:
         self.settings = settings
         self.db_path = db_path
@@ -178,6 +188,9 @@ class Listener:
         self.account = account
         self.port = settings.listen_port
         self._models = models
+        # None: ``models`` for good (a fixed folder); else follow the store's version
+        self._active = active
+        self._failed_version: str | None = None
         self._pair_timeout = pair_timeout
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._held: dict[tuple[str, str], tuple[_Item, float]] = {}
@@ -372,6 +385,30 @@ class Listener:
                     "and the posterior view",
                 )
 
+    @property
+    def model_version(self) -> str:
+        """The version of the models the next study would be analysed with, if unchanged."""
+        return model_identity(self._models)[0]
+
+    def _current_models(self, db: Database) -> LoadedModels:
+        """The models for the next study: the store's version in use when followed."""
+        if self._active is None:
+            return self._models
+        held = self.model_version
+        try:
+            self._models = self._active.get(db)
+        except Exception as exc:  # an unusable folder must not stop the node
+            wanted = active_version(db)
+            if wanted != self._failed_version:
+                log.error("cannot load the model version in use %s (%s); analysing with %s",
+                          wanted, exc, held)  # fmt: skip
+                self._failed_version = wanted
+            return self._models
+        self._failed_version = None
+        if self.model_version != held:
+            log.info("model version in use changed: %s -> %s", held, self.model_version)
+        return self._models
+
     def _process(self, db: Database, items: Sequence[_Item]) -> None:
         calling = items[0].calling_ae
         try:
@@ -389,11 +426,13 @@ class Listener:
                 )
                 self._remove(items)
                 return
-            (result,) = analyze([scan], self._models, read_seconds=[read_s])
+            # one models object for the whole study: a switch lands at the next one
+            models = self._current_models(db)
+            (result,) = analyze([scan], models, read_seconds=[read_s])
             done = ingest(
                 db,
                 files,
-                models=self._models,
+                models=models,
                 account=self.account,
                 scan=scan,
                 read_seconds=read_s,
@@ -513,7 +552,7 @@ def serve(
     settings: PacsSettings,
     *,
     db_path: Path,
-    model_dir: Path,
+    model_dir: Path | None = None,
     account: str = DEFAULT_ACCOUNT,
     block: bool = True,
     host: str = "0.0.0.0",
@@ -526,7 +565,9 @@ def serve(
     Args:
         settings: AE title, port, allow-list, quarantine folder and TLS files.
         db_path: The store to write to.
-        model_dir: The model folder (loaded once, on the GPU when there is one).
+        model_dir: A fixed model folder (loaded once, on the GPU when there is one);
+            None: the store's version in use, followed study by study (see the module
+            docstring).
         account: The account the listener writes as (see the module docstring).
         block: Serve until interrupted (then stop cleanly) before returning; when
             False, return the running listener at once.
@@ -534,7 +575,7 @@ def serve(
         spool_dir: Where received instances wait; ``pacs-spool`` beside the store
             when None. What it holds is queued again at start.
         pair_timeout: Seconds a single-frame view waits for its partner (> 0).
-        models: Models already loaded (``model_dir`` is then not read).
+        models: Models already loaded, used for good (``model_dir`` is then not read).
 
     Returns:
         The :class:`Listener` (stopped when ``block``).
@@ -556,9 +597,18 @@ def serve(
     if not pair_timeout > 0:
         raise ValueError(f"pair_timeout must be > 0, got {pair_timeout!r}")
     db_path = Path(db_path)
+    active = None
     with open_db(db_path) as db:
         require_role(db, account, "upload")
-    loaded = models if models is not None else load_models(model_dir)
+        if models is not None:
+            loaded = models
+        elif model_dir is not None:
+            loaded = load_models(model_dir)
+        else:
+            active = ActiveModels()
+            loaded = active.get(db)
+    log.info("analysing with model version %s%s", model_identity(loaded)[0],
+             " (the store's version in use, followed)" if active else "")  # fmt: skip
     spool = Path(spool_dir) if spool_dir is not None else db_path.parent / "pacs-spool"
     spool.mkdir(parents=True, exist_ok=True)
     listener = Listener(
@@ -568,6 +618,7 @@ def serve(
         account=account,
         spool_dir=spool,
         pair_timeout=pair_timeout,
+        active=active,
     )
     listener._start(host)
     if block:

@@ -1,8 +1,9 @@
 """Send a stored study's results back into its study on the PACS.
 
-Opt-in, one study at a time: :func:`send_results` builds, from the latest analysis as
-reviewed (lesion statuses, removal reasons, burden recomputed on review), a Secondary
-Capture per view (the overlay picture with its caption) in one new series and a
+Opt-in, one study at a time: :func:`send_results` builds, from the analysis the pages
+show (:func:`db.queries.study_with_masks`) as reviewed (lesion statuses, removal reasons,
+the physician's mask edits, burden recomputed on review), a Secondary Capture per view
+(the overlay picture with its caption) in one new series and a
 Comprehensive SR measurement report in another, copying patient and study from the
 analysed instance as the PACS holds it, and sends them with STOW-RS. What was sent is
 recorded in the audit log by UID; patient names appear neither there nor in the logs.
@@ -19,7 +20,12 @@ import pydicom
 from pydicom.uid import generate_uid
 from sqlite_utils import Database
 
-from core.burden.patient_record import FALLBACK_SPACING_MM, reviewed_masks
+from core.burden.patient_record import (
+    EDITED_AWAY_REASON,
+    FALLBACK_SPACING_MM,
+    lesions_after_edits,
+    reviewed_masks,
+)
 from core.config import VIEWS
 from core.dicom_results.measurement_report import measurement_report
 from core.dicom_results.secondary_capture import overlay_capture
@@ -67,7 +73,7 @@ def _area_cm2(lesion: dict[str, Any], study: dict[str, Any]) -> float:
 
 
 def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
-    """The figures of a stored study's latest analysis, as reviewed.
+    """The figures of a stored study's analysis, as reviewed.
 
     Args:
         db: An open store (for the review history).
@@ -75,9 +81,11 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
 
     Returns:
         The summary: burden figures of the analysis row (recomputed on review), the
-        quality cautions stored with it, every lesion with its status and, when
-        removed, the reason recorded, and the account that changed a lesion last as the
-        reviewer (None when never reviewed).
+        quality cautions stored with it, every lesion as the mask edits leave it
+        (:func:`core.burden.patient_record.lesions_after_edits`) with its status and,
+        when removed, the reason recorded (:data:`EDITED_AWAY_REASON` for a lesion the
+        edits took entirely), and the account that changed a lesion or edited a mask
+        last as the reviewer (None when never reviewed).
 
     Raises:
         ValueError: If the study has no analysis, or the analysis lacks the classifier's
@@ -92,9 +100,11 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
         raise ValueError(f"analysis {analysis['id']} does not record its weights' hash")
     history = lesion_history(db, [int(les["id"]) for les in data["lesions"]])
     lesions = []
-    for les in data["lesions"]:
+    for les in lesions_after_edits(data):
         reason = None
-        if les["status"] == "removed":
+        if les["status"] == "removed" and les["edited"]:
+            reason = EDITED_AWAY_REASON
+        elif les["status"] == "removed":
             removals = [h for h in history[int(les["id"])] if h["after"] == "removed"]
             reason = (removals[-1]["reason"] or None) if removals else None
         lesions.append(
@@ -108,7 +118,11 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
                 removal_reason=reason,
             )
         )
-    changes = sorted((h for rows in history.values() for h in rows), key=lambda h: h["at"])
+    # a mask edit is a change of the review as much as a lesion's status is
+    changes = sorted(
+        [*(h for rows in history.values() for h in rows), *(data.get("mask_edits") or ())],
+        key=lambda h: str(h["at"]),
+    )
     probability = float(analysis["metastasis_probability"])
     threshold = float(analysis["metastasis_threshold"])
     return ResultSummary(
@@ -131,6 +145,9 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
 def overlay_pictures(data: dict[str, Any]) -> dict[str, np.ndarray]:
     """Each view's overlay picture (grey level 1, reviewed masks), as the pages draw it.
 
+    The masks are the model's after the review: lesion statuses, drawn lesions and the
+    mask edits (:func:`core.burden.patient_record.reviewed_masks`).
+
     Args:
         data: The study as :func:`db.queries.study_with_masks` returns it.
 
@@ -148,7 +165,10 @@ def overlay_pictures(data: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def send_results(db: Database, client: PacsClient, study_id: int, *, account: str) -> SentResults:
-    """Send a stored study's latest analysis to the PACS: overlays and SR report.
+    """Send a stored study's analysis, as reviewed, to the PACS: overlays and SR report.
+
+    The analysis is the one the pages show (:func:`db.queries.study_with_masks`: the
+    newest by the model version in use, else the newest).
 
     Args:
         db: An open store.

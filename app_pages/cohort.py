@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
+from core.burden.charts import MODEL_CHANGE_WARNING
 from core.burden.response import (
     DEFAULT_THRESHOLD,
     NO_BSTBI,
@@ -28,7 +29,7 @@ from ui.auth import guard
 from ui.common import Keys, database
 
 #: The patient page, written separately; the table opens it once it exists.
-PATIENT_PAGE = "pages/patient.py"
+PATIENT_PAGE = "app_pages/patient.py"
 UNKNOWN = "unknown"
 NOT_ANALYSED = "not analysed"
 # Neither red nor green: those mean metastasis and bladder on every image of the product.
@@ -60,6 +61,7 @@ COLUMNS = {
     "latest_bstbi": "Latest BSTBI",
     "bstbi_change": "Change from baseline",
     "response": "Response",
+    "model_version": "Model version",
 }
 
 guard()
@@ -87,6 +89,12 @@ cohort["age_group"] = cohort["age_group"].fillna(UNKNOWN)
 cohort["metastasis"] = cohort["metastasis"].map({True: "yes", False: "no"}).fillna(NOT_ANALYSED)
 for column in ("latest_bstbi", "baseline_bstbi", "bstbi_change"):
     cohort[column] = pd.to_numeric(cohort[column], errors="coerce")
+# The latest reliable analysis' model version; "baseline -> latest" where the two differ,
+# since the change from baseline then mixes two models.
+latest_version = cohort["model_version"].fillna("").astype(str)
+baseline_version = cohort["baseline_model_version"].fillna("").astype(str)
+mixed = (baseline_version != "") & (baseline_version != latest_version)
+cohort["model_version"] = latest_version.where(~mixed, baseline_version + " -> " + latest_version)
 
 with st.container(border=True):
     st.markdown("**Filters** (an empty choice keeps everyone)")
@@ -198,8 +206,21 @@ event = st.dataframe(
         "latest_bstbi": st.column_config.NumberColumn("Latest BSTBI", format="%.3f"),
         "bstbi_change": st.column_config.NumberColumn("Change from baseline", format="%+.3f"),
         "response": "Response",
+        "model_version": st.column_config.TextColumn(
+            "Model version",
+            help="The model version of the latest reliable analysis; 'A -> B' when the "
+            "baseline was analysed by another version (the change may then come from the "
+            "models, not the disease).",
+        ),
     },
 )
+if mixed[keep].any():
+    st.caption(
+        f"{int(mixed[keep].sum())} patient(s) have a baseline and a latest analysis by "
+        f"different model versions ('A -> B' in the Model version column): "
+        f"{MODEL_CHANGE_WARNING}. Re-analysing the cohort with the model in use compares "
+        "like with like."
+    )
 selected = event.selection.rows if event is not None else []
 if selected and selected[0] < len(page_rows):
     chosen = page_rows.iloc[selected[0]]

@@ -209,8 +209,8 @@ def _show_result(shown: dict[str, Any]) -> None:
     )
     st.subheader("Next")
     st.caption("The review and patient pages open on this study and its patient.")
-    _link("pages/review.py", "Review the lesions", ":material/rule:")
-    _link("pages/patient.py", "Follow the patient", ":material/timeline:")
+    _link("app_pages/review.py", "Review the lesions", ":material/rule:")
+    _link("app_pages/patient.py", "Follow the patient", ":material/timeline:")
 
 
 guard("upload")

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.burden.charts import COMMON_AGENTS, trajectory_figure
+from core.burden.charts import COMMON_AGENTS, model_changes, trajectory_figure
 from core.burden.patient_record import (
     PatientRecord,
     default_pair,
@@ -18,6 +18,7 @@ from core.burden.patient_record import (
 )
 from core.burden.pcwg3 import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
 from core.config import db_path
+from db.annotations import last_change
 from db.connection import open_db
 from db.queries import patient_overview, patient_time_series, study_with_masks
 from db.store import add_treatment
@@ -52,7 +53,7 @@ def _record(
 
 @st.cache_data(max_entries=16, show_spinner="Comparing the two studies...")
 def _pictures(path: str, first: int, second: int, key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-    del key  # both studies' analysis ids and burden: a review redraws the pictures
+    del key  # both studies' analyses, burden and newest review change: a review redraws
     with open_db(path) as db:
         return pair_pictures(study_with_masks(db, first), study_with_masks(db, second))
 
@@ -216,10 +217,17 @@ with trajectory:
     if not record.studies:
         st.info("No study of this patient yet.")
         st.stop()
+    # the version of each study's analysis shown: a change of models is marked on the line
+    versions = {int(r["study_id"]): r["model_version"] for r in series}
     figure = trajectory_figure(
-        record.studies, record.treatments, title=f"BSTBI over time: {info.pseudonym}"
+        record.studies,
+        record.treatments,
+        title=f"BSTBI over time: {info.pseudonym}",
+        model_versions=versions,
     )
     st.plotly_chart(figure, width="stretch")
+    for change in model_changes(record.studies, versions):
+        st.caption(f":material/swap_horiz: Model version changed: {change.caption()}")
     reliable = [s for s in record.dated if s.reliable]
     unreliable = [s for s in record.studies if not s.reliable]
     if reliable:
@@ -290,11 +298,21 @@ else:
     second_id = right.selectbox(
         "Right", options, index=options.index(pair[1].study_id), format_func=_study_label
     )
-version = tuple(
-    (r["study_id"], r["analysis_id"], r["bstbi"])
-    for r in series
-    if r["study_id"] in (first_id, second_id)
-)
+with database() as db:
+    # with each analysis its review's newest change: a mask edit may leave the stored
+    # figures as they were (an unreliable analysis stores none) yet change the picture
+    version = tuple(
+        (
+            r["study_id"],
+            r["analysis_id"],
+            r["bstbi"],
+            (last_change(db, int(r["analysis_id"])) or {}).get("audit_id")
+            if r["analysis_id"] is not None
+            else None,
+        )
+        for r in series
+        if r["study_id"] in (first_id, second_id)
+    )
 pictures = _pictures(str(db_path()), first_id, second_id, version)
 n_new = pictures[2]
 shown = (
@@ -321,7 +339,11 @@ st.subheader("Studies")
 st.dataframe(
     # the cautions as one sentence after another; empty when none
     [
-        {**study_row(s, names_hidden()), "quality_cautions": " ".join(s.cautions)}
+        {
+            **study_row(s, names_hidden()),
+            "quality_cautions": " ".join(s.cautions),
+            "model_version": versions.get(s.study_id) or "",
+        }
         for s in record.studies
     ],
     hide_index=True,
@@ -342,6 +364,7 @@ st.dataframe(
         "warnings",
         "source_name",
         "source_ae",
+        "model_version",
     ),
     column_config={
         "study_date": "Date",
@@ -369,6 +392,11 @@ st.dataframe(
         "source_name": "File",
         "source_ae": st.column_config.TextColumn(
             "Source", help="The DICOM node (AE title) the study came from; empty: uploaded."
+        ),
+        "model_version": st.column_config.TextColumn(
+            "Model",
+            help="The model version of the analysis shown: the one in use when it has "
+            "analysed the study, else the newest analysis.",
         ),
     },
 )

@@ -1,5 +1,5 @@
-"""Model performance: the shipped model's card, its recorded evaluation beside the paper's
-figures, and an evaluation on a labelled dataset chosen on the page."""
+"""Model performance: the card of the model version in use, its recorded evaluation beside
+the paper's figures, and an evaluation on a labelled dataset chosen on the page."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ from core.evaluation.model_performance import (
 )
 from core.networks.models import ModelFileError
 from core.scan import ScanReadError
+from db.model_registry import get_model, last_activation
 from ui.auth import guard
-from ui.common import Keys, models
+from ui.common import Keys, database, models
+from workflow.model_versions import active_model_dir
 
 #: Overlay colours of the product, reused for each label's ROC curve.
 LABEL_COLOURS = {"metastasis": "#d62728", "bladder": "#2ca02c"}
@@ -94,6 +96,39 @@ def _card_facts(card: dict[str, Any]) -> dict[str, str]:
             f"metastasis pixels at softmax >= {pixel}" if pixel else "argmax"
         ) + "; kept only in crops the classifier's thresholds open"
     return facts
+
+
+def _in_use() -> tuple[str | None, Path, dict[str, Any] | None]:
+    """Return the version in use, the folder it loads from and its registry row.
+
+    The version every analysis of this store runs with (:func:`ui.common.models` loads
+    the same one): the promoted one, else the shipped folder. Read only, since a page
+    view stores nothing. A folder the store cannot name a version for (missing, a card
+    unreadable) still gives the folder, whose problems the page shows.
+
+    Returns:
+        ``(version, folder, row)``: version None when it cannot be named; row None when
+        the version is not registered (yet).
+    """
+    with database() as db:
+        try:
+            version, folder = active_model_dir(db, register_shipped=False)
+        except ModelFileError:
+            promoted = last_activation(db)
+            row = get_model(db, promoted) if promoted is not None else None
+            return promoted, Path(row["path"]) if row is not None else model_dir(), row
+        return version, folder, get_model(db, version)
+
+
+def _version_words(version: str | None, row: dict[str, Any] | None) -> str:
+    """The version in use in words, for the caption above its card."""
+    if version is None:
+        return "No model version could be named for this folder"
+    if row is None or row["kind"] == "shipped":
+        origin = "the shipped models"
+    else:
+        origin = "a fine-tuned candidate" + (f" of `{row['parent']}`" if row["parent"] else "")
+    return f"Version `{version}` ({origin}), used for every analysis in this store"
 
 
 def _roc_figure(report: dict[str, Any], label: str) -> go.Figure | None:
@@ -189,17 +224,24 @@ st.caption(
 )
 
 # ---- the model card -------------------------------------------------------------------
-status = model_status(model_dir())
+version, folder, registered = _in_use()
+status = model_status(folder)
 st.subheader("The model in use")
-st.caption(f"Model folder: `{status.directory}`")
+st.caption(f"{_version_words(version, registered)}. Model folder: `{status.directory}`")
 if status.problems:
+    # a promoted candidate's folder is mended by going back to a version, not by training
+    fix = (
+        "Put a version whose folder is in place back in use: `python -m core models "
+        "rollback`, or promote another (`python -m core models list`)."
+        if registered is not None and registered["kind"] != "shipped"
+        else "The shipped models live in `models/` of the repository; or train one with "
+        "`python -m core generate DATA "
+        f"--cases 2000` and `python -m core train DATA --out {status.directory}`."
+    )
     st.warning(
         "No usable model: "
         + "; ".join(status.problems)
-        + ". The shipped models live in `models/` of the repository; or train one with "
-        "`python -m core generate DATA "
-        f"--cases 2000` and `python -m core train DATA --out {status.directory}`. The "
-        "classical baseline can still be evaluated below.",
+        + f". {fix} The classical baseline can still be evaluated below.",
         icon=":material/warning:",
     )
 if status.cards:

@@ -1,4 +1,4 @@
-"""Review lesions: exclude the model's false positives and see BSTBI recomputed at once."""
+"""Review lesions: exclude false positives, draw what the model missed, mark the study reviewed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from typing import cast
 
 import numpy as np
 import streamlit as st
+
+# Imported here, not in ui/: it registers its frontend on import, which needs the
+# running Streamlit of a page. It ships no type information (pyproject.toml's mypy
+# overrides say so).
+from streamlit_drawable_canvas import st_canvas
 
 from core.burden import lesion_review as rv
 from core.config import VIEWS
@@ -21,8 +26,10 @@ guard()
 st.title("Review lesions")
 st.caption(
     "Untick a lesion the model found that is not a metastasis (a fracture, a degenerative "
-    "joint, the injection site): BSTBI is recomputed without it and the change is saved "
-    "under your account. Tick it again to undo. The model's own output is never changed."
+    "joint, the injection site), draw a lesion it missed, erase part of a mark or mark the "
+    "bladder: BSTBI is recomputed at once and each change is saved under your account; "
+    '"Undo last change" takes back the newest one. Then mark the study reviewed with '
+    "your scan label. The model's own output is never changed."
 )
 
 with database() as db:
@@ -80,6 +87,9 @@ with database() as db:
     if data is None or int(data["study"]["id"]) != study_id:
         data = study_with_masks(db, study_id)
     analysis, masks, lesions = data["analysis"], data["masks"], data["lesions"]
+    # the edits of this very analysis, read with it: the burden, the pictures and the
+    # annotation panel's state all come from one read
+    edits = data["mask_edits"]
     images = rv.study_images(data["study"], data["views"], masks)
     history = lesion_history(db, [int(les["id"]) for les in lesions])
     reliable = analysis["quality"] == "ok"
@@ -98,12 +108,16 @@ with database() as db:
         for caution in analysis["quality_cautions"]:
             st.warning(caution, icon=":material/warning:")
 
-    notice = st.session_state.pop(Keys.REVIEW_NOTICE, None)
-    if notice is not None and notice["analysis_id"] == analysis["id"]:
+    # Kept until the next saved change, not shown once: the canvas reruns the page by
+    # itself (its background loads, a stroke ends), which would wipe a one-off notice.
+    notice = st.session_state.get(Keys.REVIEW_NOTICE)
+    if notice is not None and notice["analysis_id"] != analysis["id"]:
+        notice = None
+    if notice is not None:
         st.success(notice["text"], icon=":material/check_circle:")
 
     model = rv.model_burden(images, masks, lesions)
-    reviewed = rv.burden(images, masks, lesions)
+    reviewed = rv.burden(images, masks, lesions, edits=edits)
     suffix = "" if reliable else " (not reliable)"
     cols = st.columns(4)
     cols[0].metric(f"BSTBI, model{suffix}", f"{model.scan_bstbi:.4f}")
@@ -218,6 +232,7 @@ with database() as db:
             "highlighted lesion; green: bladder (left out of BSTBI)."
         )
         top, bottom = panel.body_rows(images.displays)
+        pictures: dict[str, np.ndarray] = {}
         for column, view in zip(st.columns(2), [v for v in VIEWS if v in masks], strict=False):
             view_lesions = [les for les in lesions if les["view"] == view]
             regions = {
@@ -231,7 +246,9 @@ with database() as db:
                 np.logical_or.reduce(excluded) if excluded else None,
                 [panel.lesion_mark(les, regions[int(les["id"])]) for les in view_lesions],
                 highlight=regions.get(selected) if selected is not None else None,
+                scale=panel.CANVAS_SCALE,
             )
+            pictures[view] = picture
             scale = picture.shape[0] // images.displays[(view, 1)].shape[0]
             column.image(picture[top * scale : bottom * scale], caption=view, width="stretch")
 
@@ -253,3 +270,30 @@ with database() as db:
                 )
             else:
                 st.caption("Unchanged since the model found it.")
+
+    if may_review and masks:
+        st.subheader("Annotate")
+        panel.annotation_panel(
+            db,
+            st_canvas,
+            analysis=analysis,
+            images=images,
+            masks=masks,
+            lesions=lesions,
+            edits=edits,
+            pictures=pictures,
+            rows=(top, bottom),
+            state=panel.review_state_tag(lesions, edits),
+            bstbi_now=reviewed.scan_bstbi,
+            account=account(),
+        )
+    st.subheader("Reviewed")
+    panel.reviewed_mark_panel(
+        db,
+        analysis=analysis,
+        images=images,
+        masks=masks,
+        may_review=may_review,
+        bstbi_now=reviewed.scan_bstbi,
+        account=account(),
+    )
