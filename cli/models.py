@@ -55,6 +55,7 @@ def _train_options(args: argparse.Namespace) -> TrainOptions:
             ("val_every", args.val_every),
             ("val_cases", args.val_cases),
             ("checkpoint_every", args.checkpoint_every),
+            ("hard_negative_share", args.hard_negative_share),
         )
         if value is not None
     }
@@ -66,7 +67,6 @@ def _train_options(args: argparse.Namespace) -> TrainOptions:
         "amp": not args.no_amp,
         "keep_checkpoint": args.keep_checkpoint,
         "progress": not args.quiet,
-        "hard_negative_share": args.hard_negative_share,
         "augment": AUGMENTATION_PRESETS[args.augment],
     }
     segmenter = (

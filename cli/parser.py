@@ -86,12 +86,12 @@ def _add_train(sub: _Subparsers) -> None:
     )
     p.add_argument("--seg-steps", type=int, help="segmenter steps (default: --steps)")
     p.add_argument("--batch-size", type=int, help="crops per step (paper: 16; fine-tune: 8)")
-    p.add_argument("--lr", type=float, help="Adam initial rate (paper: 0.01; fine-tune: 2e-4)")
+    p.add_argument("--lr", type=float, help="Adam initial rate (paper: 0.01; fine-tune: 1e-4)")
     p.add_argument("--seg-crop-rows", type=int, help="segmenter crop rows (x 256; default 256)")
     p.add_argument(
         "--positive-share",
         type=float,
-        help="share of classifier crops with lesions (default 0.5; fine-tune: 0.4)",
+        help="share of classifier crops with lesions (default 0.5; fine-tune: 0.3)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, augmentation")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
@@ -107,13 +107,12 @@ def _add_train(sub: _Subparsers) -> None:
         metavar="DIR",
         help="fine-tune: start both networks from this model folder's weights, with the "
         "fine-tune defaults (core/networks/fine_tune.py: early encoder stages frozen, batch 8, "
-        "lr 2e-4); options given explicitly win",
+        "lr 1e-4, hard negatives); options given explicitly win",
     )
     p.add_argument(
         "--hard-negative-share",
         type=float,
-        default=0.0,
-        help="share of negative classifier crops drawn by hardness (e.g. 0.5; default 0)",
+        help="share of negative classifier crops drawn by hardness (default 0; fine-tune 0.5)",
     )
     p.add_argument(
         "--augment",

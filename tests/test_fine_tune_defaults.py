@@ -29,7 +29,8 @@ def test_fine_tune_options_are_the_documented_defaults() -> None:
     opts = fine_tune.fine_tune_options(1800.0, init_from="models")
     assert opts.init_from == "models" and opts.time_budget_s == 1800.0
     assert opts.freeze_stages == fine_tune.FREEZE_STAGES == 2
-    assert opts.batch_size == 8 and opts.lr == pytest.approx(2e-4)
+    assert opts.batch_size == 8 and opts.lr == pytest.approx(1e-4)
+    assert opts.hard_negative_share == 0.5 and opts.positive_share == pytest.approx(0.3)
     assert opts.segmenter.train_crop == (256, 256)
     assert opts.checkpoint_every == 25 and opts.test_fraction == pytest.approx(0.1)
 
@@ -57,9 +58,11 @@ def test_train_command_uses_fine_tune_defaults_only_with_init_from() -> None:
         3000,
         0,
     )
+    assert scratch.hard_negative_share == 0.0
     args = ["train", "d", "--out", "o", "--init-from", "models", "--time-budget", "2400"]
     tuned = _train_options(parser.parse_args(args))
-    assert tuned.freeze_stages == 2 and tuned.lr == pytest.approx(2e-4)
+    assert tuned.freeze_stages == 2 and tuned.lr == pytest.approx(1e-4)
+    assert tuned.hard_negative_share == 0.5
     assert tuned.time_budget_s == 2400 and tuned.init_from == "models"
     given = _train_options(parser.parse_args([*args, "--lr", "0.001", "--seg-crop-rows", "512"]))
     assert given.lr == pytest.approx(0.001) and given.segmenter.train_crop == (512, 256)

@@ -21,7 +21,7 @@ from core.scan import Scan
 from tests.conftest import APP
 from tests.test_quality_cautions_stored import CAUTIONS, store_case_with_cautions
 
-PAGES = Path(APP).parent / "pages"
+PAGES = Path(APP).parent / "app_pages"
 
 
 @pytest.fixture

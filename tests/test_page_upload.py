@@ -219,7 +219,7 @@ def test_inside_the_app_it_links_to_the_review_and_patient_pages(
 ) -> None:
     from tests.conftest import APP
 
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = AppTest.from_file(APP, default_timeout=180).run()  # registers the pages
     at.switch_page("app_pages/upload.py").run()
     assert not at.exception
     at.file_uploader[0].set_value(("scan.dcm", dicom[0], "application/dicom")).run()

@@ -28,7 +28,8 @@ def _export(hot_value: int) -> np.ndarray:
 
 
 def _open_viewer(db_file: Path) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+    # run once first: st.navigation registers the pages that switch_page looks up
+    at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("app_pages/viewer.py").run()
     assert not at.exception
     return at

@@ -122,7 +122,8 @@ def test_findings_from_stored_lesions() -> None:
     assert [p.status for p in findings.lesions] == ["model", "removed", "added"]
     assert len(findings.active("ANT")) == 2
     assert (findings.lesions[2].row, findings.lesions[2].col) == (200.5, 10.5)
-    assert origin[id(findings.lesions[0])] is rows[0]
+    # each point maps back to its row as the mask edits leave it (here: unedited)
+    assert origin[id(findings.lesions[0])] == {**rows[0], "edited": False}
     assert findings_from_stored(stored(rows, quality="cut off"))[0].bstbi is None
 
 

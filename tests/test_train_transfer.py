@@ -136,7 +136,7 @@ def test_options_are_checked() -> None:
 
 def test_train_command_passes_the_new_switches(tmp_path: Path, init_dir: Path) -> None:
     args = build_parser().parse_args(["train", "d", "--out", "o"])
-    assert args.augment == "standard" and args.hard_negative_share == 0.0
+    assert args.augment == "standard" and args.hard_negative_share is None
     assert args.init_from is None
     dataset, out = tmp_path / "dataset", tmp_path / "model"
     _write_dataset(dataset, n=4)

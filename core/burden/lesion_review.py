@@ -372,7 +372,8 @@ def lesion_state(
     removed: set[tuple[str, int]] = set()
     added: dict[str, np.ndarray] = {}
     for lesion in lesions:
-        status = statuses.get(int(lesion["id"]), lesion["status"])
+        # a row not stored yet has no id; only an override needs one
+        status = statuses.get(int(lesion["id"]), lesion["status"]) if statuses else lesion["status"]
         if is_drawn(lesion):
             if status == "added":
                 view = lesion["view"]
