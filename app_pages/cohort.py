@@ -45,6 +45,7 @@ SORTS = {
     "Patient": "pseudonym",
     "Latest BSTBI": "latest_bstbi",
     "Change from baseline": "bstbi_change",
+    "Latest BSI": "bsi",
     "Last study": "last_study_date",
     "Primary tumour": "primary_tumour",
 }
@@ -59,6 +60,7 @@ COLUMNS = {
     "last_study_date": "Last study",
     "baseline_bstbi": "Baseline BSTBI",
     "latest_bstbi": "Latest BSTBI",
+    "bsi": "Latest BSI (%)",
     "bstbi_change": "Change from baseline",
     "response": "Response",
     "model_version": "Model version",
@@ -68,7 +70,8 @@ guard()
 st.title("Cohort")
 st.caption(
     "Every patient in the store, with the burden of the latest reliable analysis (quality "
-    "ok, with a BSTBI) and its change from the first one. Click a row to open the patient."
+    "ok, with a BSTBI) and its change from the first one, and that analysis' Bone Scan "
+    "Index where a skeleton map was read. Click a row to open the patient."
 )
 
 with database() as db:
@@ -87,7 +90,9 @@ cohort["primary_tumour"] = cohort["primary_tumour"].fillna(UNKNOWN)
 cohort["sex"] = cohort["sex"].fillna(UNKNOWN)
 cohort["age_group"] = cohort["age_group"].fillna(UNKNOWN)
 cohort["metastasis"] = cohort["metastasis"].map({True: "yes", False: "no"}).fillna(NOT_ANALYSED)
-for column in ("latest_bstbi", "baseline_bstbi", "bstbi_change"):
+if "bsi" not in cohort:
+    cohort["bsi"] = np.nan  # a store read before it kept the BSI
+for column in ("latest_bstbi", "baseline_bstbi", "bstbi_change", "bsi"):
     cohort[column] = pd.to_numeric(cohort[column], errors="coerce")
 # The latest reliable analysis' model version; "baseline -> latest" where the two differ,
 # since the change from baseline then mixes two models.
@@ -167,7 +172,9 @@ if not n:
 # ---- the table, paginated -------------------------------------------------------------
 s1, s2, s3, s4 = st.columns([2, 1, 1, 1])
 sort_label = s1.selectbox("Sort by", list(SORTS))
-descending = s2.toggle("Descending", value=sort_label in ("Latest BSTBI", "Change from baseline"))
+descending = s2.toggle(
+    "Descending", value=sort_label in ("Latest BSTBI", "Change from baseline", "Latest BSI")
+)
 page_size = int(s3.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(50)))
 n_pages = max(1, math.ceil(n / page_size))
 # A narrower filter can leave the remembered page past the end; the widget would refuse it.
@@ -205,6 +212,12 @@ event = st.dataframe(
         "last_study_date": "Last study",
         "latest_bstbi": st.column_config.NumberColumn("Latest BSTBI", format="%.3f"),
         "bstbi_change": st.column_config.NumberColumn("Change from baseline", format="%+.3f"),
+        "bsi": st.column_config.NumberColumn(
+            "Latest BSI (%)",
+            format="%.2f",
+            help="Bone Scan Index of the latest reliable analysis: percent of the skeletal "
+            "mass involved. Empty without a skeleton map of that scan.",
+        ),
         "response": "Response",
         "model_version": st.column_config.TextColumn(
             "Model version",

@@ -32,6 +32,17 @@ bladder *B*. It is 0 without lesions and 1 when every non-bladder pixel is a les
 Physicians remove false-positive lesions (fractures, degenerative joints, injection
 sites) before the index is reported, and follow it across treatments.
 
+Beside it, a skeleton network labels the skeleton's regions (skull, spine, ribs, pelvis
+and the limbs, left and right), and the **Bone Scan Index** (BSI) gives the percent of
+the skeleton's mass that metastasis involves: each region's involved fraction (the
+larger of the two views) times its share of skeletal mass (ICRP 23), summed:
+"""
+)
+st.latex(r"\mathrm{BSI}\ (\%) = 100 \sum_{r} \mathrm{involved}(r)\,\mathrm{share}(r)")
+st.markdown(
+    """
+A scan without a skeleton map (no skeleton network, or no skeleton found) has no BSI.
+
 Every figure here is a decision aid for a nuclear-medicine physician, not a diagnosis.
 """
 )

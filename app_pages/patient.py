@@ -1,4 +1,4 @@
-"""Patient: BSTBI over time with the treatments, two studies side by side, the report."""
+"""Patient: BSTBI or BSI over time with the treatments, two studies side by side, the report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Any
 
 import streamlit as st
 
-from core.burden.charts import COMMON_AGENTS, model_changes, trajectory_figure
+from core.burden.charts import (
+    COMMON_AGENTS,
+    METRICS,
+    metric_values,
+    model_changes,
+    step_changes,
+    trajectory_figure,
+)
 from core.burden.patient_record import (
     PatientRecord,
     default_pair,
@@ -17,21 +24,28 @@ from core.burden.patient_record import (
     treatments_from_rows,
 )
 from core.burden.pcwg3 import FLAG_CONFIRMED, FLAG_PENDING, FLAG_PROGRESSION
+from core.burden.repeatability import REPEATABILITY
 from core.config import db_path
 from db.annotations import last_change
 from db.connection import open_db
-from db.queries import patient_overview, patient_time_series, study_with_masks
+from db.queries import counts_per_view, patient_overview, patient_time_series, study_with_masks
 from db.store import add_treatment
 from db.treatments import patient_treatments
 from ui.auth import guard, may, names_hidden, refusal, shown_name
 from ui.common import Keys, account, database
 from workflow.patients import load_patient
-from workflow.report import build_patient_report, studies_csv, study_row
+from workflow.report import bsi_by_study, build_patient_report, studies_csv, study_row
 
 OTHER_AGENT = "another agent (type it below)"
 EARLIEST_DATE = dt.date(1900, 1, 1)
 #: Width of a two-view picture on the page, CSS pixels (a 1024-row view stays on screen).
 PICTURE_WIDTH = 380
+#: What the trajectory switch says about each index.
+METRIC_HELP = (
+    "BSTBI: the paper's tumour burden index (0-1), from the uptake of the lesions. "
+    "BSI: the Bone Scan Index, the percent of the skeleton's mass that metastasis "
+    "involves, from the skeleton's regions; it needs a skeleton map of the scan."
+)
 
 
 @st.cache_data(max_entries=16, show_spinner="Matching lesions across the studies...")
@@ -56,6 +70,13 @@ def _pictures(path: str, first: int, second: int, key: tuple[Any, ...]) -> tuple
     del key  # both studies' analyses, burden and newest review change: a review redraws
     with open_db(path) as db:
         return pair_pictures(study_with_masks(db, first), study_with_masks(db, second))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _counts(path: str, study_ids: tuple[int, ...]) -> dict[int, float]:
+    # a study's views never change once stored: the study ids are the whole key
+    with open_db(path) as db:
+        return counts_per_view(db, list(study_ids))
 
 
 def _report(
@@ -219,25 +240,87 @@ with trajectory:
         st.stop()
     # the version of each study's analysis shown: a change of models is marked on the line
     versions = {int(r["study_id"]): r["model_version"] for r in series}
+    # the BSI and the counts are not fields of the record: they come with the series
+    bsi = bsi_by_study(series)
+    counts = _counts(str(db_path()), tuple(int(r["study_id"]) for r in series))
+    if st.session_state.get(Keys.PATIENT_METRIC) not in METRICS:
+        st.session_state[Keys.PATIENT_METRIC] = "bstbi"  # first visit, or the choice undone
+    chosen = st.segmented_control(
+        "Burden index",
+        list(METRICS),
+        format_func=lambda k: METRICS[k].label,
+        key=Keys.PATIENT_METRIC,
+        help=METRIC_HELP,
+    )
+    metric = METRICS[chosen if chosen in METRICS else "bstbi"]
     figure = trajectory_figure(
         record.studies,
         record.treatments,
-        title=f"BSTBI over time: {info.pseudonym}",
+        title=f"{metric.label} over time: {info.pseudonym}",
         model_versions=versions,
+        metric_key=metric.key,
+        values=bsi,
+        counts=counts,
+        mark_changes=True,
     )
     st.plotly_chart(figure, width="stretch")
     for change in model_changes(record.studies, versions):
         st.caption(f":material/swap_horiz: Model version changed: {change.caption()}")
-    reliable = [s for s in record.dated if s.reliable]
+    value = metric_values(record.studies, metric.key, bsi)
+    steps = step_changes(record.studies, metric.key, bsi, counts)
+    if steps:
+        st.dataframe(
+            [
+                {
+                    "from": s.before.date,
+                    "to": s.after.date,
+                    "change": s.words(),
+                    "beyond": s.verdict.beyond,
+                }
+                for s in steps
+            ],
+            hide_index=True,
+            column_config={
+                "from": "From",
+                "to": "To",
+                "change": st.column_config.TextColumn(f"{metric.label} change", width="large"),
+                "beyond": st.column_config.CheckboxColumn(
+                    "Beyond the LSC",
+                    help="Larger than the least significant change: unlikely to be noise.",
+                ),
+            },
+        )
+        measured = (
+            f"Limits measured on {REPEATABILITY.patients} phantom patients x "
+            f"{REPEATABILITY.repeats} re-acquisitions ({REPEATABILITY.source})."
+            if REPEATABILITY.patients
+            else "The repeatability is not measured yet: every limit is 0, so any change "
+            "counts as beyond it."
+        )
+        st.caption(
+            "Each step of the line against the least significant change (LSC, 2.77 x the "
+            "repeatability SD at the noisier study's counts): a triangle half-way along a "
+            "step marks a rise or fall beyond it, a small circle one within it, which cannot "
+            f"be told from noise. {measured}"
+        )
+    reliable = [s for s in record.dated if value[s.study_id] is not None]
     unreliable = [s for s in record.studies if not s.reliable]
+    if metric.key == "bsi" and not reliable and record.dated:
+        st.info(
+            "No study of this patient has a BSI: no skeleton map was read for a scan that "
+            "passed the quality gate (the skeleton network is missing, or it found no "
+            "skeleton on the views). The BSTBI is shown under BSTBI.",
+            icon=":material/info:",
+        )
     if reliable:
         base, latest = reliable[0], reliable[-1]
+        first, last = value[base.study_id] or 0.0, value[latest.study_id] or 0.0
         cols = st.columns(4)
-        cols[0].metric("Baseline BSTBI", f"{base.bstbi:.3f}", help=f"Study of {base.date}")
+        cols[0].metric(f"Baseline {metric.label}", metric.text(first), help=f"Study of {base.date}")
         cols[1].metric(
-            "Latest BSTBI",
-            f"{latest.bstbi:.3f}",
-            delta=None if latest is base else f"{(latest.bstbi or 0) - (base.bstbi or 0):+.3f}",
+            f"Latest {metric.label}",
+            metric.text(last),
+            delta=None if latest is base else metric.text(last - first, signed=True),
             delta_color="inverse",
             help=f"Study of {latest.date}; the change is against the baseline",
         )
@@ -340,7 +423,7 @@ st.dataframe(
     # the cautions as one sentence after another; empty when none
     [
         {
-            **study_row(s, names_hidden()),
+            **study_row(s, names_hidden(), bsi.get(s.study_id)),
             "quality_cautions": " ".join(s.cautions),
             "model_version": versions.get(s.study_id) or "",
         }
@@ -355,6 +438,7 @@ st.dataframe(
         "bstbi",
         "bstbi_change_baseline",
         "bstbi_change_previous",
+        "bsi",
         "hotspots",
         "lesion_area_cm2",
         "new_vs_baseline",
@@ -381,6 +465,12 @@ st.dataframe(
         ),
         "bstbi_change_previous": st.column_config.NumberColumn(
             "Change vs previous", format="%+.3f"
+        ),
+        "bsi": st.column_config.NumberColumn(
+            "BSI (%)",
+            format="%.2f",
+            help="Bone Scan Index: percent of the skeletal mass involved; empty without a "
+            "skeleton map or a reliable analysis.",
         ),
         "hotspots": "Hotspots",
         "lesion_area_cm2": st.column_config.NumberColumn("Lesion area (cm²)", format="%.1f"),
@@ -410,11 +500,12 @@ downloads[0].download_button(
     mime="text/html",
     icon=":material/description:",
     on_click="ignore",
-    help="One self-contained file: the plot, baseline and latest overlays, the studies.",
+    help="One self-contained file: the plot as shown, baseline and latest overlays, the "
+    "studies, the BSI's regions.",
 )
 downloads[1].download_button(
     "Studies (CSV)",
-    data=studies_csv(record.studies, names_hidden()),
+    data=studies_csv(record.studies, names_hidden(), bsi),
     file_name=f"{name}-studies.csv",
     mime="text/csv",
     icon=":material/table:",

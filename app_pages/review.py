@@ -29,7 +29,8 @@ st.caption(
     "joint, the injection site), draw a lesion it missed, erase part of a mark or mark the "
     "bladder: BSTBI is recomputed at once and each change is saved under your account; "
     '"Undo last change" takes back the newest one. Then mark the study reviewed with '
-    "your scan label. The model's own output is never changed."
+    "your scan label. The Bone Scan Index (BSI) follows where the scan has a skeleton map. "
+    "The model's own output is never changed."
 )
 
 with database() as db:
@@ -73,6 +74,7 @@ with database() as db:
             + (f"study {s['study_id']}" if names_hidden() else str(s["source_name"]))
             + " - "
             + (f"BSTBI {s['bstbi']:.4f}" if s["bstbi"] is not None else "burden not reliable")
+            + (f", BSI {s['bsi']:.2f} %" if s.get("bsi") is not None else "")
         )
         for s in analysed
     }
@@ -90,7 +92,8 @@ with database() as db:
     # the edits of this very analysis, read with it: the burden, the pictures and the
     # annotation panel's state all come from one read
     edits = data["mask_edits"]
-    images = rv.study_images(data["study"], data["views"], masks)
+    # the skeleton maps stored with the analysis: the BSI is recomputed on them
+    images = rv.study_images(data["study"], data["views"], masks, data.get("skeletons"))
     history = lesion_history(db, [int(les["id"]) for les in lesions])
     reliable = analysis["quality"] == "ok"
 
@@ -119,7 +122,7 @@ with database() as db:
     model = rv.model_burden(images, masks, lesions)
     reviewed = rv.burden(images, masks, lesions, edits=edits)
     suffix = "" if reliable else " (not reliable)"
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric(f"BSTBI, model{suffix}", f"{model.scan_bstbi:.4f}")
     cols[1].metric(
         f"BSTBI, reviewed{suffix}",
@@ -129,11 +132,25 @@ with database() as db:
         else None,
         delta_color="off",
     )
+    if reviewed.bsi is None or model.bsi is None:
+        cols[2].metric(
+            f"BSI, reviewed{suffix}",
+            "none",
+            help="No skeleton map is stored with this analysis, so it has no Bone Scan Index.",
+        )
+    else:
+        cols[2].metric(
+            f"BSI, reviewed{suffix}",
+            f"{reviewed.bsi:.2f} %",
+            delta=f"{reviewed.bsi - model.bsi:+.2f} %" if reviewed.bsi != model.bsi else None,
+            delta_color="off",
+            help=f"Bone Scan Index, percent of skeletal mass; the model's: {model.bsi:.2f} %.",
+        )
     removed_spots = reviewed.hotspots - model.hotspots
-    cols[2].metric(
+    cols[3].metric(
         "Hotspots, reviewed", reviewed.hotspots, delta=removed_spots or None, delta_color="off"
     )
-    cols[3].metric("Lesion area, reviewed", f"{reviewed.lesion_area_cm2:.1f} cm²")
+    cols[4].metric("Lesion area, reviewed", f"{reviewed.lesion_area_cm2:.1f} cm²")
 
     left, right = st.columns([5, 4])
     with left:
@@ -189,7 +206,8 @@ with database() as db:
             st.session_state[Keys.REVIEW_NOTICE] = {
                 "analysis_id": analysis["id"],
                 "lesion_id": next(iter(changes)),
-                "text": f"{what}: BSTBI {reviewed.scan_bstbi:.4f} -> {after.scan_bstbi:.4f}"
+                "text": f"{what}: "
+                + panel.burden_step(reviewed.scan_bstbi, after.scan_bstbi, reviewed.bsi, after.bsi)
                 + ("" if reliable else " (not reliable, not stored)")
                 + f". Saved by {account()}.",
             }
@@ -286,6 +304,7 @@ with database() as db:
             state=panel.review_state_tag(lesions, edits),
             bstbi_now=reviewed.scan_bstbi,
             account=account(),
+            bsi_now=reviewed.bsi,
         )
     st.subheader("Reviewed")
     panel.reviewed_mark_panel(
@@ -296,4 +315,5 @@ with database() as db:
         may_review=may_review,
         bstbi_now=reviewed.scan_bstbi,
         account=account(),
+        bsi_now=reviewed.bsi,
     )

@@ -18,6 +18,7 @@ from core.reading.uploaded import sha256_of
 from core.scan import Scan
 from db.queries import patient_overview, study_with_masks
 from ui.auth import guard, names_hidden
+from ui.body_map import bsi_absent_reason, show_bsi_regions
 from ui.common import Keys, account, database, models
 from ui.images import opacity_slider, show_overlays
 from ui.uploads import uploaded_scan
@@ -147,7 +148,7 @@ def _show_result(shown: dict[str, Any]) -> None:
             f"Quality: {analysis['quality']} The models' masks are shown for inspection, but "
             "no burden is reported as reliable for this scan."
         )
-    cols = st.columns(5)
+    cols = st.columns(6)
     for column, name, key, threshold in (
         (cols[0], "Metastasis", "metastasis_probability", analysis["metastasis_threshold"]),
         (cols[1], "Bladder", "bladder_probability", THRESHOLD),
@@ -174,9 +175,17 @@ def _show_result(shown: dict[str, Any]) -> None:
         _fmt(analysis["bstbi"], ".4f"),
         help="Bone Scan Tumour Burden Index: the mean of the 4 display images' values (0-1).",
     )
+    bsi = analysis.get("bsi")
+    cols[3].metric(
+        "BSI",
+        "not reported" if bsi is None else f"{bsi:.2f} %",
+        help="Bone Scan Index: the percent of the skeleton's mass that metastasis involves "
+        "(each region's involved fraction, the larger of the two views, times its share "
+        "of skeletal mass).",
+    )
     hotspots = analysis["hotspots"]
-    cols[3].metric("Hotspots", "not reported" if hotspots is None else str(hotspots))
-    cols[4].metric("Lesion area (cm²)", _fmt(analysis["lesion_area_cm2"], ".1f"))
+    cols[4].metric("Hotspots", "not reported" if hotspots is None else str(hotspots))
+    cols[5].metric("Lesion area (cm²)", _fmt(analysis["lesion_area_cm2"], ".1f"))
     per_image = analysis["bstbi_images"]
     st.table(
         {
@@ -187,6 +196,12 @@ def _show_result(shown: dict[str, Any]) -> None:
             },
         }
     )
+    st.subheader("Bone Scan Index by region")
+    reason = bsi_absent_reason(analysis, skeleton_network=shown.get("skeleton_network"))
+    if reason is None:
+        show_bsi_regions(shown.get("skeletons"), analysis.get("bsi_regions"), key="upload-bsi")
+    else:
+        st.info(reason, icon=":material/skeleton:")
     timings = analysis["timings_s"]
     stages = " · ".join(f"{k} {v:.2f} s" for k, v in timings.items())
     st.caption(
@@ -311,6 +326,9 @@ if clicked:
         "study": stored["study"],
         "analysis": stored["analysis"],
         "masks": stored["masks"],
+        "skeletons": stored.get("skeletons") or {},
+        # known for a result analysed now; None for one stored before (other models)
+        "skeleton_network": (loaded.skeleton is not None) if done.result is not None else None,
         "pseudonym": pseudonym,
         "display": display_images(scan),
         "notes": () if done.result is None else done.result.notes,

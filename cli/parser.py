@@ -197,9 +197,12 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 def _add_analyze(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "analyze",
-        help="analyse bone scans: quality, models, lesions, BSTBI; optionally store them",
+        help="analyse bone scans: quality, models, lesions, BSTBI, BSI; optionally store them",
         description="Analyse scans and print one line per scan (JSON with --json): quality, "
-        "probabilities, BSTBI per image and per scan, hotspots, lesion area, seconds (read "
+        "probabilities, BSTBI per image and per scan, hotspots, lesion area, the Bone Scan "
+        "Index (bsi, percent of skeletal mass, and bsi_regions, each region's contribution; "
+        "null when the scan is not diagnostic or no skeleton network read it), the lesions "
+        "(region, side, region_source; their number in text), seconds (read "
         "to result, model loading excluded) and device. Inputs: files (one scan each), an "
         "--anterior/--posterior pair, or a folder (a labelled dataset with cases.csv, else "
         "every *.dcm in it). With --db each scan is stored with its analysis; the patient "

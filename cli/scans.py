@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from core.analysis import AnalysisResult, analyze, model_identity
+from core.analysis import AnalysisResult, Lesion, analyze, model_identity
 from core.config import VIEWS, db_path
 from core.config import model_dir as default_model_dir
 from core.networks.models import LoadedModels, ModelFileError, load_models
@@ -113,7 +113,11 @@ def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, An
         A JSON-able dict: file, quality, the gate's cautions on a scan that passed
         (``quality_cautions``, a list of sentences, empty when none), probabilities, the
         call (None when the gate refused the scan), BSTBI and its 4 images, hotspots,
-        lesion area, seconds, device, and the reader's notes when there are any.
+        lesion area, the Bone Scan Index (``bsi``, percent of skeletal mass) and
+        ``bsi_regions`` (``{region: percent it contributes}``, involved regions only),
+        both None when the gate refused the scan or no skeleton map was read,
+        ``lesions`` (one dict per lesion with its ``region``, ``side`` and
+        ``region_source``), seconds, device, and the reader's notes when there are any.
     """
     line: dict[str, Any] = {
         "file": " + ".join(str(f) for f in files),
@@ -131,12 +135,41 @@ def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, An
         "lesion_area_cm2": None
         if result.lesion_area_cm2 is None
         else round(result.lesion_area_cm2, 2),
+        # the BSI, like the burden, only for a diagnostic scan with a readable skeleton
+        "bsi": None if result.bsi is None else round(result.bsi, 4),
+        "bsi_regions": None
+        if result.bsi is None
+        else {region: round(p, 4) for region, p in result.bsi_regions.items()},
+        "lesions": [_lesion_json(les) for les in result.lesions],
         "seconds": round(result.seconds, 3),
         "device": result.device,
     }
     if result.notes:
         line["notes"] = list(result.notes)
     return line
+
+
+def _lesion_json(lesion: Lesion) -> dict[str, Any]:
+    """One lesion of :func:`analysis_line`: where it is, how large, how hot."""
+    return {
+        "view": lesion.view,
+        "component": lesion.component,
+        "region": lesion.region,
+        # "" (a region from body proportions has no side) is written as null
+        "side": lesion.side or None,
+        "region_source": lesion.region_source,
+        "area_px": lesion.area_px,
+        "area_cm2": round(lesion.area_cm2, 2),
+        "uptake_ratio": None if lesion.uptake_ratio is None else round(lesion.uptake_ratio, 3),
+        "centroid_row": round(lesion.centroid_row, 1),
+        "centroid_col": round(lesion.centroid_col, 1),
+    }
+
+
+def _text_line(line: dict[str, Any]) -> str:
+    """``analyze``'s text line: ``key=value`` pairs, the lesions as their number."""
+    shown = {**line, "lesions": len(line["lesions"])}
+    return "  ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def _write_masks(folder: Path, case: str, result: AnalysisResult) -> None:
@@ -279,7 +312,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(line), flush=True)
             else:
-                print("  ".join(f"{k}={v}" for k, v in line.items()), flush=True)
+                print(_text_line(line), flush=True)
     return 2 if failed else 0
 
 

@@ -40,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from core.anatomy.bsi import bone_scan_index
+from core.anatomy.network import predict_labels
+from core.anatomy.placement import component_regions, unreadable_reason
 from core.burden.indices import (
     bstbi_images,
     hotspot_count,
@@ -61,6 +64,11 @@ from core.scan import Scan
 if TYPE_CHECKING:
     from core.networks.models import LoadedModels
 
+#: :attr:`Lesion.region_source` of a region read from the view's skeleton map.
+REGION_FROM_SKELETON = "skeleton"
+#: :attr:`Lesion.region_source` of the fallback from the body's proportions.
+REGION_FROM_PROPORTIONS = "proportions"
+
 #: Stage names of :attr:`AnalysisResult.timings`, in pipeline order (``read`` and
 #: ``store`` only when the caller measured them).
 STAGES: tuple[str, ...] = (
@@ -69,6 +77,7 @@ STAGES: tuple[str, ...] = (
     "display",
     "classify",
     "segment",
+    "anatomy",
     "lesions_burden",
     "store",
 )
@@ -85,9 +94,16 @@ class Lesion:
         area_cm2: Area in cm² (>= 0).
         uptake_ratio: Mean lesion counts / mean normal-bone counts, or None when
             undefined (no normal-bone reference).
-        region: Skeletal region (:func:`core.imaging.regions.skeletal_region`).
+        region: Skeletal region: a name of :data:`core.anatomy.regions.LABELS` (bone
+            and side, e.g. ``"ribs_left"``) when it came from the view's skeleton map,
+            else a name of :data:`core.imaging.regions.REGIONS` from body proportions.
         centroid_row: Mean row of its pixels.
         centroid_col: Mean column of its pixels.
+        side: The patient's side of its region, ``"left"``, ``"right"`` or ``"mid"``;
+            ``""`` when the region came from body proportions.
+        region_source: ``"skeleton"`` (the skeleton network's map) or
+            ``"proportions"`` (the fallback: no map, an unreadable view, or a lesion
+            off every bone).
     """
 
     view: str
@@ -98,6 +114,8 @@ class Lesion:
     region: str
     centroid_row: float
     centroid_col: float
+    side: str = ""
+    region_source: str = REGION_FROM_PROPORTIONS
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,17 @@ class AnalysisResult:
             (:func:`core.networks.inference.precision_note`).
         model_version: Names the models (with short weight hashes).
         weights_sha256: sha256 over both models' weight hashes.
+        skeletons: ``{view: uint8 (1024, 256)}`` skeleton label maps
+            (:data:`core.anatomy.regions.LABELS`) of the views the skeleton network
+            read; empty without one.
+        bsi: The Bone Scan Index, percent of skeletal mass (:mod:`core.anatomy.bsi`),
+            or None when unreliable or no view's skeleton could be read.
+        raw_bsi: The BSI computed whatever the verdict, or None without a readable map.
+        bsi_regions: ``{region: percent of skeletal mass}`` its regions contribute
+            (sums to ``raw_bsi``), regions with any involvement only.
+        bsi_involvement: ``{region: fraction in [0, 1] of that region involved}``, every
+            region seen on a readable map.
+        anatomy_sha256: sha256 of the skeleton network's weights, "" without one.
     """
 
     quality: QualityVerdict
@@ -152,6 +181,12 @@ class AnalysisResult:
     device: str = "cpu"
     model_version: str = ""
     weights_sha256: str = ""
+    skeletons: dict[str, np.ndarray] = field(default_factory=dict)
+    bsi: float | None = None
+    raw_bsi: float | None = None
+    bsi_regions: dict[str, float] = field(default_factory=dict)
+    bsi_involvement: dict[str, float] = field(default_factory=dict)
+    anatomy_sha256: str = ""
 
     @property
     def seconds(self) -> float:
@@ -227,6 +262,7 @@ def _lesions_of_view(
     counts: np.ndarray,
     mask: np.ndarray,
     spacing: tuple[float, float],
+    skeleton: np.ndarray | None = None,
 ) -> list[Lesion]:
 
     labels, stats = lesion_components(mask)
@@ -239,10 +275,16 @@ def _lesions_of_view(
     sums = np.bincount(labels.ravel(), weights=counts.ravel().astype(np.float64))
     box = body_box(counts)
     pixel_cm2 = spacing[0] * spacing[1] / 100.0
+    on_bone = (
+        [None] * len(stats)
+        if skeleton is None
+        else component_regions(skeleton, labels, max(s.component for s in stats))
+    )
     out = []
     for s in stats:
         mean = sums[s.component] / s.area_px
         uptake = mean / ref_mean if ref_mean > 0 else math.nan
+        bone = on_bone[s.component - 1]
         out.append(
             Lesion(
                 view=view,
@@ -250,9 +292,15 @@ def _lesions_of_view(
                 area_px=s.area_px,
                 area_cm2=s.area_px * pixel_cm2,
                 uptake_ratio=None if not math.isfinite(uptake) else float(uptake),
-                region=skeletal_region(view, s.centroid_row, s.centroid_col, box),
+                region=(
+                    bone.name
+                    if bone is not None
+                    else skeletal_region(view, s.centroid_row, s.centroid_col, box)
+                ),
                 centroid_row=s.centroid_row,
                 centroid_col=s.centroid_col,
+                side=bone.side if bone is not None else "",
+                region_source=REGION_FROM_SKELETON if bone is not None else REGION_FROM_PROPORTIONS,
             )
         )
     return out
@@ -318,12 +366,19 @@ def analyze(
     for t in timings:
         t["classify"] = (total - s_clock.total) / n
         t["segment"] = s_clock.total / n
+    skeleton_maps: list[dict[str, np.ndarray] | None] = []
+    for scan, t in zip(scans, timings, strict=True):
+        start = time.perf_counter()
+        skeleton_maps.append(
+            None if models.skeleton is None else predict_labels(models.skeleton, scan.views)
+        )
+        t["anatomy"] = time.perf_counter() - start
     note = precision_note(models.precision)
     device = describe_device(models.device) + (f", classifier {note}" if note else "")
     version, weights = model_identity(models)
     out: list[AnalysisResult] = []
-    for scan, verdict, disp, pred, t in zip(
-        scans, verdicts, displays, predictions, timings, strict=True
+    for scan, verdict, disp, pred, t, skeleton in zip(
+        scans, verdicts, displays, predictions, timings, skeleton_maps, strict=True
     ):
         out.append(
             result_from_masks(
@@ -339,6 +394,8 @@ def analyze(
                 model_version=version,
                 weights_sha256=weights,
                 pixel_spacing_default=pixel_spacing_default,
+                skeletons=skeleton,
+                anatomy_sha256=models.anatomy_sha256,
             )
         )
     return out
@@ -358,6 +415,8 @@ def result_from_masks(
     model_version: str = "",
     weights_sha256: str = "",
     pixel_spacing_default: tuple[float, float] = DEFAULT_PIXEL_SPACING_MM,
+    skeletons: Mapping[str, np.ndarray] | None = None,
+    anatomy_sha256: str = "",
 ) -> AnalysisResult:
     """Everything after the networks: lesions, regions and burden from label masks.
 
@@ -378,16 +437,26 @@ def result_from_masks(
         model_version: Names the models.
         weights_sha256: sha256 over both models' weight hashes.
         pixel_spacing_default: (row, column) mm used when the scan gives no spacing.
+        skeletons: ``{view: uint8 (1024, 256) skeleton label map}``
+            (:func:`core.anatomy.network.predict_labels`); None or a missing view: the
+            view's lesions are placed by body proportions and it adds nothing to the BSI.
+            A map without spine or pelvis (:func:`core.anatomy.placement.unreadable_reason`)
+            is set aside the same way, with a note.
+        anatomy_sha256: sha256 of the skeleton network's weights.
 
     Returns:
         The :class:`AnalysisResult`.
 
     Raises:
-        ValueError: If a mask's view is not in ``scan`` or its shape differs from the view's.
+        ValueError: If a mask's or skeleton map's view is not in ``scan`` or its shape
+            differs from the view's.
     """
     for v, m in masks.items():
         if v not in scan.views or m.shape != scan.views[v].shape:
             raise ValueError(f"masks[{v!r}] does not fit the scan's views")
+    for v, m in (skeletons or {}).items():
+        if v not in scan.views or m.shape != scan.views[v].shape:
+            raise ValueError(f"skeletons[{v!r}] does not fit the scan's views")
     start = time.perf_counter()
     t = {} if timings is None else timings
     verdict = assess(scan) if verdict is None else verdict
@@ -405,11 +474,38 @@ def result_from_masks(
             f"{spacing[1]:g} mm (the paper's camera and the phantom)"
         )
     label_masks = {v: np.ascontiguousarray(masks[v], dtype=np.uint8) for v in VIEWS if v in masks}
+    readable: dict[str, np.ndarray] = {}
+    for v in label_masks:
+        skeleton = (skeletons or {}).get(v)
+        if skeleton is None:
+            continue
+        reason = unreadable_reason(skeleton)
+        if reason is None:
+            readable[v] = np.ascontiguousarray(skeleton, dtype=np.uint8)
+        else:
+            notes.append(
+                f"{v}: the skeleton network could not read this view ({reason}); its "
+                "lesions are placed by body proportions and it adds nothing to the BSI"
+            )
     lesions = [
         les
         for v, mask in label_masks.items()
-        for les in _lesions_of_view(v, scan.views[v], mask, spacing)
+        for les in _lesions_of_view(v, scan.views[v], mask, spacing, readable.get(v))
     ]
+    index = (
+        bone_scan_index(
+            **{
+                f"{v.lower()}_{part}": array
+                for v, sk in readable.items()
+                for part, array in (
+                    ("skeleton", sk),
+                    ("mask", label_masks[v] == LABEL_METASTASIS),
+                )
+            }
+        )
+        if readable
+        else None
+    )
     per_image = bstbi_images(dict(disp), label_masks)
     raw_bstbi = scan_bstbi(per_image)
     hotspots = sum(hotspot_count(m == LABEL_METASTASIS) for m in label_masks.values())
@@ -441,6 +537,12 @@ def result_from_masks(
         device=device,
         model_version=model_version,
         weights_sha256=weights_sha256,
+        skeletons=readable,
+        bsi=index.bsi if index is not None and reliable else None,
+        raw_bsi=index.bsi if index is not None else None,
+        bsi_regions=dict(index.regions) if index is not None else {},
+        bsi_involvement=dict(index.involvement) if index is not None else {},
+        anatomy_sha256=anatomy_sha256 if readable else "",
     )
 
 

@@ -31,7 +31,7 @@ from sqlite_utils import Database
 from core.burden.lesion_review import MASK_EDIT_ACTIONS
 from core.config import VIEWS
 from db.access import require_role
-from db.queries import mask_edits, quality_cautions
+from db.queries import bsi_regions, mask_edits, quality_cautions, skeleton_maps
 from db.store import (
     BSTBI_COLUMNS,
     audit,
@@ -400,8 +400,10 @@ def analysis_review(db: Database, analysis_id: int) -> dict[str, Any]:
     Returns:
         ``{"study": dict of the studies row, "analysis": dict (as
         :func:`db.queries.study_with_masks` gives it), "masks": {view: uint8 label
-        mask}, "lesions": [dicts with ``drawn``], "edits": mask edits not undone
-        (:func:`mask_edits`)}``; no views (read them with :func:`db.queries.study_views`).
+        mask}, "skeletons": {view: uint8 skeleton label map}
+        (:func:`db.queries.skeleton_maps`), "lesions": [dicts with ``drawn``], "edits":
+        mask edits not undone (:func:`mask_edits`)}``; no views (read them with
+        :func:`db.queries.study_views`).
 
     Raises:
         ValueError: If the analysis does not exist.
@@ -416,6 +418,7 @@ def analysis_review(db: Database, analysis_id: int) -> dict[str, Any]:
     analysis["bstbi_images"] = {
         key: analysis[col] for key, col in BSTBI_COLUMNS.items() if analysis[col] is not None
     }
+    analysis["bsi_regions"] = bsi_regions(analysis["bsi_regions"])
     cur = db.execute("SELECT * FROM studies WHERE id = ?", [analysis["study_id"]])
     study = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
     masks = {
@@ -442,6 +445,7 @@ def analysis_review(db: Database, analysis_id: int) -> dict[str, Any]:
         "study": study,
         "analysis": analysis,
         "masks": masks,
+        "skeletons": skeleton_maps(db, analysis_id),
         "lesions": lesions,
         "edits": mask_edits(db, analysis_id),
     }

@@ -26,6 +26,10 @@ class StoreSummary:
     synthetic_patients: int
 
 
+#: Source formats whose pixels are counts (a DICOM file, a phantom scan).
+COUNT_SOURCES: tuple[str, str] = ("dicom", "phantom")
+
+
 def store_summary(db: Database) -> StoreSummary:
     """Return how many patients (synthetic among them) and studies the store holds."""
     row = db.execute(
@@ -120,6 +124,83 @@ def quality_cautions(stored: str | None) -> list[str]:
     return [str(c) for c in json.loads(stored)]
 
 
+def bsi_regions(stored: str | None) -> dict[str, dict[str, float]]:
+    """Return the Bone Scan Index's breakdown from an ``analyses.bsi_regions`` value.
+
+    Args:
+        stored: The column's JSON text, or None (no BSI, or no analysis).
+
+    Returns:
+        ``{region: {"involvement": fraction in [0, 1], "percent": contribution}}`` for
+        every region seen on a readable skeleton map, in label order; ``{}`` for None.
+    """
+    if stored is None:
+        return {}
+    return {
+        str(name): {"involvement": float(v["involvement"]), "percent": float(v["percent"])}
+        for name, v in json.loads(stored).items()
+    }
+
+
+def skeleton_maps(db: Database, analysis_id: int) -> dict[str, np.ndarray]:
+    """Return an analysis' skeleton label maps (the views the skeleton network read).
+
+    Args:
+        db: An open store.
+        analysis_id: The analysis (an unknown id gives an empty dict).
+
+    Returns:
+        ``{view: uint8 label map}`` (:data:`core.anatomy.regions.LABELS`, 0 background)
+        of its mask's shape; ``{}`` for an analysis without maps (no skeleton network,
+        no readable view, or stored before migration 0009).
+    """
+    return {
+        view: decode_mask(blob, rows, cols)
+        for view, blob, rows, cols in db.execute(
+            "SELECT k.view, k.labels_zlib, m.rows, m.cols FROM skeleton_maps k "
+            "JOIN masks m ON m.analysis_id = k.analysis_id AND m.view = k.view "
+            "WHERE k.analysis_id = ? ORDER BY k.view",
+            [analysis_id],
+        ).fetchall()
+    }
+
+
+def counts_per_view(db: Database, study_ids: Sequence[int]) -> dict[int, float]:
+    """Return each study's counts per view, for its least significant change.
+
+    The figure is the *smaller* view's total: the noisier view limits how small a
+    change can be told from noise (:mod:`core.burden.repeatability`). Only studies whose
+    pixels are counts (DICOM files and phantom scans) have one: an exported picture's
+    pixel sum says nothing about counts, and the limit then falls back to its value at
+    the reference count level.
+
+    Not a column of :func:`patient_time_series`: the counts are only stored as
+    compressed pixels, so this decodes every view (a few ms each); call it for the
+    studies shown, not for a whole cohort.
+
+    Args:
+        db: An open store.
+        study_ids: The studies.
+
+    Returns:
+        ``{study id: the smaller of its views' total counts}``; a study that is unknown,
+        holds no view or is an exported picture is absent.
+    """
+    totals: dict[int, list[float]] = {}
+    marks = ", ".join("?" for _ in study_ids)
+    if not marks:
+        return {}
+    for study_id, rows, cols, dtype, blob in db.execute(
+        "SELECT v.study_id, v.rows, v.cols, v.dtype, v.counts_zlib FROM views v "
+        f"JOIN studies s ON s.id = v.study_id WHERE v.study_id IN ({marks}) "
+        "AND s.source_format IN (?, ?) ORDER BY v.study_id, v.view",
+        [*(int(i) for i in study_ids), *COUNT_SOURCES],
+    ).fetchall():
+        counts = decode_counts(dtype, blob, rows, cols)
+        totals.setdefault(int(study_id), []).append(float(counts.sum(dtype=np.float64)))
+    return {study_id: min(t) for study_id, t in totals.items()}
+
+
 def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     """Return a patient's studies by date, each with the figures of the analysis shown.
 
@@ -138,18 +219,21 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         study_date, injection_delay_h, source_name, analysis_id, quality,
         quality_cautions, bstbi, hotspots, lesion_area_cm2, metastasis_probability,
         metastasis_threshold, bladder_probability, analysed_at, source_ae,
-        model_version``; the analysis keys are None for a study never analysed,
+        model_version, bsi``; the analysis keys are None for a study never analysed,
         ``source_ae`` for a study that came from no DICOM node. ``quality_cautions`` is
         the list of the gate's cautions stored with the analysis (sentences a physician
         must read with the results), ``[]`` when there are none or the study was never
-        analysed.
+        analysed. ``bsi`` is the Bone Scan Index in percent of skeletal mass (after
+        review), None where ``bstbi`` is (an unreliable scan) or without a skeleton map.
+        The mean counts per view are :func:`counts_per_view`'s (not a column here: they
+        need every view decoded).
     """
     rows = db.execute(
         f"""
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
                a.quality_cautions_json, a.bstbi, a.hotspots, a.lesion_area_cm2,
                a.metastasis_probability, a.metastasis_threshold, a.bladder_probability,
-               a.created_at, s.source_ae, a.model_version
+               a.created_at, s.source_ae, a.model_version, a.bsi
         FROM studies s LEFT JOIN analyses a ON a.id = {_SHOWN_ANALYSIS}
         WHERE s.patient_id = :patient_id
         ORDER BY s.study_date, s.id
@@ -159,7 +243,7 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
             "quality", "quality_cautions", "bstbi", "hotspots", "lesion_area_cm2",
             "metastasis_probability", "metastasis_threshold", "bladder_probability",
-            "analysed_at", "source_ae", "model_version")  # fmt: skip
+            "analysed_at", "source_ae", "model_version", "bsi")  # fmt: skip
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for study in out:
         study["quality_cautions"] = quality_cautions(study["quality_cautions"])
@@ -194,6 +278,8 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
         that analysis was decided with. ``model_version`` is the version that made the
         latest reliable analysis, ``baseline_model_version`` the baseline's (None
         without one); where they differ, the change may come from the models.
+        ``bsi`` is the Bone Scan Index (percent) of that latest reliable analysis,
+        None without one or when it has no skeleton map.
     """
     # One Python definition of the age groups (core.config), applied inside the SQL.
     db.conn.create_function("age_group", 1, _age_group_or_none, deterministic=True)
@@ -204,7 +290,7 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
             FROM studies GROUP BY patient_id
         ),
         reliable AS (
-            SELECT s.patient_id, a.bstbi, a.metastasis_probability,
+            SELECT s.patient_id, a.bstbi, a.bsi, a.metastasis_probability,
                    a.metastasis_threshold AS threshold, a.model_version,
                    row_number() OVER w_last AS last_rank,
                    first_value(a.bstbi) OVER w_first AS baseline,
@@ -219,7 +305,8 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
                age_group(CAST(substr(st.last_date, 1, 4) AS INTEGER) - p.birth_year),
                p.primary_tumour, p.synthetic, coalesce(st.n, 0), st.last_date,
                r.bstbi, r.baseline, r.bstbi - r.baseline,
-               r.metastasis_probability >= r.threshold, r.model_version, r.baseline_version
+               r.metastasis_probability >= r.threshold, r.model_version, r.baseline_version,
+               r.bsi
         FROM patients p
         LEFT JOIN st ON st.patient_id = p.id
         LEFT JOIN r ON r.patient_id = p.id
@@ -229,7 +316,7 @@ def cohort_summary(db: Database) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("patient_id", "pseudonym", "sex", "age_group", "primary_tumour", "synthetic",
             "n_studies", "last_study_date", "latest_bstbi", "baseline_bstbi", "bstbi_change",
-            "metastasis", "model_version", "baseline_model_version")  # fmt: skip
+            "metastasis", "model_version", "baseline_model_version", "bsi")  # fmt: skip
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for row in out:
         row["synthetic"] = bool(row["synthetic"])
@@ -282,7 +369,7 @@ def mask_edits(
 
 
 def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None) -> dict[str, Any]:
-    """Return a study with its views, one analysis, its masks, lesions and mask edits.
+    """Return a study with its views, one analysis, its masks, skeleton maps, lesions, edits.
 
     The analysis is the one the pages show (as in :func:`patient_time_series`: the
     newest made by the version in use, :func:`db.model_registry.active_version`, when
@@ -299,12 +386,17 @@ def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None
     Returns:
         ``{"study": dict of the studies row, "views": {view: float32 counts},
         "analysis": dict or None, "masks": {view: uint8 label mask},
-        "lesions": list of dicts, "mask_edits": list of dicts}``. The analysis dict has
+        "skeletons": {view: uint8 skeleton label map}, "lesions": list of dicts,
+        "mask_edits": list of dicts}``. The analysis dict has
         the analyses columns with ``timings_s`` (parsed JSON) instead of
         ``timings_json``, ``quality_cautions`` (the list of the gate's cautions,
-        :func:`quality_cautions`) instead of ``quality_cautions_json``, and
+        :func:`quality_cautions`) instead of ``quality_cautions_json``,
         ``bstbi_images`` ``{(view, level): bstbi}`` (present images only) beside the
-        per-image columns. Lesion dicts have the lesions columns, ``drawn`` (bool uint8
+        per-image columns, and ``bsi_regions`` parsed (:func:`bsi_regions`, ``{}``
+        without a BSI) beside ``bsi``, ``raw_bsi`` and ``anatomy_sha256``.
+        ``skeletons`` are :func:`skeleton_maps` (empty without an analysis or a map).
+        Lesion dicts have the lesions columns (``side`` and ``region_source`` among
+        them, None for lesions stored before they were kept), ``drawn`` (bool uint8
         array or None) instead of ``drawn_zlib``, ordered by view and component.
         ``mask_edits`` are the analysis' edits not undone, in id order, as
         :func:`mask_edits` gives them (empty without an analysis).
@@ -323,6 +415,7 @@ def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None
         "views": study_views(db, study_id),
         "analysis": None,
         "masks": {},
+        "skeletons": {},
         "lesions": [],
         "mask_edits": [],
     }
@@ -348,6 +441,7 @@ def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None
     analysis["bstbi_images"] = {
         key: analysis[col] for key, col in BSTBI_COLUMNS.items() if analysis[col] is not None
     }
+    analysis["bsi_regions"] = bsi_regions(analysis["bsi_regions"])
     out["analysis"] = analysis
     out["masks"] = {
         view: decode_mask(blob, rows, cols)
@@ -356,6 +450,7 @@ def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None
             [analysis["id"]],
         ).fetchall()
     }
+    out["skeletons"] = skeleton_maps(db, int(analysis["id"]))
     cur = db.execute(
         "SELECT * FROM lesions WHERE analysis_id = ? ORDER BY view, component", [analysis["id"]]
     )

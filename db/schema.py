@@ -298,3 +298,48 @@ def _centre_review_models_jobs(db: Database) -> None:
         CREATE UNIQUE INDEX jobs_one_active ON jobs((1)) WHERE state IN ('queued', 'running');
         """
     )
+
+
+@migrations(name="0009_bone_scan_index")
+def _bone_scan_index(db: Database) -> None:
+    # Issue 25: the skeleton's regions and the Bone Scan Index (docs/bsi.md).
+    #
+    # analyses: bsi is the index in percent of skeletal mass, stored only for a reliable
+    # analysis (as bstbi); raw_bsi the model's index whatever the quality gate said (for
+    # inspection; a review does not change it). bsi_regions is a JSON object
+    # {region: {"involvement": fraction, "percent": contribution}} with every region
+    # seen on a readable skeleton map, stored with bsi (NULL where bsi is). anatomy_sha256
+    # names the skeleton network's weights. Older analyses had no skeleton: all NULL.
+    #
+    # lesions: the patient's side of the lesion's region ('left', 'right', 'mid') and
+    # where the region came from ('skeleton' map or body 'proportions'); NULL for rows
+    # stored before this migration and for a side the proportions do not give.
+    #
+    # skeleton_maps: the skeleton network's uint8 label map of each view it could read
+    # (core.anatomy.regions.LABELS, 0 background), zlib of its C-order bytes as masks
+    # are; its shape is its view's mask's (masks.rows, masks.cols), so a map is only
+    # stored beside a mask of the same view.
+    db.executescript(
+        """
+        ALTER TABLE analyses ADD COLUMN bsi REAL CHECK (bsi IS NULL OR bsi BETWEEN 0 AND 100);
+        ALTER TABLE analyses ADD COLUMN raw_bsi REAL
+            CHECK (raw_bsi IS NULL OR raw_bsi BETWEEN 0 AND 100);
+        ALTER TABLE analyses ADD COLUMN bsi_regions TEXT
+            CHECK (bsi_regions IS NULL
+                   OR (json_valid(bsi_regions) AND json_type(bsi_regions) = 'object'));
+        ALTER TABLE analyses ADD COLUMN anatomy_sha256 TEXT;
+
+        ALTER TABLE lesions ADD COLUMN side TEXT
+            CHECK (side IS NULL OR side IN ('left', 'right', 'mid'));
+        ALTER TABLE lesions ADD COLUMN region_source TEXT
+            CHECK (region_source IS NULL OR region_source IN ('skeleton', 'proportions'));
+
+        CREATE TABLE skeleton_maps (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            view TEXT NOT NULL CHECK (view IN ('ANT', 'POST')),
+            labels_zlib BLOB NOT NULL,     -- uint8 skeleton label map, zlib
+            UNIQUE (analysis_id, view)
+        ) STRICT;
+        """
+    )

@@ -30,12 +30,13 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
+from core.anatomy.regions import N_LABELS, REGIONS, Side
 from core.config import LABEL_BLADDER, VIEWS
 from core.imaging.crops import THRESHOLD
 from core.scan import Scan
@@ -335,6 +336,14 @@ def add_treatment(
 
 #: Lesion statuses: kept model lesion, removed by a physician, drawn by a physician.
 LESION_STATUSES: tuple[str, str, str] = ("model", "removed", "added")
+#: ``lesions.side``: the patient's side of the lesion's skeletal region.
+LESION_SIDES: tuple[str, ...] = get_args(Side)
+#: ``lesions.region_source``: the region came from the view's skeleton map, or from the
+#: body's proportions (the values of :attr:`core.analysis.Lesion.region_source`).
+REGION_SOURCES: tuple[str, str] = ("skeleton", "proportions")
+#: Largest Bone Scan Index, in percent of skeletal mass.
+_BSI_MAX = 100.0
+_REGION_NAMES = frozenset(r.name for r in REGIONS)
 #: The analyses column holding the BSTBI of each display image (view, grey level).
 BSTBI_COLUMNS: dict[tuple[str, int], str] = {
     ("ANT", 1): "bstbi_ant_1",
@@ -364,6 +373,14 @@ class AnalysisRecord:
         bstbi: The scan's BSTBI in [0, 1], or None (e.g. not computed).
         hotspots: Hotspot count (>= 0), or None.
         lesion_area_cm2: Lesion area in cm² (>= 0), or None.
+        bsi: The Bone Scan Index in percent of skeletal mass ([0, 100]), or None: like
+            ``bstbi``, only for a reliable analysis with a readable skeleton map.
+        raw_bsi: The index whatever the quality gate said, or None without a readable map.
+        bsi_regions: ``{region: percent of skeletal mass it contributes}`` (regions with
+            any involvement; :attr:`core.analysis.AnalysisResult.bsi_regions`).
+        bsi_involvement: ``{region: involved fraction in [0, 1]}``, every region seen on
+            a readable map (:attr:`core.analysis.AnalysisResult.bsi_involvement`).
+        anatomy_sha256: Hex SHA-256 of the skeleton network's weights, or None.
     """
 
     model_version: str
@@ -379,6 +396,11 @@ class AnalysisRecord:
     bstbi: float | None = None
     hotspots: int | None = None
     lesion_area_cm2: float | None = None
+    bsi: float | None = None
+    raw_bsi: float | None = None
+    bsi_regions: Mapping[str, float] = field(default_factory=dict)
+    bsi_involvement: Mapping[str, float] = field(default_factory=dict)
+    anatomy_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +416,10 @@ class LesionRecord:
         skeletal_region: The skeletal region it lies in, or None.
         centroid_row: Mean row of its pixels, or None.
         centroid_col: Mean column of its pixels, or None.
+        side: The patient's side of its region (one of :data:`LESION_SIDES`), or None
+            (also for ``""``: a region from body proportions has no side).
+        region_source: Where its region came from (one of :data:`REGION_SOURCES`), or
+            None when unknown.
     """
 
     view: str
@@ -404,6 +430,8 @@ class LesionRecord:
     skeletal_region: str | None = None
     centroid_row: float | None = None
     centroid_col: float | None = None
+    side: str | None = None
+    region_source: str | None = None
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
@@ -458,6 +486,75 @@ def _check_per_image(per_image: Mapping[tuple[str, int], float]) -> None:
         _check_unit(f"bstbi per image {key!r}", value)
 
 
+def _check_percent(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= _BSI_MAX):
+        raise ValueError(f"{name} must be a percentage in [0, 100] or None, got {value!r}")
+
+
+def bsi_regions_json(
+    percent: Mapping[str, float], involvement: Mapping[str, float], name: str = "bsi_regions"
+) -> str:
+    """Return the ``analyses.bsi_regions`` JSON of a Bone Scan Index's breakdown.
+
+    Args:
+        percent: ``{region: percent of skeletal mass it contributes}`` (the involved
+            regions, :attr:`core.anatomy.bsi.BoneScanIndex.regions`).
+        involvement: ``{region: involved fraction in [0, 1]}`` of every region seen
+            (:attr:`core.anatomy.bsi.BoneScanIndex.involvement`).
+        name: The argument's name for the error message.
+
+    Returns:
+        A JSON object ``{region: {"involvement": fraction, "percent": contribution}}``
+        with every region of ``involvement`` (``percent`` 0.0 where not involved), in
+        the label order of :data:`core.anatomy.regions.REGIONS`; floats exactly as given.
+
+    Raises:
+        ValueError: If a region is not one of :data:`core.anatomy.regions.REGIONS`, a
+            fraction is outside [0, 1], a percentage outside [0, 100], or ``percent``
+            names a region ``involvement`` lacks.
+    """
+    unknown = sorted((set(percent) | set(involvement)) - _REGION_NAMES)
+    if unknown:
+        raise ValueError(f"{name}: {unknown} are not skeletal regions")
+    unseen = sorted(set(percent) - set(involvement))
+    if unseen:
+        raise ValueError(f"{name}: regions {unseen} contribute but have no involvement")
+    for region, fraction in involvement.items():
+        _check_unit(f"{name} involvement of {region!r}", fraction)
+    for region, share in percent.items():
+        _check_percent(f"{name} percent of {region!r}", share)
+    return json.dumps({
+        r.name: {"involvement": float(involvement[r.name]),
+                 "percent": float(percent.get(r.name, 0.0))}
+        for r in REGIONS if r.name in involvement
+    })  # fmt: skip
+
+
+def _check_skeleton(view: str, skeleton: np.ndarray, masks: Mapping[str, np.ndarray]) -> bytes:
+    if view not in masks:
+        raise ValueError(f"skeletons: view {view!r} has no mask")
+    s = np.asarray(skeleton)
+    if s.dtype != np.uint8 or s.shape != np.shape(masks[view]):
+        raise ValueError(
+            f"skeletons[{view!r}] must be a uint8 label map of its mask's shape "
+            f"{np.shape(masks[view])}, got {s.dtype} {s.shape}"
+        )
+    if s.size and int(s.max()) >= N_LABELS:
+        raise ValueError(
+            f"skeletons[{view!r}]: label {int(s.max())} is not a region (0..{N_LABELS - 1})"
+        )
+    return encode_mask(s)
+
+
+def _check_lesion_place(where: str, side: str | None, source: str | None) -> None:
+    if side not in (None, "", *LESION_SIDES):
+        raise ValueError(f"{where}: side must be one of {LESION_SIDES} or None, got {side!r}")
+    if source not in (None, *REGION_SOURCES):
+        raise ValueError(
+            f"{where}: region_source must be one of {REGION_SOURCES} or None, got {source!r}"
+        )
+
+
 def _check_mask(view: str, mask: np.ndarray) -> np.ndarray:
     if view not in VIEWS:
         raise ValueError(f"masks: view must be one of {VIEWS}, got {view!r}")
@@ -478,8 +575,9 @@ def store_analysis(
     masks: Mapping[str, np.ndarray],
     lesions: Sequence[LesionRecord],
     account: str,
+    skeletons: Mapping[str, np.ndarray] | None = None,
 ) -> int:
-    """Store an analysis with its masks and lesions, and audit it: all or nothing.
+    """Store an analysis with its masks, skeleton maps and lesions, audited: all or nothing.
 
     Args:
         db: An open store.
@@ -490,15 +588,20 @@ def store_analysis(
         lesions: Its lesions, all of status ``"model"``; each view must have a mask
             and each (view, component) must be unique.
         account: Who (or which process) stored it, for the audit log.
+        skeletons: ``{view: uint8 skeleton label map}`` of the views the skeleton
+            network read (:attr:`core.analysis.AnalysisResult.skeletons`), each beside a
+            mask of the same view and shape; None or empty for none.
 
     Returns:
         The new analysis id.
 
     Raises:
         ValueError: If ``study_id`` does not exist, ``account`` or a text field is
-            empty, a probability or BSTBI is outside [0, 1], a per-image key is not a
-            (view, level) of the scan, a mask is unfit, or a lesion names a view
-            without a mask or repeats a (view, component).
+            empty, a probability or BSTBI is outside [0, 1], a BSI outside [0, 100], a
+            BSI region unknown or out of range, a per-image key is not a (view, level)
+            of the scan, a mask or skeleton map is unfit, or a lesion names a view
+            without a mask, repeats a (view, component) or has an unknown side or
+            region source.
         core.auth.AccessDenied: If ``account`` may not upload in this store.
     """
     _check_account(account)
@@ -513,10 +616,19 @@ def store_analysis(
     _check_unit("analysis.bladder_probability", analysis.bladder_probability)
     _check_unit("analysis.bstbi", analysis.bstbi)
     _check_per_image(analysis.bstbi_images)
+    _check_percent("analysis.bsi", analysis.bsi)
+    _check_percent("analysis.raw_bsi", analysis.raw_bsi)
+    # The breakdown is the reliable index's, as the index itself (NULL where bsi is).
+    regions = None
+    if analysis.bsi is not None:
+        regions = bsi_regions_json(
+            analysis.bsi_regions, analysis.bsi_involvement, "analysis.bsi_regions"
+        )
     encoded: dict[str, tuple[tuple[int, ...], bytes]] = {}
     for view, mask in masks.items():
         m = _check_mask(view, mask)
         encoded[view] = (m.shape, encode_mask(m))
+    maps = {view: _check_skeleton(view, sk, masks) for view, sk in (skeletons or {}).items()}
     seen: set[tuple[str, int]] = set()
     for lesion in lesions:
         if lesion.view not in masks:
@@ -524,6 +636,9 @@ def store_analysis(
         if (lesion.view, lesion.component) in seen:
             raise ValueError(f"lesions: ({lesion.view!r}, {lesion.component}) appears twice")
         seen.add((lesion.view, lesion.component))
+        _check_lesion_place(
+            f"lesions ({lesion.view!r}, {lesion.component})", lesion.side, lesion.region_source
+        )
     per_image = {column: analysis.bstbi_images.get(key) for key, column in BSTBI_COLUMNS.items()}
     with write_transaction(db):
         require_role(db, account, "upload")
@@ -545,17 +660,26 @@ def store_analysis(
             "lesion_area_cm2": analysis.lesion_area_cm2,
             "quality": analysis.quality,
             "quality_cautions_json": json.dumps(list(analysis.quality_cautions)),
+            "bsi": analysis.bsi,
+            "raw_bsi": analysis.raw_bsi,
+            "bsi_regions": regions,
+            "anatomy_sha256": analysis.anatomy_sha256 or None,
         })  # fmt: skip
         insert_rows(db, "masks", [
             {"analysis_id": analysis_id, "view": v, "rows": shape[0], "cols": shape[1],
              "labels_zlib": blob}
             for v, (shape, blob) in encoded.items()
         ])  # fmt: skip
+        insert_rows(db, "skeleton_maps", [
+            {"analysis_id": analysis_id, "view": v, "labels_zlib": blob}
+            for v, blob in maps.items()
+        ])  # fmt: skip
         insert_rows(db, "lesions", [
             {"analysis_id": analysis_id, "view": les.view, "component": les.component,
              "area_px": les.area_px, "area_cm2": les.area_cm2, "uptake_ratio": les.uptake_ratio,
              "skeletal_region": les.skeletal_region, "centroid_row": les.centroid_row,
-             "centroid_col": les.centroid_col, "status": "model"}
+             "centroid_col": les.centroid_col, "status": "model", "side": les.side or None,
+             "region_source": les.region_source}
             for les in lesions
         ])  # fmt: skip
         audit(
@@ -571,6 +695,7 @@ def store_analysis(
                 "quality": analysis.quality,
                 "quality_cautions": list(analysis.quality_cautions),
                 "bstbi": analysis.bstbi,
+                "bsi": analysis.bsi,
                 "hotspots": analysis.hotspots,
                 "lesions": len(lesions),
             },
@@ -600,14 +725,16 @@ def add_drawn_lesion(
         analysis_id: The analysis it belongs to (must exist).
         view: ``"ANT"`` or ``"POST"``.
         drawn: bool or 0/1 2-D array of the view's mask shape, at least one pixel set.
-        lesion: Its other figures (area_cm2, uptake, region, centroid); ``view``,
-            ``component`` and ``area_px`` are taken from the arguments and ``drawn``.
+        lesion: Its other figures (area_cm2, uptake, region, side, region source,
+            centroid); ``view``, ``component`` and ``area_px`` are taken from the
+            arguments and ``drawn``.
         account: Who drew it.
         reason: Why, for the audit log.
 
     Raises:
         ValueError: If the analysis does not exist or has no mask of ``view``,
-            ``drawn`` has another shape or no pixel, or ``account`` is empty.
+            ``drawn`` has another shape or no pixel, ``lesion`` has an unknown side or
+            region source, or ``account`` is empty.
         core.auth.AccessDenied: If ``account`` may not review in this store.
     """
     _check_account(account)
@@ -621,6 +748,7 @@ def add_drawn_lesion(
         raise ValueError("drawn must have at least one pixel set")
     blob = encode_mask(d.astype(np.uint8))
     extra = lesion or LesionRecord(view=view, component=1, area_px=area_px)
+    _check_lesion_place("lesion", extra.side, extra.region_source)
     with write_transaction(db):
         require_role(db, account, "review")
         shape = db.execute(
@@ -640,6 +768,7 @@ def add_drawn_lesion(
             "area_px": area_px, "area_cm2": extra.area_cm2, "uptake_ratio": extra.uptake_ratio,
             "skeletal_region": extra.skeletal_region, "centroid_row": extra.centroid_row,
             "centroid_col": extra.centroid_col, "status": "added", "drawn_zlib": blob,
+            "side": extra.side or None, "region_source": extra.region_source,
         })  # fmt: skip
         audit(
             db,
@@ -703,7 +832,7 @@ def set_lesion_status(db: Database, lesion_id: int, status: str, account: str, r
         )
 
 
-_BURDEN_COLUMNS = (*BSTBI_COLUMNS.values(), "bstbi", "hotspots", "lesion_area_cm2")
+_BURDEN_COLUMNS = (*BSTBI_COLUMNS.values(), "bstbi", "hotspots", "lesion_area_cm2", "bsi")
 
 
 def update_analysis_burden(
@@ -714,8 +843,15 @@ def update_analysis_burden(
     hotspots: int,
     lesion_area_cm2: float,
     account: str,
+    *,
+    bsi: float | None = None,
+    bsi_regions: Mapping[str, float] | None = None,
+    bsi_involvement: Mapping[str, float] | None = None,
 ) -> None:
     """Replace an analysis' burden figures after review, with an audit row.
+
+    The Bone Scan Index is replaced with the others: ``bsi`` None (no skeleton map)
+    stores NULL for ``bsi`` and ``bsi_regions``. ``raw_bsi`` stays the model's.
 
     Args:
         db: An open store.
@@ -727,20 +863,28 @@ def update_analysis_burden(
         hotspots: Hotspot count (>= 0).
         lesion_area_cm2: Lesion area (>= 0).
         account: Who reviewed.
+        bsi: The Bone Scan Index of the reviewed masks in percent
+            (:attr:`core.burden.lesion_review.BurdenResult.bsi`), or None.
+        bsi_regions: Its ``{region: percent contribution}`` (involved regions).
+        bsi_involvement: Its ``{region: involved fraction}`` (every region seen).
 
     Raises:
         ValueError: If the analysis does not exist, a value is out of range, a key of
-            ``per_image`` is not a (view, level), or ``account`` is empty.
+            ``per_image`` is not a (view, level), a BSI region is unknown or out of
+            range, or ``account`` is empty.
         core.auth.AccessDenied: If ``account`` may not review in this store.
     """
     _check_account(account)
     _check_per_image(per_image)
     _check_unit("scan_bstbi", scan_bstbi)
+    _check_percent("bsi", bsi)
     if hotspots < 0:
         raise ValueError(f"hotspots must be >= 0, got {hotspots}")
     if not (math.isfinite(lesion_area_cm2) and lesion_area_cm2 >= 0):
         raise ValueError(f"lesion_area_cm2 must be finite and >= 0, got {lesion_area_cm2}")
-    new = [per_image.get(key) for key in BSTBI_COLUMNS] + [scan_bstbi, hotspots, lesion_area_cm2]
+    regions = None if bsi is None else bsi_regions_json(bsi_regions or {}, bsi_involvement or {})
+    figures: list[float | int | None] = [scan_bstbi, hotspots, lesion_area_cm2, bsi]
+    new = [per_image.get(key) for key in BSTBI_COLUMNS] + figures
     after = dict(zip(_BURDEN_COLUMNS, new, strict=True))
     with write_transaction(db):
         require_role(db, account, "review")
@@ -749,7 +893,8 @@ def update_analysis_burden(
         ).fetchone()
         if row is None:
             raise ValueError(f"analysis_id {analysis_id} does not exist")
-        schema_table(db, "analyses").update(analysis_id, after)
+        # the regions follow from the masks and the maps: kept in the row, not the audit
+        schema_table(db, "analyses").update(analysis_id, {**after, "bsi_regions": regions})
         audit(
             db,
             account=account,

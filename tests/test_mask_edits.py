@@ -367,7 +367,7 @@ def test_an_edit_and_its_burden_are_one_event(db_file: Path) -> None:
 def test_a_failing_burden_update_rolls_the_edit_back(
     db_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*_: object) -> None:
+    def refuse(*_: object, **__: object) -> None:
         raise ValueError("the burden update failed")
 
     monkeypatch.setattr(review_changes, "update_analysis_burden", refuse)

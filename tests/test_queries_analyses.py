@@ -100,7 +100,7 @@ def test_cohort_summary_rows(db_file: Path, store: dict) -> None:
         "primary_tumour": "lung", "synthetic": False, "n_studies": 3,
         "last_study_date": "2022-06-01", "latest_bstbi": 0.3, "baseline_bstbi": 0.1,
         "bstbi_change": pytest.approx(0.2), "metastasis": True,
-        "model_version": "m", "baseline_model_version": "m",
+        "model_version": "m", "baseline_model_version": "m", "bsi": None,
     }  # fmt: skip
     # B's last study is not diagnostic: its burden and probability are not used.
     assert b == {
@@ -108,7 +108,7 @@ def test_cohort_summary_rows(db_file: Path, store: dict) -> None:
         "primary_tumour": "breast", "synthetic": True, "n_studies": 3,
         "last_study_date": "2021-05-01", "latest_bstbi": 0.05, "baseline_bstbi": 0.0,
         "bstbi_change": 0.05, "metastasis": False,
-        "model_version": "m", "baseline_model_version": "m",
+        "model_version": "m", "baseline_model_version": "m", "bsi": None,
     }  # fmt: skip
     assert c["n_studies"] == 0 and c["age_group"] is None and c["latest_bstbi"] is None
     assert c["metastasis"] is None and c["last_study_date"] is None

@@ -115,8 +115,8 @@ def test_unreliable_burden_is_not_in_the_study_table() -> None:
     assert "not diagnostic: too few counts" in row.group(1)
     assert "2024-02-01" in row.group(1)
     assert '<td class="num">2.0</td>' in row.group(1)  # its delay stays
-    # no BSTBI, changes, hotspots, area, new-lesion counts or flag
-    assert len(re.findall(r"<td[^>]*></td>", row.group(1))) == 8
+    # no BSTBI, changes, BSI, hotspots, area, new-lesion counts or flag
+    assert len(re.findall(r"<td[^>]*></td>", row.group(1))) == 9
 
 
 def test_notes_file_names_and_captions_are_escaped() -> None:

@@ -109,7 +109,7 @@ def test_an_analysis_is_stored_and_read_back(db_file: Path) -> None:
     assert got["lesions"][1]["centroid_row"] == 5.0 and got["lesions"][0]["drawn"] is None
     assert audit == [("store_analysis", "analysis", aid, None, {
         "study_id": sid, "model_version": "unet-1", "quality": "ok", "quality_cautions": [],
-        "bstbi": 0.15, "hotspots": 3, "lesions": 3})]  # fmt: skip
+        "bstbi": 0.15, "bsi": None, "hotspots": 3, "lesions": 3})]  # fmt: skip
 
 
 def test_a_view_missing_leaves_its_bstbi_null(db_file: Path) -> None:

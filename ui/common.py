@@ -46,6 +46,8 @@ class Keys:
     UPLOAD_OPACITY = "upload_opacity"
     #: Patient page: its patient selectbox (kept in step with PATIENT_ID).
     PATIENT_PICK = "patient_pick"
+    #: Patient page: the burden index the trajectory follows (``"bstbi"`` or ``"bsi"``).
+    PATIENT_METRIC = "patient_metric"
     #: The signed-in account's username (str); absent while signed out or in demo mode.
     ACCOUNT = "account"
     #: The signed-in account's role, re-read from the store on every run (str), or None

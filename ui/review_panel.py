@@ -368,21 +368,50 @@ def review_state_tag(
     return f"{zlib.crc32(text.encode()):08x}"
 
 
-def event_notice(event: ReviewEvent, before: float, account: str) -> str:
-    """The sentence shown after a saved event: what, BSTBI before -> after, who."""
+def _bsi_text(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f} %"
+
+
+def burden_step(
+    bstbi_before: float,
+    bstbi_after: float,
+    bsi_before: float | None = None,
+    bsi_after: float | None = None,
+) -> str:
+    """The figures before -> after a review change, BSTBI then BSI.
+
+    E.g. ``"BSTBI 0.1000 -> 0.1250, BSI 1.20 % -> 1.45 %"``; the BSI only when the
+    analysis has one (a skeleton map was read), so a scan without one reads as before.
+    """
+    text = f"BSTBI {bstbi_before:.4f} -> {bstbi_after:.4f}"
+    if bsi_before is None and bsi_after is None:
+        return text
+    return f"{text}, BSI {_bsi_text(bsi_before)} -> {_bsi_text(bsi_after)}"
+
+
+def event_notice(
+    event: ReviewEvent, before: float, account: str, bsi_before: float | None = None
+) -> str:
+    """The sentence shown after a saved event: what, BSTBI (and BSI) before -> after, who."""
     return (
-        f"{event.what[:1].upper()}{event.what[1:]}: BSTBI {before:.4f} -> "
-        f"{event.burden.scan_bstbi:.4f}"
+        f"{event.what[:1].upper()}{event.what[1:]}: "
+        + burden_step(before, event.burden.scan_bstbi, bsi_before, event.burden.bsi)
         + ("" if event.stored else " (not reliable, not stored)")
         + f". Saved by {account}."
     )
 
 
-def _saved(analysis_id: int, event: ReviewEvent, before: float, account: str) -> None:
+def _saved(
+    analysis_id: int,
+    event: ReviewEvent,
+    before: float,
+    account: str,
+    bsi_before: float | None = None,
+) -> None:
     st.session_state[Keys.REVIEW_NOTICE] = {
         "analysis_id": analysis_id,
         "lesion_id": event.lesion_id,
-        "text": event_notice(event, before, account),
+        "text": event_notice(event, before, account, bsi_before),
     }
     st.rerun()
 
@@ -401,6 +430,7 @@ def annotation_panel(
     state: str,
     bstbi_now: float,
     account: str,
+    bsi_now: float | None = None,
 ) -> None:
     """Draw a missed lesion, erase part of a mark, mark or erase bladder; undo.
 
@@ -421,6 +451,7 @@ def annotation_panel(
         state: :func:`review_state_tag` of the stored review.
         bstbi_now: The reviewed BSTBI before the change, for the notice.
         account: Who is signed in.
+        bsi_now: The reviewed BSI before the change (None without a skeleton map).
     """
     analysis_id = int(analysis["id"])
     views = [v for v in VIEWS if v in masks and v in pictures]
@@ -494,7 +525,7 @@ def annotation_panel(
             else:
                 event = edit_mask(db, analysis=analysis, images=images, masks=masks, view=view,
                                   action=tool, pixels=pixels, account=account)  # fmt: skip
-            _saved(analysis_id, event, bstbi_now, account)
+            _saved(analysis_id, event, bstbi_now, account, bsi_now)
         change = last_change(db, analysis_id)
         if st.button(
             "Undo last change",
@@ -506,7 +537,7 @@ def annotation_panel(
         ):
             event = undo_change(db, analysis=analysis, images=images, masks=masks, account=account)
             event = ReviewEvent(f"undone: {event.what}", event.burden, event.stored)
-            _saved(analysis_id, event, bstbi_now, account)
+            _saved(analysis_id, event, bstbi_now, account, bsi_now)
         if change is not None:
             st.caption(f"Last change: {change['what']}, by {change['account']}.")
 
@@ -530,6 +561,7 @@ def reviewed_mark_panel(
     may_review: bool,
     bstbi_now: float,
     account: str,
+    bsi_now: float | None = None,
 ) -> None:
     """The reviewed mark: who marked the study reviewed and when, with the scan label.
 
@@ -569,7 +601,7 @@ def reviewed_mark_panel(
             metastasis=SCAN_LABELS[str(label)],
             account=account,
         )
-        _saved(analysis_id, event, bstbi_now, account)
+        _saved(analysis_id, event, bstbi_now, account, bsi_now)
     if mark is not None and right.button("Unmark reviewed", icon=":material/remove_done:"):
         unmark_reviewed(db, analysis_id, account)
         st.session_state[Keys.REVIEW_NOTICE] = {

@@ -50,9 +50,11 @@ def to_records(
         result: From :func:`analyze`.
 
     Returns:
-        ``(analysis, masks, lesions)``: the record (burden figures None when the scan
-        is unreliable; ``quality`` is ``"ok"`` or the verdict's reason), the uint8
-        label masks per view, and one :class:`db.store.LesionRecord` per lesion.
+        ``(analysis, masks, lesions)``: the record (burden figures and the BSI None when
+        the scan is unreliable, ``raw_bsi`` whatever the verdict; ``quality`` is
+        ``"ok"`` or the verdict's reason), the uint8 label masks per view, and one
+        :class:`db.store.LesionRecord` per lesion (with its side and region source).
+        The skeleton maps are ``result.skeletons`` (:func:`store_result` stores them).
     """
     record = AnalysisRecord(
         model_version=result.model_version or "unknown",
@@ -68,6 +70,11 @@ def to_records(
         bstbi=result.bstbi,
         hotspots=result.hotspots,
         lesion_area_cm2=result.lesion_area_cm2,
+        bsi=result.bsi,
+        raw_bsi=result.raw_bsi,
+        bsi_regions=dict(result.bsi_regions),
+        bsi_involvement=dict(result.bsi_involvement),
+        anatomy_sha256=result.anatomy_sha256 or None,
     )
     lesions = [
         LesionRecord(
@@ -79,10 +86,43 @@ def to_records(
             skeletal_region=les.region,
             centroid_row=les.centroid_row,
             centroid_col=les.centroid_col,
+            side=les.side or None,
+            region_source=les.region_source,
         )
         for les in result.lesions
     ]
     return record, dict(result.masks), lesions
+
+
+def store_result(db: Database, study_id: int, result: AnalysisResult, *, account: str) -> int:
+    """Store the analysis of a study: its record, masks, skeleton maps and lesions.
+
+    The one conversion of a result into :func:`db.store.store_analysis`'s arguments
+    that every path shares (upload, re-analysis, the DICOM node, Ray), so none drops a
+    figure; one transaction (the caller's, when one is open).
+
+    Args:
+        db: An open store.
+        study_id: The study ``result`` analyses.
+        result: From :func:`analyze`.
+        account: Who (or which process) analysed, for the audit log.
+
+    Returns:
+        The new analysis id.
+
+    Raises:
+        ValueError: As :func:`db.store.store_analysis`.
+    """
+    record, masks, lesions = to_records(result)
+    return store_analysis(
+        db,
+        study_id=study_id,
+        analysis=record,
+        masks=masks,
+        lesions=lesions,
+        account=account,
+        skeletons=dict(result.skeletons),
+    )
 
 
 class Ingested(NamedTuple):
@@ -171,7 +211,6 @@ def ingest(
     if result is None:
         read = None if read_seconds is None else [read_seconds]
         (result,) = analyze([scan], models, read_seconds=read)
-    record, masks, lesions = to_records(result)
     start = time.perf_counter()
     with db.atomic():
         # Asked again inside the write transaction: another upload of the same file may
@@ -210,9 +249,7 @@ def ingest(
             ).study_id
         else:
             study_id = existing_study
-        analysis_id = store_analysis(
-            db, study_id=study_id, analysis=record, masks=masks, lesions=lesions, account=account
-        )
+        analysis_id = store_result(db, study_id, result, account=account)
     result.timings["store"] = time.perf_counter() - start
     return Ingested(study_id, analysis_id, existing_study is None, result)
 
@@ -247,7 +284,6 @@ def store_stored_result(
     """
     if version is not None and result.model_version != version:
         raise ValueError(f"result was made by {result.model_version!r}, not by version {version!r}")
-    record, masks, lesions = to_records(result)
     with db.atomic():
         done = (
             has_analysis(db, study_id)
@@ -256,9 +292,7 @@ def store_stored_result(
         )
         if done:
             return None
-        return store_analysis(
-            db, study_id=study_id, analysis=record, masks=masks, lesions=lesions, account=account
-        )
+        return store_result(db, study_id, result, account=account)
 
 
 def analyze_stored(

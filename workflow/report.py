@@ -2,9 +2,14 @@
 
 The HTML opens offline: plotly.js is inlined (no ``<script src>``), the pictures are
 PNG data URIs, the style is inline. It holds who the patient is (with the synthetic
-flag), the BSTBI trajectory, the baseline and latest overlays, the studies and their
-follow-up figures (each study's quality cautions listed under its quality), the
-treatments, the warnings and when it was generated.
+flag), the trajectory (BSTBI or BSI, as the page showed it), the baseline and latest
+overlays, the studies and their follow-up figures with the Bone Scan Index beside the
+BSTBI (each study's quality cautions listed under its quality), the BSI's regions of the
+latest study that has one, the treatments, the warnings and when it was generated.
+
+The BSI is not a field of :class:`~core.burden.patient_record.StudyPoint`: it comes from
+the store's time series (:func:`db.queries.patient_time_series`) as ``{study_id: BSI}``,
+and the pure functions here take it as an argument.
 
 The markup is the jinja2 template ``templates/patient_report.html.j2`` beside this
 module, rendered with autoescaping: every value (pseudonym, name, notes, file names,
@@ -18,7 +23,7 @@ import base64
 import csv
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from sqlite_utils import Database
 
+from core.burden.charts import RegionRow, bsi_region_rows
 from core.burden.patient_record import (
     PatientRecord,
     StudyPoint,
@@ -35,7 +41,7 @@ from core.burden.patient_record import (
     pair_pictures,
     study_picture,
 )
-from db.queries import study_with_masks
+from db.queries import patient_time_series, study_with_masks
 
 #: Columns of the studies CSV, in order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -47,6 +53,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "bstbi",
     "bstbi_change_baseline",
     "bstbi_change_previous",
+    "bsi",
     "hotspots",
     "lesion_area_cm2",
     "new_vs_baseline",
@@ -100,6 +107,7 @@ _FORMATS: dict[str, str] = {
     "bstbi": "{:.3f}",
     "bstbi_change_baseline": "{:+.3f}",
     "bstbi_change_previous": "{:+.3f}",
+    "bsi": "{:.2f}",
     "lesion_area_cm2": "{:.1f}",
     "injection_delay_h": "{:.1f}",
 }
@@ -113,13 +121,21 @@ def _cell(value: object, fmt: str = "{}") -> str:
     return fmt.format(value)
 
 
-def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
+def study_row(
+    point: StudyPoint, hide_files: bool = False, bsi: float | None = None
+) -> dict[str, object]:
     """Return one study as a flat dict keyed by :data:`CSV_COLUMNS` (tables, CSV).
 
     The burden figures of a study that is not reliable are None; so is the uploaded
     file's name when ``hide_files`` (names hidden: file names can carry a patient's name).
     The quality cautions are joined by :data:`CAUTION_SEPARATOR` (None when there are
     none).
+
+    Args:
+        point: The study.
+        hide_files: Leave the file's name out.
+        bsi: The study's Bone Scan Index in percent (from the store's time series), or
+            None when it has none (no skeleton read, or not reliable).
     """
     return {
         "study_date": point.date.isoformat() if point.date else None,
@@ -131,6 +147,7 @@ def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
         "bstbi": point.bstbi if point.reliable else None,
         "bstbi_change_baseline": point.bstbi_change_baseline,
         "bstbi_change_previous": point.bstbi_change_previous,
+        "bsi": bsi if point.reliable else None,
         "hotspots": point.hotspots if point.reliable else None,
         "lesion_area_cm2": point.lesion_area_cm2 if point.reliable else None,
         "new_vs_baseline": point.new_vs_baseline,
@@ -144,19 +161,24 @@ def study_row(point: StudyPoint, hide_files: bool = False) -> dict[str, object]:
     }
 
 
-def studies_csv(studies: Sequence[StudyPoint], hide_files: bool = False) -> str:
+def studies_csv(
+    studies: Sequence[StudyPoint],
+    hide_files: bool = False,
+    bsi: Mapping[int, float | None] | None = None,
+) -> str:
     """Return the studies as CSV text: a header of :data:`CSV_COLUMNS`, one row per study.
 
-    Empty cells for unknown values; the burden figures (BSTBI, hotspots, lesion area)
-    of a study that is not reliable are empty, ``quality`` says why; a study's quality
-    cautions are joined by :data:`CAUTION_SEPARATOR` in ``quality_cautions``; file names
-    are empty when ``hide_files``.
+    Empty cells for unknown values; the burden figures (BSTBI, BSI, hotspots, lesion
+    area) of a study that is not reliable are empty, ``quality`` says why; a study's
+    quality cautions are joined by :data:`CAUTION_SEPARATOR` in ``quality_cautions``;
+    file names are empty when ``hide_files``. ``bsi`` is ``{study_id: BSI in percent}``
+    (:func:`bsi_by_study`); a study it does not name has an empty BSI.
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for point in studies:
-        row = study_row(point, hide_files)
+        row = study_row(point, hide_files, (bsi or {}).get(point.study_id))
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 
@@ -182,8 +204,35 @@ class _Figure:
     src: str
 
 
-def _summary(record: PatientRecord) -> list[str]:
-    """Return the summary's sentences: study counts, first and last BSTBI, PCWG3 clock."""
+@dataclass(frozen=True)
+class RegionTable:
+    """The BSI's regions of one study, for the report.
+
+    Attributes:
+        study: The study (the latest reliable one with a BSI).
+        bsi: Its BSI, percent of skeletal mass.
+        rows: Its involved regions (:func:`core.burden.charts.bsi_region_rows`).
+    """
+
+    study: StudyPoint
+    bsi: float
+    rows: tuple[RegionRow, ...]
+
+
+def bsi_by_study(series: Sequence[Mapping[str, object]]) -> dict[int, float | None]:
+    """Return ``{study_id: BSI}`` from rows of :func:`db.queries.patient_time_series`.
+
+    A row without the key (a store from before the BSI) gives None.
+    """
+    out: dict[int, float | None] = {}
+    for row in series:
+        value = row.get("bsi")
+        out[int(str(row["study_id"]))] = None if value is None else float(str(value))
+    return out
+
+
+def _summary(record: PatientRecord, bsi: Mapping[int, float | None]) -> list[str]:
+    """Return the summary's sentences: study counts, first and last BSTBI and BSI, PCWG3."""
     reliable = [s for s in record.dated if s.reliable]
     items = [f"{len(record.studies)} studies, {len(reliable)} with a reliable BSTBI."]
     if reliable:
@@ -192,6 +241,15 @@ def _summary(record: PatientRecord) -> list[str]:
             f"BSTBI {first.bstbi:.3f} at baseline ({first.date}), {last.bstbi:.3f} at the latest "
             f"study ({last.date})."
         )
+    with_bsi = [s for s in reliable if bsi.get(s.study_id) is not None]
+    if with_bsi:
+        first, last = with_bsi[0], with_bsi[-1]
+        items.append(
+            f"BSI {bsi[first.study_id]:.2f} % of the skeleton at the first study with one "
+            f"({first.date}), {bsi[last.study_id]:.2f} % at the latest ({last.date})."
+        )
+    elif reliable:
+        items.append("No study has a BSI: no skeleton map was read for its scans.")
     fu = record.followup
     if fu is not None and fu.studies:
         items.append(
@@ -213,6 +271,8 @@ def patient_report_html(
     generated: dt.datetime | None = None,
     name: str | None = None,
     hide_files: bool = False,
+    bsi: Mapping[int, float | None] | None = None,
+    regions: RegionTable | None = None,
 ) -> str:
     """Return the per-patient report as one self-contained HTML document.
 
@@ -225,10 +285,15 @@ def patient_report_html(
         name: The patient's name, shown beside the pseudonym; None (names hidden, or
             none stored) leaves the report with the pseudonym only.
         hide_files: Leave the uploaded files' names out (names hidden).
+        bsi: ``{study_id: BSI in percent}`` (:func:`bsi_by_study`); None or a study not
+            named: no BSI for it.
+        regions: The BSI's regions of the latest study with one (:func:`region_table`),
+            or None for none.
 
     Returns:
         The HTML text (UTF-8); plotly.js is inlined, so it opens without a network.
     """
+    by_study = dict(bsi or {})
     info = record.info
     when = (generated or dt.datetime.now()).replace(microsecond=0)
     last = record.dated[-1].date if record.dated else None
@@ -250,13 +315,14 @@ def patient_report_html(
         )
         for p in pictures
     ]
-    study_rows = [study_row(s, hide_files) for s in record.studies]
+    study_rows = [study_row(s, hide_files, by_study.get(s.study_id)) for s in record.studies]
     study_headers = ("Date", "Quality", "BSTBI", "Change vs baseline", "Change vs previous",
-                     "Hotspots", "Lesion area (cm²)", "New vs baseline", "New vs previous",
-                     "PCWG3", "Delay (h)", "File")  # fmt: skip
+                     "BSI (%)", "Hotspots", "Lesion area (cm²)", "New vs baseline",
+                     "New vs previous", "PCWG3", "Delay (h)", "File")  # fmt: skip
     study_keys = ("study_date", "quality", "bstbi", "bstbi_change_baseline",
-                  "bstbi_change_previous", "hotspots", "lesion_area_cm2", "new_vs_baseline",
-                  "new_vs_previous", "pcwg3", "injection_delay_h", "source_name")  # fmt: skip
+                  "bstbi_change_previous", "bsi", "hotspots", "lesion_area_cm2",
+                  "new_vs_baseline", "new_vs_previous", "pcwg3", "injection_delay_h",
+                  "source_name")  # fmt: skip
     treatment_rows = [
         _Row(
             "",
@@ -275,7 +341,7 @@ def patient_report_html(
         facts=facts,
         synthetic=info.synthetic,
         generated=when.isoformat(sep=" "),
-        summary=_summary(record),
+        summary=_summary(record, by_study),
         plot_html=plot_html,
         pictures=figures,
         study_headers=study_headers,
@@ -287,12 +353,45 @@ def patient_report_html(
             )
             for r, s in zip(study_rows, record.studies, strict=True)
         ],
-        study_numeric=frozenset({2, 3, 4, 5, 6, 7, 8, 10}),
+        study_numeric=frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11}),
         study_notes_at=study_keys.index("quality"),
+        region_caption=(
+            ""
+            if regions is None
+            else f"{_label(regions.study)}: BSI {regions.bsi:.2f} % of the skeleton."
+        ),
+        region_headers=("Region", "Side", "Involved (%)", "Contribution to BSI (%)"),
+        region_rows=[
+            _Row("", (r.bone, r.side, f"{r.involvement_pct:.1f}", f"{r.bsi_pct:.2f}"))
+            for r in (regions.rows if regions is not None else ())
+        ],
+        region_numeric=frozenset({2, 3}),
         treatment_headers=("Agent", "Start", "End", "Dose", "Note"),
         treatment_rows=treatment_rows,
         warnings=sorted({w for s in record.studies for w in s.warnings}),
     )
+
+
+def region_table(
+    db: Database, record: PatientRecord, bsi: Mapping[int, float | None]
+) -> RegionTable | None:
+    """Return the BSI's regions of the latest reliable study that has a BSI, or None.
+
+    Args:
+        db: An open store.
+        record: The patient.
+        bsi: ``{study_id: BSI}`` (:func:`bsi_by_study`).
+    """
+    latest = next(
+        (s for s in reversed(record.dated) if s.reliable and bsi.get(s.study_id) is not None),
+        None,
+    )
+    if latest is None:
+        return None
+    analysis = study_with_masks(db, latest.study_id)["analysis"] or {}
+    value = bsi[latest.study_id]
+    assert value is not None  # chosen for having one
+    return RegionTable(latest, value, tuple(bsi_region_rows(analysis.get("bsi_regions") or {})))
 
 
 def report_pictures(db: Database, record: PatientRecord) -> list[Picture]:
@@ -339,7 +438,7 @@ def build_patient_report(
     name: str | None = None,
     hide_files: bool = False,
 ) -> str:
-    """Return the full per-patient HTML report, reading the pictures from the store.
+    """Return the full per-patient HTML report, reading pictures and BSI from the store.
 
     Args:
         db: An open store.
@@ -349,6 +448,7 @@ def build_patient_report(
         name: The patient's name, or None for the pseudonym only (names hidden).
         hide_files: Leave the uploaded files' names out (names hidden).
     """
+    bsi = bsi_by_study(patient_time_series(db, record.info.patient_id))
     return patient_report_html(
         record,
         figure,
@@ -356,4 +456,6 @@ def build_patient_report(
         generated=generated,
         name=name,
         hide_files=hide_files,
+        bsi=bsi,
+        regions=region_table(db, record, bsi),
     )

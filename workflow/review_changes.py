@@ -7,19 +7,22 @@ last change (:func:`undo_change`) and marking the study reviewed
 the stored review state (lesion statuses, drawn lesions, mask edits) in one
 transaction, audited, so the analysis' figures never disagree with its review. An
 unreliable analysis (quality not ``"ok"``) keeps its empty burden: only the change is
-stored.
+stored. The Bone Scan Index is recomputed with the burden, on the skeleton maps stored
+with the analysis (whatever maps the caller's :class:`StudyImages` carries), so undoing
+every change gives back the model's index exactly.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
 
+from core.anatomy.placement import component_regions
 from core.burden.indices import lesion_uptake_ratio
 from core.burden.lesion_review import (
     RESTORE_REASON,
@@ -39,7 +42,7 @@ from db.annotations import (
     mark_reviewed,
     undo_last_change,
 )
-from db.queries import study_views
+from db.queries import skeleton_maps, study_views
 from db.store import (
     LesionRecord,
     add_drawn_lesion,
@@ -75,10 +78,13 @@ def _store_burden(
 ) -> tuple[BurdenResult, bool]:
     """Recompute the burden from the review state as stored now, and store it if reliable.
 
-    Called inside the event's transaction, after its change, so it reads the change.
+    Called inside the event's transaction, after its change, so it reads the change. The
+    BSI is computed on the analysis' stored skeleton maps: a caller whose images carry
+    none (or other ones) cannot erase or skew the stored index.
     """
     analysis_id = int(analysis["id"])
     state = analysis_review(db, analysis_id)
+    images = replace(images, skeletons=state["skeletons"])
     result = burden(images, masks, state["lesions"], edits=state["edits"])
     reliable = analysis["quality"] == "ok"
     if reliable:
@@ -90,6 +96,9 @@ def _store_burden(
             result.hotspots,
             result.lesion_area_cm2,
             account,
+            bsi=result.bsi,
+            bsi_regions=result.bsi_regions,
+            bsi_involvement=result.bsi_involvement,
         )
     return result, reliable
 
@@ -148,16 +157,28 @@ def _drawn_figures(
     drawn: np.ndarray,
     bladder: np.ndarray | None,
     spacing_mm: tuple[float, float],
+    skeleton: np.ndarray | None = None,
 ) -> LesionRecord:
-    """A drawn lesion's figures as the analysis gives a model lesion's (area, uptake, region)."""
+    """A drawn lesion's figures as the analysis gives a model lesion's.
+
+    Area, uptake and region; the region from the view's stored skeleton map when the
+    lesion lies on or beside a bone of it (:func:`core.anatomy.placement.component_regions`,
+    as :mod:`core.analysis` places a model lesion), else from body proportions.
+    """
     rows, cols = np.nonzero(drawn)
     row, col = float(rows.mean()), float(cols.mean())
     uptake: float | None = None
     region: str | None = None
+    side: str | None = None
+    source: str | None = None
     if counts is not None and counts.shape == drawn.shape:
         ratio = lesion_uptake_ratio(counts, drawn, bladder)
         uptake = ratio if math.isfinite(ratio) else None
-        region = skeletal_region(view, row, col, body_box(counts))
+        region, source = skeletal_region(view, row, col, body_box(counts)), "proportions"
+    if skeleton is not None and skeleton.shape == drawn.shape:
+        (bone,) = component_regions(skeleton, drawn.astype(np.int32), 1)
+        if bone is not None:
+            region, side, source = bone.name, bone.side, "skeleton"
     return LesionRecord(
         view=view,
         component=1,  # the store numbers it
@@ -167,6 +188,8 @@ def _drawn_figures(
         skeletal_region=region,
         centroid_row=row,
         centroid_col=col,
+        side=side,
+        region_source=source,
     )
 
 
@@ -205,7 +228,8 @@ def draw_lesion(
     if d.any() and view in masks and "study_id" in analysis:
         counts = study_views(db, int(analysis["study_id"])).get(view)
         bladder = np.asarray(masks[view]) == LABEL_BLADDER
-        figures = _drawn_figures(counts, view, d, bladder, images.spacing_mm)
+        skeleton = skeleton_maps(db, int(analysis["id"])).get(view)
+        figures = _drawn_figures(counts, view, d, bladder, images.spacing_mm, skeleton)
     with write_transaction(db):
         lesion_id = add_drawn_lesion(
             db,

@@ -46,7 +46,7 @@ from torch.nn import functional
 
 from core.anatomy.regions import LABELS
 from core.config import COLS, ROWS, VIEWS
-from core.networks.models import (
+from core.networks.files import (
     CARD_FORMAT,
     ModelFileError,
     file_sha256,
@@ -226,12 +226,15 @@ def predict_logits(model: nn.Module, cfg: SkeletonNetConfig, counts: np.ndarray)
         counts: float (N, H, W) counts, hot = high, anterior orientation.
 
     Returns:
-        float32 logits (N, len(labels), H, W) upsampled bilinearly to the views' size.
+        float32 logits (N, len(labels), H, W) upsampled bilinearly to the views' size,
+        in channels-last memory order.
     """
     dev = next(model.parameters()).device
     t = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32))[:, None].to(dev)
     x = to_input(normalise(t), cfg.input_shape)
-    logits = model(x).float()
+    # Channels-last keeps each pixel's label scores together: the full-size upsampling
+    # and the argmax over them take half the time (measured, same labels).
+    logits = model(x).float().contiguous(memory_format=torch.channels_last)
     return functional.interpolate(
         logits, size=tuple(counts.shape[-2:]), mode="bilinear", align_corners=False
     )

@@ -15,18 +15,22 @@ bladder (bladder -> background). The burden figures are then computed by
 one use one formula.
 
 Scan-level hotspots and lesion area are sums over the views present (ANT + POST), as
-the per-view figures of one scan are reported together.
+the per-view figures of one scan are reported together. Given the analysis' readable
+skeleton maps, the Bone Scan Index is recomputed on the reviewed masks with the same
+function the analysis used (:func:`core.anatomy.bsi.bone_scan_index`), so a review
+undone gives back the model's index exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from core.anatomy.bsi import bone_scan_index
 from core.burden.indices import (
     HOTSPOT_STRUCTURE,
     bstbi_images,
@@ -80,6 +84,14 @@ class BurdenResult:
         hotspots: Metastasis components summed over the views.
         lesion_area_cm2: Metastasis area summed over the views, cm².
         masks: ``{view: label mask}`` after review, uint8, values 0, 1, 2 (new arrays).
+        bsi: The Bone Scan Index of the reviewed masks in percent of skeletal mass
+            (:func:`core.anatomy.bsi.bone_scan_index`), or None without a skeleton map.
+            Computed whatever the quality gate said: the caller decides whether it is
+            reliable.
+        bsi_regions: ``{region: percent of skeletal mass it contributes}``, the
+            involved regions only (sums to ``bsi``); empty without a map.
+        bsi_involvement: ``{region: involved fraction in [0, 1]}``, every region seen
+            on a map; empty without one.
     """
 
     per_image: dict[tuple[str, int], float]
@@ -87,6 +99,9 @@ class BurdenResult:
     hotspots: int
     lesion_area_cm2: float
     masks: dict[str, np.ndarray]
+    bsi: float | None = None
+    bsi_regions: dict[str, float] = field(default_factory=dict)
+    bsi_involvement: dict[str, float] = field(default_factory=dict)
 
 
 def _label_mask(name: str, mask: np.ndarray) -> np.ndarray:
@@ -246,6 +261,7 @@ def recompute_burden(
     *,
     pixel_spacing_mm: tuple[float, float],
     edits: Sequence[Mapping[str, Any]] = (),
+    skeletons: Mapping[str, np.ndarray] | None = None,
 ) -> BurdenResult:
     """Return the scan's burden after removing and adding lesions and editing the masks.
 
@@ -264,18 +280,43 @@ def recompute_burden(
             stays bladder). Applied after removals. None for no additions.
         pixel_spacing_mm: (row, column) pixel size in mm, for the lesion area.
         edits: The physician's mask edits, applied last (:func:`reviewed_masks`).
+        skeletons: ``{view: uint8 (1024, 256) skeleton label map}`` of the views the
+            analysis could read (:attr:`core.analysis.AnalysisResult.skeletons`, as
+            stored); each view needs a model mask. None or empty: no BSI.
 
     Returns:
         The :class:`BurdenResult` computed by :mod:`core.burden.indices` on the
-        reviewed masks (:func:`reviewed_masks`).
+        reviewed masks (:func:`reviewed_masks`), with the BSI of those masks on the
+        given maps.
 
     Raises:
-        ValueError: As :func:`reviewed_masks`, or anything :mod:`core.burden.indices`
-            refuses.
+        ValueError: As :func:`reviewed_masks`, anything :mod:`core.burden.indices`
+            refuses, a skeleton map of a view without a model mask, or one that
+            :func:`core.anatomy.bsi.bone_scan_index` refuses.
     """
     edited = reviewed_masks(model_masks, lesion_components, removed, added, edits)
     per_image = bstbi_images(displays, edited)
     present = [v for v in VIEWS if v in edited] + [v for v in edited if v not in VIEWS]
+    maps = dict(skeletons or {})
+    unknown = sorted(set(maps) - set(edited))
+    if unknown:
+        raise ValueError(f"skeletons: views {unknown} have no model mask")
+    # As core.analysis does: a view's metastasis pixels on its map, views in VIEWS order.
+    index = (
+        bone_scan_index(
+            **{
+                f"{v.lower()}_{part}": array
+                for v in VIEWS
+                if v in maps
+                for part, array in (
+                    ("skeleton", maps[v]),
+                    ("mask", edited[v] == LABEL_METASTASIS),
+                )
+            }
+        )
+        if maps
+        else None
+    )
     return BurdenResult(
         per_image=per_image,
         scan_bstbi=scan_bstbi(per_image),
@@ -284,6 +325,9 @@ def recompute_burden(
             lesion_area_cm2(edited[v] == LABEL_METASTASIS, pixel_spacing_mm) for v in present
         ),
         masks=edited,
+        bsi=None if index is None else index.bsi,
+        bsi_regions={} if index is None else dict(index.regions),
+        bsi_involvement={} if index is None else dict(index.involvement),
     )
 
 
@@ -299,21 +343,28 @@ class StudyImages:
         components: ``{view: int32 labels}`` of the model masks
             (:func:`core.burden.lesion_review.lesion_components`, the numbering the lesions carry).
         spacing_mm: (row, column) pixel spacing used for lesion areas.
+        skeletons: ``{view: uint8 skeleton label map}`` stored with the analysis
+            (:func:`db.queries.study_with_masks`' ``"skeletons"``), for the BSI; empty
+            without one.
     """
 
     displays: dict[tuple[str, int], np.ndarray]
     components: dict[str, np.ndarray]
     spacing_mm: tuple[float, float]
+    skeletons: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
-                 masks: Mapping[str, np.ndarray]) -> StudyImages:  # fmt: skip
+                 masks: Mapping[str, np.ndarray],
+                 skeletons: Mapping[str, np.ndarray] | None = None) -> StudyImages:  # fmt: skip
     """Rebuild a stored study's display images and lesion numbering.
 
     Args:
         study: The studies row (:func:`db.queries.study_with_masks`' ``"study"``).
         views: ``{view: float32 counts}`` of the study.
         masks: ``{view: uint8 label mask}`` of its analysis (the model's output).
+        skeletons: ``{view: uint8 skeleton label map}`` of its analysis
+            (:func:`db.queries.study_with_masks`' ``"skeletons"``); None for none (no BSI).
 
     Returns:
         The :class:`StudyImages`; the spacing is the study's, or the pipeline's default
@@ -334,6 +385,7 @@ def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
         displays=stored_display_images(views, bool(study.get("display_grey_level_1"))),
         components={view: lesion_components(mask)[0] for view, mask in masks.items()},
         spacing_mm=spacing,
+        skeletons=dict(skeletons or {}),
     )
 
 
@@ -406,7 +458,8 @@ def burden(
             after the lesions; none by default.
 
     Returns:
-        :func:`core.burden.lesion_review.recompute_burden` of that state.
+        :func:`core.burden.lesion_review.recompute_burden` of that state, with the BSI
+        on ``images.skeletons``.
     """
     removed, added = lesion_state(lesions, statuses)
     return recompute_burden(
@@ -417,6 +470,7 @@ def burden(
         added or None,
         pixel_spacing_mm=images.spacing_mm,
         edits=edits,
+        skeletons=images.skeletons,
     )
 
 

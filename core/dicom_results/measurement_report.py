@@ -1,8 +1,10 @@
 """The analysis' figures as a DICOM Comprehensive SR measurement report (TID 1500).
 
-The report holds one measurement group (TID 1501) for the scan and one per lesion:
+The report holds one measurement group (TID 1501) for the scan, one per lesion and one
+per skeletal region the Bone Scan Index finds involved:
 
-* scan group: BSTBI and its four per-image values, hotspot count, lesion area, the
+* scan group: BSTBI and its four per-image values, the Bone Scan Index (percent of
+  skeletal mass, when a skeleton was read and the gate passed), hotspot count, lesion area, the
   classifier's metastasis probability and threshold (measurements, TID 300); the
   metastasis call and the quality verdict (qualitative evaluations, with the verdict's
   reason as text when it failed, and each of the gate's cautions as text when it
@@ -11,6 +13,10 @@ The report holds one measurement group (TID 1501) for the scan and one per lesio
 * lesion group: its view, skeletal region (finding site), area and uptake ratio, and
   its review status (found by the model, added or removed by a physician, with the
   removal reason).
+* region group (one per involved region of the BSI): the region as finding site, with
+  its laterality (SNOMED left or right) for a paired bone, the involved percent of the
+  region and its contribution to the BSI. Uninvolved regions are left out: their zeros
+  add length, not information.
 
 Concepts without a standard code use the local scheme :data:`SCHEME` (declared in the
 Coding Scheme Identification Sequence); units are UCUM. The observer is the algorithm
@@ -32,13 +38,16 @@ import highdicom as hd
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.uid import UID, generate_uid
 
+from core.anatomy.regions import region
 from core.config import VIEWS
 from core.dicom_results.summary import (
     GREY_LEVELS,
     RESULTS_MANUFACTURER,
     ReportedLesion,
+    ReportedRegion,
     ResultSummary,
     SourceStudy,
 )
@@ -52,12 +61,17 @@ REPORT_SERIES_DESCRIPTION = "Bone scan burden report"
 ALGORITHM_NAME = "Bone scan tumour burden (ResNet34 classifier, UNet segmenter, BSTBI)"
 #: Code value of the scan's BSTBI.
 BSTBI_CODE = "BSTBI"
+#: Code value of the scan's Bone Scan Index.
+BSI_CODE = "BSI"
+#: Tracking identifier of a BSI region group, before the region's name.
+REGION_GROUP_PREFIX = "BSI region "
 
 #: Units (UCUM).
 UNIT_RATIO = hd.sr.CodedConcept("{ratio}", "UCUM", "ratio")
 UNIT_COUNT = hd.sr.CodedConcept("{count}", "UCUM", "count")
 UNIT_CM2 = hd.sr.CodedConcept("cm2", "UCUM", "square centimeter")
 UNIT_ONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+UNIT_PERCENT = hd.sr.CodedConcept("%", "UCUM", "percent")
 
 
 def local(value: str, meaning: str) -> hd.sr.CodedConcept:
@@ -74,6 +88,9 @@ def local(value: str, meaning: str) -> hd.sr.CodedConcept:
 
 
 BSTBI = local(BSTBI_CODE, "Bone scan tumour burden index")
+BSI = local(BSI_CODE, "Bone scan index (percent of skeletal mass)")
+REGION_INVOLVEMENT = local("BSI-INVOLVED", "Involved fraction of the skeletal region")
+REGION_BSI = local("BSI-CONTRIB", "Contribution of the region to the bone scan index")
 HOTSPOTS = local("HOTSPOTS", "Hotspot count")
 LESION_AREA = local("LESION-AREA", "Lesion area")
 METASTASIS_PROBABILITY = local("MET-PROB", "Metastasis probability (classifier)")
@@ -89,6 +106,8 @@ STATUS_CODES: dict[str, hd.sr.CodedConcept] = {
     "removed": local("REMOVED", "Removed by a physician"),
 }
 _VIEW_WORDS = {"ANT": "anterior", "POST": "posterior"}
+#: SNOMED laterality of a paired region's side (a mid region has none).
+LATERALITY: dict[str, Code] = {"left": codes.SCT.Left, "right": codes.SCT.Right}
 
 
 def bstbi_image_code(view: str, level: int) -> hd.sr.CodedConcept:
@@ -175,6 +194,8 @@ def _scan_group(
                         UNIT_RATIO,
                     )
                 )
+    if summary.bsi is not None:
+        measurements.append(_number(BSI, summary.bsi, UNIT_PERCENT))
     if summary.hotspots is not None:
         measurements.append(
             hd.sr.Measurement(name=HOTSPOTS, value=int(summary.hotspots), unit=UNIT_COUNT)
@@ -248,6 +269,31 @@ def _lesion_group(
     return group
 
 
+def _region_site(name: str) -> hd.sr.FindingSite:
+    """The finding site of a BSI region: its bone, and its side as SNOMED laterality."""
+    try:
+        known = region(name)
+    except KeyError:  # a name the table no longer holds: the name alone, no laterality
+        return hd.sr.FindingSite(region_code(name))
+    return hd.sr.FindingSite(region_code(known.base), laterality=LATERALITY.get(known.side))
+
+
+def _region_group(
+    part: ReportedRegion, source: SourceStudy
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(entropy_srcs=[source.sop_instance_uid, "bsi", part.region]),
+            identifier=f"{REGION_GROUP_PREFIX}{part.region}",
+        ),
+        finding_sites=[_region_site(part.region)],
+        measurements=[
+            _number(REGION_INVOLVEMENT, 100.0 * part.involvement, UNIT_PERCENT),
+            _number(REGION_BSI, part.bsi_percent, UNIT_PERCENT),
+        ],
+    )
+
+
 def measurement_report(
     source: SourceStudy,
     summary: ResultSummary,
@@ -292,6 +338,11 @@ def measurement_report(
         imaging_measurements=[
             _scan_group(summary, source),
             *(_lesion_group(lesion, source) for lesion in summary.lesions),
+            *(
+                _region_group(part, source)
+                for part in summary.bsi_regions
+                if part.involvement > 0.0
+            ),
         ],
     )
     return hd.sr.ComprehensiveSR(
@@ -364,6 +415,65 @@ def read_bstbi(ds: Dataset) -> float | None:
         ValueError: If ``ds`` is not an SR document.
     """
     return _read(ds, BSTBI)
+
+
+def read_bsi(ds: Dataset) -> float | None:
+    """Return the scan's Bone Scan Index (percent) from a report this module wrote.
+
+    Args:
+        ds: The report.
+
+    Returns:
+        The BSI in percent of skeletal mass, or None when the report does not give one.
+
+    Raises:
+        ValueError: If ``ds`` is not an SR document.
+    """
+    return _read(ds, BSI)
+
+
+def read_bsi_regions(ds: Dataset) -> dict[str, tuple[float, float]]:
+    """Return the BSI's regions from a report this module wrote.
+
+    Args:
+        ds: The report.
+
+    Returns:
+        ``{region name: (involved fraction 0..1, contribution to the BSI in percent)}``
+        for each region group, named as the group's tracking identifier names it.
+
+    Raises:
+        ValueError: If ``ds`` is not an SR document.
+    """
+    if "ContentSequence" not in ds:
+        raise ValueError("ds is not an SR document (it has no ContentSequence)")
+    out: dict[str, tuple[float, float]] = {}
+    for item in _items(ds):
+        if item.get("ValueType") != "CONTAINER":
+            continue
+        children = list(item.get("ContentSequence") or ())
+        name = next(
+            (
+                str(c.TextValue)[len(REGION_GROUP_PREFIX) :]
+                for c in children
+                if c.get("ValueType") == "TEXT"
+                and str(c.get("TextValue", "")).startswith(REGION_GROUP_PREFIX)
+            ),
+            None,
+        )
+        if name is None:
+            continue
+        values = {
+            concept.value: _value(c)
+            for c in children
+            for concept in (REGION_INVOLVEMENT, REGION_BSI)
+            if c.get("ValueType") == "NUM" and _is(c, concept)
+        }
+        out[name] = (
+            values.get(REGION_INVOLVEMENT.value, 0.0) / 100.0,
+            values.get(REGION_BSI.value, 0.0),
+        )
+    return out
 
 
 def read_bstbi_images(ds: Dataset) -> dict[tuple[str, int], float]:

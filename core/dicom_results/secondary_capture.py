@@ -50,8 +50,9 @@ def caption(summary: ResultSummary, view: str) -> str:
         view: ``"ANT"`` or ``"POST"``.
 
     Returns:
-        E.g. ``"ANT | BSTBI 0.123 | 7 hotspots | decision aid, not a diagnosis |
-        model v1"``; BSTBI and hotspots read "not reported" when the scan failed the
+        E.g. ``"ANT | BSTBI 0.123 | BSI 1.25 % | 7 hotspots | decision aid, not a
+        diagnosis | model v1"`` (the BSI only when reported); BSTBI and hotspots read
+        "not reported" when the scan failed the
         quality gate, and the verdict's reason is added then; a scan that passed with
         quality cautions gets :data:`CAUTION_NOTE` (the cautions themselves are in the
         report: the caption has little room).
@@ -66,7 +67,12 @@ def caption(summary: ResultSummary, view: str) -> str:
         hotspots = "hotspots not reported"
     else:
         hotspots = f"{summary.hotspots} hotspot{'' if summary.hotspots == 1 else 's'}"
-    parts = [view, f"BSTBI {bstbi}", hotspots]
+    parts = [view, f"BSTBI {bstbi}"]
+    if summary.bsi is not None:
+        # only when reported: without a skeleton there is no BSI, and the caption has
+        # no room to say why (the report says what is left out)
+        parts.append(f"BSI {summary.bsi:.2f} %")
+    parts.append(hotspots)
     if not summary.quality_ok:
         parts.append(f"quality: {summary.quality}")
     elif summary.quality_cautions:

@@ -208,9 +208,41 @@ class ReportedLesion:
             )
 
 
+@dataclass(frozen=True)
+class ReportedRegion:
+    """One skeletal region's part of the Bone Scan Index, as the results report it.
+
+    Attributes:
+        region: The region's name in the region table (:data:`core.anatomy.regions.LABELS`,
+            e.g. ``"ribs_left"``).
+        involvement: Fraction of the region involved, in [0, 1] (the larger of the two
+            views, docs/bsi.md).
+        bsi_percent: Its contribution to the BSI, percent of skeletal mass (>= 0).
+    """
+
+    region: str
+    involvement: float
+    bsi_percent: float
+
+    def __post_init__(self) -> None:
+        if not self.region.strip():
+            raise ValueError("region must not be empty")
+        _check_fraction(f"involvement of {self.region!r}", self.involvement)
+        _check_percent(f"bsi_percent of {self.region!r}", self.bsi_percent)
+
+
 def _check_fraction(name: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+#: Rounding a sum of region contributions may pass 100 % by this much.
+_PERCENT_SLACK = 1e-9
+
+
+def _check_percent(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 100.0 + _PERCENT_SLACK):
+        raise ValueError(f"{name} must be a percent in [0, 100], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -235,6 +267,9 @@ class ResultSummary:
         quality_cautions: The quality gate's cautions on a scan that passed it, one
             sentence each (a saturated site, the feet out of the field), to be read with
             the results; empty when none.
+        bsi: The Bone Scan Index, percent of skeletal mass in [0, 100], or None when not
+            reported (the scan failed the quality gate, or no skeleton was read).
+        bsi_regions: The involved regions of that BSI (empty without one), each once.
     """
 
     bstbi: float | None
@@ -250,10 +285,21 @@ class ResultSummary:
     lesions: tuple[ReportedLesion, ...] = ()
     reviewed_by: str | None = None
     quality_cautions: tuple[str, ...] = ()
+    bsi: float | None = None
+    bsi_regions: tuple[ReportedRegion, ...] = ()
 
     def __post_init__(self) -> None:
         if self.bstbi is not None:
             _check_fraction("bstbi", self.bstbi)
+        if self.bsi is not None:
+            _check_percent("bsi", self.bsi)
+        if self.bsi_regions and self.bsi is None:
+            raise ValueError("bsi_regions must be empty when bsi is None (not reported)")
+        names = [r.region for r in self.bsi_regions if isinstance(r, ReportedRegion)]
+        if len(names) != len(self.bsi_regions):
+            raise ValueError("bsi_regions must be ReportedRegion")
+        if len(set(names)) != len(names):
+            raise ValueError(f"bsi_regions: a region appears twice in {names}")
         _check_images(self.bstbi_images)
         if self.hotspots is not None and (isinstance(self.hotspots, bool) or self.hotspots < 0):
             raise ValueError(f"hotspots must be an integer >= 0, got {self.hotspots!r}")

@@ -68,7 +68,15 @@ signal that are not body (labels such as "R", "ANT" in the corners: small, or of
 the side of the largest part) count neither as body, nor in the row profile, nor as
 saturation.
 
-All checks apply to every ``source_format``; only ``too_few_counts`` depends on it.
+**Low counts** (a caution, never a refusal). Where pixel values are counts, a view with
+fewer total counts than :data:`core.burden.repeatability.LOW_COUNTS_PER_VIEW` passes
+with a caution: below that level the repeatability of BSTBI, BSI and the hotspot count
+worsens steeply (measured on phantom re-acquisitions, docs/benchmarks.md), so a change
+between two studies smaller than the least significant change cannot be told from
+noise.
+
+All checks apply to every ``source_format``; only ``too_few_counts`` and the low-count
+caution depend on it.
 Thresholds were calibrated on generated phantom scans (all pass) and on real 8-bit
 exports (noise-only acquisitions, a non-whole-body image and wrapped bladders fail; a
 young child with open growth plates passes).
@@ -81,6 +89,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from core.burden.repeatability import LOW_COUNTS_PER_VIEW, least_significant_change
 from core.config import COLS, ROWS, VIEWS
 from core.imaging.boxes import bounding_box
 from core.imaging.regions import BodyBox, skeletal_region
@@ -270,7 +279,7 @@ class QualityVerdict:
         measures: The numbers behind the verdict, keyed ``"<VIEW>.<measure>"``
             (e.g. ``"ANT.structure"``); floats.
         cautions: Remarks on a scan that passed, one sentence each (a saturated
-            bladder); empty when there is nothing to say.
+            bladder, a view with low counts); empty when there is nothing to say.
     """
 
     ok: bool
@@ -962,8 +971,15 @@ _MIDLINE_REGIONS = frozenset(
 _MIDLINE_OFFSET = 0.015
 
 
-def _cautions(view: str, m: dict[str, float]) -> list[str]:
-    """Remarks on a view that passed: saturated sites named, the feet out of the field."""
+def _cautions(view: str, m: dict[str, float], counts_known: bool = False) -> list[str]:
+    """Remarks on a view that passed: low counts, saturated sites, the feet out of the field.
+
+    Args:
+        view: ``"ANT"`` or ``"POST"``.
+        m: The view's measures (:func:`measure_view`).
+        counts_known: Pixel values are counts (DICOM, phantom), so ``m["total"]`` is the
+            view's total counts; an export's sum says nothing about counts.
+    """
     name = {"ANT": "anterior", "POST": "posterior"}[view]
     out: list[str] = []
     if m["saturated_in_bladder"] and _saturated(m):
@@ -989,6 +1005,18 @@ def _cautions(view: str, m: dict[str, float]) -> list[str]:
         out.append(
             f"The {name} view stops above the feet (the acquisition ends at the lower "
             "legs): the feet are not in the field, and nothing below the end is assessed."
+        )
+    # last: it concerns comparing studies, not where this one is blind
+    if counts_known and m["total"] < LOW_COUNTS_PER_VIEW:
+        total = max(m["total"], 1.0)
+        out.append(
+            f"The {name} view has {m['total'] / 1e6:.2f} million counts, below "
+            f"{LOW_COUNTS_PER_VIEW / 1e6:.2f} million: a change from another study smaller "
+            "than the least significant change at these counts (BSTBI "
+            f"{least_significant_change('bstbi', total):.4f}, BSI "
+            f"{least_significant_change('bsi', total):.2f} %, "
+            f"{least_significant_change('hotspots', total):.1f} hotspots) cannot be told "
+            "from noise."
         )
     return out
 
@@ -1027,6 +1055,7 @@ def assess(scan: Scan) -> QualityVerdict:
             for c in _cautions(
                 view,
                 {k.split(".", 1)[1]: v for k, v in measures.items() if k.startswith(f"{view}.")},
+                counts_known,
             )
         )
         return QualityVerdict(True, "ok", "ok", measures, cautions)

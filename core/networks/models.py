@@ -24,7 +24,6 @@ The sha256 is checked on every load; a mismatch is refused naming the file.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,27 +32,38 @@ from typing import Any
 
 import torch
 from monai.networks.nets import FlexibleUNet, resnet34
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from core.anatomy.network import SKELETON, load_skeleton_network
 from core.config import COLS, REPO_ROOT, ROWS, model_dir
 from core.imaging.crops import CLASSIFIER_LABELS, CROP_SIZE, CROP_STRIDE, THRESHOLD
 from core.imaging.normalise import NORMALISATION_NAME
 from core.networks.device import resolve_precision, select_device
+from core.networks.files import (
+    CARD_FORMAT,
+    ModelFileError,
+    file_sha256,
+    half_state_dict,
+    load_half_state_dict,
+)
+
+# Re-exported: callers have always found the file helpers here.
+__all__ = [
+    "CARD_FORMAT",
+    "ModelFileError",
+    "file_sha256",
+    "half_state_dict",
+    "load_half_state_dict",
+]
 
 #: Where the shipped models live.
 DEFAULT_MODEL_DIR = REPO_ROOT / "models"
 #: Model names, which are also the file stems in a model folder.
 CLASSIFIER, SEGMENTER = "classifier", "segmenter"
-#: Version tag written into every model JSON.
-CARD_FORMAT = "bonescan-model/1"
 #: Segmenter input sides must be multiples of this (five stride-2 stages).
 SEGMENTER_SIZE_MULTIPLE = 32
 _RESERVED_KEYS = frozenset({"format", "name", "config", "weights"})
-
-
-class ModelFileError(ValueError):
-    """A model folder is missing a file, or a file does not match its JSON."""
 
 
 @dataclass(frozen=True)
@@ -248,56 +258,9 @@ def _build(config: ModelConfig) -> nn.Module:
     return build_segmenter(config)
 
 
-def file_sha256(path: Path) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_name(name: str) -> None:
     if name not in _CONFIG_TYPES:
         raise ValueError(f"name must be one of {sorted(_CONFIG_TYPES)}, got {name!r}")
-
-
-def half_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A model's weights as shipped: floating tensors in float16, all on the CPU.
-
-    Args:
-        model: Any torch module.
-
-    Returns:
-        Its state dict, each tensor contiguous and copied (safe to save while the model
-        goes on training).
-    """
-    return {
-        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
-        .contiguous()
-        .clone()
-        for k, v in model.state_dict().items()
-    }
-
-
-def load_half_state_dict(model: nn.Module, weights: Path, what: str) -> None:
-    """Load shipped (float16) weights into a model built in its own dtypes.
-
-    Args:
-        model: The freshly built network.
-        weights: Its safetensors file (sha256 already checked by the caller).
-        what: What the model was built from, for the message (e.g. "the segmenter
-            config").
-
-    Raises:
-        ModelFileError: If the weights do not fit the model.
-    """
-    reference = model.state_dict()
-    state = load_file(str(weights))
-    try:
-        model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
-    except (KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{weights}: weights do not fit {what} ({exc})") from exc
 
 
 def save_model(
@@ -522,6 +485,10 @@ class LoadedModels:
         precision: The arithmetic the classifier screens crops in (``float32``,
             ``bfloat16`` or ``float16``; :func:`core.networks.device.resolve_precision`);
             decisions are float32's whatever it is (:mod:`core.networks.inference`).
+        skeleton: ``(network, SkeletonNetConfig)`` of the skeleton segmentation
+            (:mod:`core.anatomy.network`), or None when no folder holds one: lesion
+            regions then come from body proportions and there is no BSI.
+        skeleton_card: Its card as read from ``skeleton.json``, or None.
     """
 
     classifier: nn.Module
@@ -532,6 +499,13 @@ class LoadedModels:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     directory: Path | None = None
     precision: str = "float32"
+    skeleton: tuple[nn.Module, Any] | None = None
+    skeleton_card: dict[str, Any] | None = None
+
+    @property
+    def anatomy_sha256(self) -> str:
+        """Return the sha256 of the skeleton network's weights, or "" without one."""
+        return "" if self.skeleton_card is None else str(self.skeleton_card["weights"]["sha256"])
 
     @property
     def weights_sha256(self) -> dict[str, str]:
@@ -566,6 +540,7 @@ def load_models(
     classifier, c_cfg, c_card = load_model(directory, CLASSIFIER, dev)
     segmenter, s_cfg, s_card = load_model(directory, SEGMENTER, dev)
     assert isinstance(c_cfg, ClassifierConfig) and isinstance(s_cfg, SegmenterConfig)
+    skeleton, skeleton_card = load_anatomy(Path(directory), dev)
     return LoadedModels(
         classifier=classifier,
         segmenter=segmenter,
@@ -575,4 +550,35 @@ def load_models(
         device=dev,
         directory=Path(directory),
         precision=arithmetic,
+        skeleton=skeleton,
+        skeleton_card=skeleton_card,
     )
+
+
+def load_anatomy(
+    directory: Path, device: torch.device
+) -> tuple[tuple[nn.Module, Any] | None, dict[str, Any] | None]:
+    """Load the skeleton network of a model folder, or the shipped one.
+
+    A centre's fine-tuned folder holds only the lesion networks: the anatomy is the
+    phantom's exact skeleton, which no centre's review changes, so such a folder uses
+    the shipped skeleton network.
+
+    Args:
+        directory: The model folder.
+        device: Where to put the network.
+
+    Returns:
+        ``((network, config), card)``, or ``(None, None)`` when neither ``directory``
+        nor the shipped folder holds ``skeleton.json``.
+
+    Raises:
+        ModelFileError: As :func:`core.anatomy.network.load_skeleton_network`.
+    """
+    for folder in (directory, DEFAULT_MODEL_DIR):
+        card_path = folder / f"{SKELETON}.json"
+        if card_path.is_file():
+            loaded = load_skeleton_network(folder, device)
+            card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
+            return loaded, card
+    return None, None

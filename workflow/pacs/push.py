@@ -12,6 +12,7 @@ recorded in the audit log by UID; patient names appear neither there nor in the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import pydicom
 from pydicom.uid import generate_uid
 from sqlite_utils import Database
 
+from core.burden.charts import bsi_region_rows
 from core.burden.patient_record import (
     EDITED_AWAY_REASON,
     FALLBACK_SPACING_MM,
@@ -29,7 +31,12 @@ from core.burden.patient_record import (
 from core.config import VIEWS
 from core.dicom_results.measurement_report import measurement_report
 from core.dicom_results.secondary_capture import overlay_capture
-from core.dicom_results.summary import ReportedLesion, ResultSummary, SourceStudy
+from core.dicom_results.summary import (
+    ReportedLesion,
+    ReportedRegion,
+    ResultSummary,
+    SourceStudy,
+)
 from core.imaging.display import stored_display_images
 from core.imaging.overlay import overlay_rgb
 from db.access import require_role
@@ -72,6 +79,31 @@ def _area_cm2(lesion: dict[str, Any], study: dict[str, Any]) -> float:
     return float(lesion["area_px"]) * float(row_mm) * float(col_mm) / 100.0
 
 
+def reported_regions(
+    bsi_regions: Mapping[str, Mapping[str, float]] | None,
+) -> tuple[ReportedRegion, ...]:
+    """The BSI's involved regions of a stored analysis, for the results.
+
+    Args:
+        bsi_regions: The analysis' ``bsi_regions`` (``{region: {"involvement": f,
+            "percent": p}}``), or None.
+
+    Returns:
+        One :class:`ReportedRegion` per region with any involvement, in the region
+        table's order (head to feet, right before left).
+    """
+    stored = bsi_regions or {}
+    # the rows give the order and check the values; the figures are the stored ones
+    return tuple(
+        ReportedRegion(
+            r.region,
+            float(stored[r.region].get("involvement") or 0.0),
+            float(stored[r.region].get("percent") or 0.0),
+        )
+        for r in bsi_region_rows(stored)
+    )
+
+
 def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
     """The figures of a stored study's analysis, as reviewed.
 
@@ -81,7 +113,9 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
 
     Returns:
         The summary: burden figures of the analysis row (recomputed on review), the
-        quality cautions stored with it, every lesion as the mask edits leave it
+        quality cautions stored with it, the Bone Scan Index and its involved regions
+        when the analysis has one (:func:`reported_regions`), every lesion as the mask
+        edits leave it
         (:func:`core.burden.patient_record.lesions_after_edits`) with its status and,
         when removed, the reason recorded (:data:`EDITED_AWAY_REASON` for a lesion the
         edits took entirely), and the account that changed a lesion or edited a mask
@@ -125,6 +159,7 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
     )
     probability = float(analysis["metastasis_probability"])
     threshold = float(analysis["metastasis_threshold"])
+    bsi = analysis.get("bsi")
     return ResultSummary(
         bstbi=analysis.get("bstbi"),
         bstbi_images=dict(analysis.get("bstbi_images") or {}),
@@ -139,6 +174,9 @@ def result_summary(db: Database, data: dict[str, Any]) -> ResultSummary:
         lesions=tuple(lesions),
         reviewed_by=changes[-1]["account"] if changes else None,
         quality_cautions=tuple(analysis.get("quality_cautions") or ()),
+        bsi=None if bsi is None else float(bsi),
+        # regions only with their BSI: the gate withholds both together
+        bsi_regions=reported_regions(analysis.get("bsi_regions")) if bsi is not None else (),
     )
 
 
