@@ -12,7 +12,8 @@ whether the map is readable (spine and pelvis, :func:`core.anatomy.placement.unr
 which of the skull, spine, pelvis, both shoulders (clavicle/scapula/humerus) and both
 knees it found, whether the regions lie in head-to-foot order (skull above the
 thoracic spine above the lumbar spine above the pelvis above the knees, by the mean row
-of each), and whether each paired region lies on its own side of the spine::
+of each region's largest piece), and whether each paired region's largest piece lies on
+its own side of the spine (naming those that do not)::
 
     cd /work/main && PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python scripts/skeleton_overlays.py \
         --model models --out /tmp/skeleton-real
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,6 +47,8 @@ from core.reading.readers import read_scan
 REAL = REPO_ROOT.parent / "shared" / "real-scans"
 #: Regions whose mean rows must run head to foot (the first view each is present on).
 ORDER = ("skull", "thoracic_spine", "lumbar_spine", "pelvis_right", "knee_right")
+#: Least pixels of a region's largest piece for its side to be checked.
+MIN_PIECE_PX = 100
 SHOULDER_PARTS = ("clavicle", "scapula", "humerus")
 
 
@@ -87,27 +91,27 @@ def checks(maps: dict[str, np.ndarray]) -> dict[str, str]:
     ant = maps.get("ANT", next(iter(maps.values())))
     rows = []
     for name in ORDER:
-        ys = np.nonzero(ant == index_of(name))[0]
+        ys, _ = _main_piece(ant == index_of(name))
         rows.append(float(ys.mean()) if ys.size else None)
     known = [r for r in rows if r is not None]
     ordered = all(a < b for a, b in itertools.pairwise(known))
-    sides_ok = True
+    wrong_side: list[str] = []
     for view, m in maps.items():
-        spine = np.nonzero(np.isin(m, [index_of("thoracic_spine"), index_of("lumbar_spine")]))
-        if spine[1].size == 0:
+        _, spine = _main_piece(np.isin(m, [index_of("thoracic_spine"), index_of("lumbar_spine")]))
+        if spine.size == 0:
             continue
-        mid = float(spine[1].mean())
+        mid = float(spine.mean())
         for r in REGIONS:
             if r.side == "mid":
                 continue
-            cols = np.nonzero(m == r.index)[1]
-            if cols.size < 30:
+            _, cols = _main_piece(m == r.index)
+            if cols.size < MIN_PIECE_PX:
                 continue
             # The product's orientation: the patient's right is on the image left on
             # ANT and on the image right on POST (seen from behind).
             on_left_of_image = float(cols.mean()) < mid
             if on_left_of_image != ((r.side == "right") == (view == "ANT")):
-                sides_ok = False
+                wrong_side.append(f"{view} {r.name}")
     return {
         "readable": readable,
         "skull": "yes" if "skull" in present else "no",
@@ -116,9 +120,19 @@ def checks(maps: dict[str, np.ndarray]) -> dict[str, str]:
         "both shoulders": "yes" if shoulders else "no",
         "both knees": "yes" if knees else "no",
         "head-to-foot order": "yes" if ordered else "NO",
-        "sides": "yes" if sides_ok else "NO",
+        "sides": "yes" if not wrong_side else "NO: " + ", ".join(wrong_side),
         "regions": str(len(present)),
     }
+
+
+def _main_piece(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the largest connected piece (flecks elsewhere ignored)."""
+    if not where.any():
+        return np.empty(0), np.empty(0)
+    pieces, n = ndimage.label(where)
+    biggest = int(np.bincount(pieces.ravel(), minlength=n + 1)[1:].argmax()) + 1
+    rows, cols = np.nonzero(pieces == biggest)
+    return rows, cols
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:

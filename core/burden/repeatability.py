@@ -112,7 +112,7 @@ REPEATABILITY = RepeatabilityTable(
     counts_per_view=(0.25e6, 0.35e6, 0.5e6, 4.0e6),
     sd={
         "bstbi": (0.01032, 0.00802, 0.00580, 0.00580),
-        "bsi": (0.108, 0.108, 0.106, 0.106),
+        "bsi": (0.106, 0.106, 0.106, 0.106),
         "hotspots": (2.95, 2.95, 2.58, 2.58),
     },
     patients=12,
