@@ -13,10 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from core.auth import AccessDenied
 from core.config import db_path
 from db import jobs as job_store
 from db.connection import open_db
-from workflow.jobs import run_job
+from workflow.jobs import cancel_job, run_job
 
 
 def _db_file(args: argparse.Namespace) -> Path:
@@ -56,9 +57,23 @@ def _run(path: Path, job_id: int) -> int:
     return 0 if ended.state == "finished" else 1
 
 
+def _cancel(path: Path, job_id: int, account: str) -> int:
+    try:
+        with open_db(path) as db:
+            stopped = cancel_job(db, job_id, account)
+    except (ValueError, AccessDenied) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    how = "its process was stopped" if stopped else "no process was running it"
+    print(f"job {job_id}: cancelled by {account}; {how}; the model in use is unchanged")
+    return 0
+
+
 def run_jobs(args: argparse.Namespace) -> int:
-    """List the jobs, or run one."""
+    """List the jobs, run one, or cancel one."""
     path = _db_file(args)
     if args.jobs_action == "list":
         return _list(path, args.json)
+    if args.jobs_action == "cancel":
+        return _cancel(path, args.job_id, args.account)
     return _run(path, args.job_id)

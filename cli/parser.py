@@ -463,16 +463,23 @@ def _add_models(sub: _Subparsers) -> None:
 def _add_jobs(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "jobs",
-        help="list the background jobs (fine-tune, re-analyse), or run one",
+        help="list the background jobs (fine-tune, re-analyse), run or cancel one",
         description="The Model lab page's background jobs: 'list' prints the latest; "
         "'run JOB_ID' runs a queued or running job in this process (what the page "
-        "launches, and launches again after a restart; it resumes where it stopped).",
+        "launches, and launches again after a restart; it resumes where it stopped); "
+        "'cancel JOB_ID' ends one and stops its process.",
     )
     actions = p.add_subparsers(dest="jobs_action", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="run a queued or running job (internal)")
     run.add_argument("job_id", type=int, metavar="JOB_ID")
     listing = actions.add_parser("list", help="list the latest jobs")
     listing.add_argument("--json", action="store_true", help="print one JSON array")
+    cancel = actions.add_parser(
+        "cancel",
+        help="cancel a queued or running job (its process is stopped; the model in use stays)",
+    )
+    cancel.add_argument("job_id", type=int, metavar="JOB_ID")
+    cancel.add_argument("--account", default="cli", help="account named in the audit log (cli)")
     for action in actions.choices.values():
         _db_arg(action)
     p.set_defaults(group="cli.jobs", runner="jobs")

@@ -334,3 +334,40 @@ def fail(db: Database, job_id: int, message: str) -> None:
         after = {"state": "failed", "message": text}
         audit(db, account=found.started_by, action="fail_job", entity="job", entity_id=job_id,
               before={"state": found.state}, after=after)  # fmt: skip
+
+
+def cancel(db: Database, job_id: int, account: str) -> Job:
+    """Mark an active job failed because ``account`` cancelled it, audited.
+
+    The job's runner, if one is alive, is stopped by the caller
+    (:func:`workflow.jobs.cancel_job`); a runner that outlives this finds its job over
+    and changes nothing more. A cancelled job is never relaunched: only queued and
+    running jobs are.
+
+    Args:
+        db: An open store.
+        job_id: The job.
+        account: Who cancels it; must be allowed "models" in a store with accounts
+            (the one who may start a job may stop one).
+
+    Returns:
+        The job as it was before the cancel (its pid names the runner to stop).
+
+    Raises:
+        ValueError: If the job does not exist or is already over, or ``account`` is empty.
+        core.auth.AccessDenied: If ``account`` may not manage models in this store.
+    """
+    if not account.strip():
+        raise ValueError("account must name who cancels the job")
+    text = f"cancelled by {account.strip()}"[:MAX_MESSAGE]
+    with write_transaction(db):
+        require_role(db, account.strip(), "models")
+        found = _active_or_refuse(db, job_id, "cancelled")
+        db.execute(
+            "UPDATE jobs SET state = 'failed', finished_at = ?, message = ? WHERE id = ?",
+            [_now(), text, job_id],
+        )
+        audit(db, account=account.strip(), action="cancel_job", entity="job",
+              entity_id=job_id, before={"state": found.state, "pid": found.pid},
+              after={"state": "failed", "message": text})  # fmt: skip
+    return found

@@ -29,6 +29,7 @@ from ui.auth import may, refusal
 from ui.common import account, database
 from workflow.centre_dataset import reviewed_summary
 from workflow.jobs import (
+    cancel_job,
     job_alive,
     job_log_tail,
     job_progress,
@@ -315,7 +316,24 @@ def job_panel() -> None:
             icon=":material/hourglass_empty:",
         )
     _show_progress(active)
-    st.button("Refresh", icon=":material/refresh:")  # a click reruns this panel
+    refresh, cancel = st.columns(2)
+    refresh.button("Refresh", icon=":material/refresh:")  # a click reruns this panel
+    if may("models") and cancel.button(
+        "Cancel this job",
+        icon=":material/cancel:",
+        help="Stops the job's process and marks it failed. The model in use does not "
+        "change; a fine-tune's checkpoint stays in its folder.",
+    ):
+        try:
+            with database() as db:
+                cancel_job(db, active.id, account())
+        except ValueError as exc:  # it ended on its own meanwhile
+            st.info(str(exc), icon=":material/info:")
+        except AccessDenied as exc:
+            st.error(str(exc), icon=":material/block:")
+        else:
+            st.session_state.pop(LabKeys.WATCHING, None)
+            st.rerun(scope="app")
     log = job_log_tail(active)
     if log:
         with st.expander("The job's output (last lines)"):

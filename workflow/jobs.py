@@ -29,6 +29,7 @@ import fcntl
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,8 @@ LAUNCH_GRACE_S = 180.0
 MAX_RELAUNCHES = 5
 #: Seconds a starting runner waits for the lock, in case a liveness check holds it briefly.
 LOCK_WAIT_S = 5.0
+#: Seconds a cancel waits for a runner this process started to end (reaping it).
+CANCEL_WAIT_S = 10.0
 #: Environment variables a runner inherits explicitly (the store, data and models in use).
 ENV_KEPT: tuple[str, ...] = ("BONESCAN_DB", "BONESCAN_DATA_DIR", "BONESCAN_MODELS")
 
@@ -382,6 +385,43 @@ def run_job(db_path: Path | str, job_id: int) -> job_store.Job | None:
             run_reanalyse_job(db_path, job_id)
     with open_db(db_path) as db:
         return job_store.job(db, job_id)
+
+
+def cancel_job(db: Database, job_id: int, account: str) -> bool:
+    """Cancel an active job and stop its runner; the active model stays as it is.
+
+    The job is marked failed ("cancelled by ACCOUNT") first, in one audited
+    transaction, so that no page relaunches it; then, if its runner is alive, the
+    runner's process group (the runner and anything it started) gets SIGTERM. The
+    trainer writes its checkpoints atomically and registers a candidate only at the
+    end, so a stop at any moment leaves the store and the model in use unchanged.
+
+    Args:
+        db: An open store.
+        job_id: The job.
+        account: Who cancels it.
+
+    Returns:
+        True when a live runner was signalled; False when none was running (a queued
+        job, or a runner that had died).
+
+    Raises:
+        ValueError: If the job does not exist or is already over, or ``account`` is empty.
+    """
+    before = job_store.job(db, job_id)
+    # Decided before the cancel: job_alive asks the lock and the pid of an active job.
+    alive = job_alive(before) and before.pid is not None
+    found = job_store.cancel(db, job_id, account)
+    if not alive or found.pid is None:
+        return False
+    # The runner was started in a session of its own: its pid is its group's id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(found.pid, signal.SIGTERM)
+    child = _CHILDREN.pop(found.pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=CANCEL_WAIT_S)
+    return True
 
 
 # --- what the page shows ------------------------------------------------------------
