@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.analysis import analyze
 from core.anatomy.bsi import bone_scan_index
 from core.anatomy.network import predict_labels
-from core.anatomy.regions import REGIONS
+from core.anatomy.regions import LABELS, N_LABELS
+from core.anatomy.training import dice_from_counts, overlap_counts
 from core.config import LABEL_METASTASIS, REPO_ROOT
 from core.networks.models import load_models
 from core.phantom.centres import centre_named
@@ -42,14 +43,9 @@ PATTERNS = ("solitary", "oligo", "multiple", "extensive")
 
 
 def region_dice(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Dice of each region present in either map."""
-    out = {}
-    for r in REGIONS:
-        p, t = pred == r.index, truth == r.index
-        s = int(p.sum()) + int(t.sum())
-        if s:
-            out[r.name] = 2.0 * int((p & t).sum()) / s
-    return out
+    """Dice of each region present in either map (the training run's own measure)."""
+    dice = dice_from_counts(overlap_counts(pred, truth, N_LABELS))
+    return {LABELS[k]: d for k, d in dice.items()}
 
 
 def _bsi(maps: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.anatomy.network import load_skeleton_network, predict_labels
-from core.anatomy.placement import unreadable_reason
+from core.anatomy.placement import largest_piece, unreadable_reason
 from core.anatomy.regions import LABELS, N_LABELS, REGIONS, index_of
+from core.anatomy.training import dice_from_counts, overlap_counts
 from core.config import REPO_ROOT, VIEWS
 from core.phantom.generate import generate_case
 from core.phantom.skeleton_truth import case_label_maps
@@ -127,23 +127,14 @@ def checks(maps: dict[str, np.ndarray]) -> dict[str, str]:
 
 def _main_piece(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the largest connected piece (flecks elsewhere ignored)."""
-    if not where.any():
-        return np.empty(0), np.empty(0)
-    pieces, n = ndimage.label(where)
-    biggest = int(np.bincount(pieces.ravel(), minlength=n + 1)[1:].argmax()) + 1
-    rows, cols = np.nonzero(pieces == biggest)
+    rows, cols = np.nonzero(largest_piece(where))
     return rows, cols
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean Dice over the regions present in either map."""
-    out = []
-    for r in REGIONS:
-        p, t = pred == r.index, truth == r.index
-        s = int(p.sum()) + int(t.sum())
-        if s:
-            out.append(2.0 * int((p & t).sum()) / s)
-    return float(np.mean(out)) if out else 1.0
+    out = dice_from_counts(overlap_counts(pred, truth, N_LABELS))
+    return float(np.mean(list(out.values()))) if out else 1.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,22 +57,30 @@ def unreadable_reason(skeleton: np.ndarray) -> str | None:
             ("spine", _SPINE, MIN_SPINE_PX),
             ("pelvis", _PELVIS, MIN_PELVIS_PX),
         )
-        if _largest_piece(np.isin(skeleton, labels)) < least
+        if int(largest_piece(np.isin(skeleton, labels)).sum()) < least
     ]
     return None if not missing else "no " + " and no ".join(missing) + " found"
 
 
-def _largest_piece(where: np.ndarray) -> int:
-    """Pixels of the largest connected piece of ``where``.
+def largest_piece(where: np.ndarray) -> np.ndarray:
+    """Return the largest connected piece (4-connected) of a boolean map.
 
     A network shown noise scatters every label in small flecks; a spine or a pelvis it
-    really found is one piece. Counting the largest piece, not all pixels, tells them
+    really found is one piece. Measuring the largest piece, not all pixels, tells them
     apart.
+
+    Args:
+        where: bool 2-D array.
+
+    Returns:
+        bool array of ``where``'s shape, True on its largest piece only (all False when
+        ``where`` is empty; the lower-numbered piece on a tie).
     """
     if not where.any():
-        return 0
+        return np.zeros(where.shape, dtype=bool)
     pieces, n = ndimage.label(where)
-    return int(np.bincount(pieces.ravel(), minlength=n + 1)[1:].max())
+    biggest = int(np.bincount(pieces.ravel(), minlength=n + 1)[1:].argmax()) + 1
+    return pieces == biggest
 
 
 def component_regions(
