@@ -65,12 +65,17 @@ def _card_facts(card: dict[str, Any]) -> dict[str, str]:
     params = weights.get("parameters")
     thresholds = config.get("label_thresholds")
     calibration = (card.get("calibration") or {}).get("metastasis_threshold") or {}
-    threshold_text = (
-        f"metastasis {thresholds[0]}, bladder {thresholds[1]}: calibrated on "
-        f"{calibration.get('chosen_on', 'a held-aside set')}"
-        if thresholds
-        else f"{config.get('threshold', 0.5)} (the paper's)"
-    )
+    if thresholds:
+        threshold_text = (
+            f"metastasis {thresholds[0]}, bladder {thresholds[1]}: calibrated on "
+            f"{calibration.get('chosen_on', 'a held-aside set')}"
+        )
+    elif calibration:  # the lesion network keeps one calibrated threshold in its config
+        threshold_text = (
+            f"{config.get('threshold')}: calibrated on {calibration.get('chosen_on', '?')}"
+        )
+    else:
+        threshold_text = f"{config.get('threshold', 0.5)} (the paper's)"
     facts = {
         "architecture": str(config.get("architecture", "?")),
         "parameters": f"{params / 1e6:.1f} M" if isinstance(params, int) else "?",

@@ -197,7 +197,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     y, s = np.asarray(truth), np.asarray(scores)
-    _print_rates(y, s, models.classifier_config.thresholds()["metastasis"], choice)
+    # the threshold in use is the one that makes the folder's calls
+    if models.lesion is not None:
+        card_name, current = "lesion", float(models.lesion[1].threshold)
+    elif models.scorer is not None:
+        card_name, current = "scorer", float(models.scorer[1].threshold)
+    else:
+        card_name, current = "classifier", models.classifier_config.thresholds()["metastasis"]
+    _print_rates(y, s, current, choice)
     if args.json:
         _write_scores(args.json, choice, ids, truth, scores)
     if args.write:
@@ -212,7 +219,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             n_positive=int(y.sum()),
             command=command,
         )
-        print(f"metastasis threshold {choice.threshold:.4f} stored in {model_dir}/classifier.json")
+        print(f"metastasis threshold {choice.threshold:.4f} stored in {model_dir}/{card_name}.json")
     return 0
 
 

@@ -202,10 +202,15 @@ def model_identity(models: LoadedModels) -> tuple[str, str]:
 
     Returns:
         The version (the cards' ``version`` entry when present, else
-        ``"classifier:<sha12> segmenter:<sha12>"``) and the hex sha256 of
-        ``"classifier=<sha>;segmenter=<sha>"``, which changes when either model does.
+        ``"classifier:<sha12> segmenter:<sha12>"``, with ``lesion:<sha12>`` and
+        ``scorer:<sha12>`` in name order when the folder has them) and the hex sha256
+        of ``"classifier=<sha>;segmenter=<sha>"`` (with theirs likewise), which
+        changes when any of them does.
     """
-    hashes = models.weights_sha256
+    hashes = dict(models.weights_sha256)
+    for name, card in (("lesion", models.lesion_card), ("scorer", models.scorer_card)):
+        if card is not None:
+            hashes[name] = str(card["weights"]["sha256"])
     names = sorted(hashes)
     version = next(
         (str(card["version"]) for card in models.cards.values() if card.get("version")), ""
@@ -359,13 +364,6 @@ def analyze(
         start = time.perf_counter()
         displays.append(display_images(scan))
         t["display"] = time.perf_counter() - start
-    start = time.perf_counter()
-    with _network_clocks(models) as (_c_clock, s_clock):
-        predictions = predict_batch(models, [scan.views for scan in scans], segment=segment)
-    total = time.perf_counter() - start
-    for t in timings:
-        t["classify"] = (total - s_clock.total) / n
-        t["segment"] = s_clock.total / n
     skeleton_maps: list[dict[str, np.ndarray] | None] = []
     for scan, t in zip(scans, timings, strict=True):
         start = time.perf_counter()
@@ -373,7 +371,24 @@ def analyze(
             None if models.skeleton is None else predict_labels(models.skeleton, scan.views)
         )
         t["anatomy"] = time.perf_counter() - start
-    note = precision_note(models.precision)
+    start = time.perf_counter()
+    with _network_clocks(models) as (_c_clock, s_clock):
+        predictions = predict_batch(
+            models,
+            [scan.views for scan in scans],
+            segment=segment,
+            skeletons=skeleton_maps,
+        )
+    total = time.perf_counter() - start
+    # the lesion network, or the segmenter and the scorer, make both the masks and the
+    # calls: there are no crops to classify
+    no_crops = models.lesion is not None or models.scorer is not None
+    segmenting = total if no_crops else s_clock.total
+    for t in timings:
+        t["classify"] = (total - segmenting) / n
+        t["segment"] = segmenting / n
+    # the lesion network runs in float32; only the classifier screens in another precision
+    note = "" if no_crops else precision_note(models.precision)
     device = describe_device(models.device) + (f", classifier {note}" if note else "")
     version, weights = model_identity(models)
     out: list[AnalysisResult] = []

@@ -33,6 +33,8 @@ from sqlite_utils import Database
 
 from core.analysis import model_identity
 from core.config import model_dir
+from core.lesions.scorer import SCORER
+from core.networks.lesion_net import LESION
 from core.networks.models import (
     CLASSIFIER,
     SEGMENTER,
@@ -70,6 +72,12 @@ FIGURE_KEYS: tuple[str, ...] = (
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def _names(directory: Path | str) -> tuple[str, ...]:
+    """The networks of a folder: the two, and the lesion network or scorer it holds."""
+    extra = tuple(n for n in (LESION, SCORER) if (Path(directory) / f"{n}.json").is_file())
+    return (*NAMES, *extra)
+
+
 def folder_identity(directory: Path | str) -> tuple[str, str]:
     """Return ``(version, weights_sha256)`` of a model folder from its cards alone.
 
@@ -80,7 +88,7 @@ def folder_identity(directory: Path | str) -> tuple[str, str]:
     Raises:
         ModelFileError: If a card is missing or invalid.
     """
-    cards = {name: read_card(directory, name) for name in NAMES}
+    cards = {name: read_card(directory, name) for name in _names(directory)}
     hashes = {name: str(card["weights"]["sha256"]) for name, card in cards.items()}
     names = sorted(hashes)
     version = next((str(card["version"]) for card in cards.values() if card.get("version")), "")
@@ -98,7 +106,7 @@ def check_weights(directory: Path | str) -> None:
             (the message names the file).
     """
     folder = Path(directory)
-    for name in NAMES:
+    for name in _names(folder):
         card = read_card(folder, name)
         weights = folder / str(card["weights"].get("file", f"{name}.safetensors"))
         if not weights.is_file():

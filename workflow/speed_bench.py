@@ -26,10 +26,15 @@ import numpy as np
 import torch
 
 from core.analysis import STAGES, analyze
-from core.config import LABEL_BLADDER, LABEL_METASTASIS
+from core.anatomy.network import predict_labels
+from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
 from core.evaluation.metrics import dice
+from core.imaging.crops import crop_origins, extract_crops
+from core.imaging.normalise import normalise_view
+from core.lesions.scorer import SCORER
 from core.networks.device import cpu_model, describe_device, native_bfloat16
 from core.networks.inference import predict_batch
+from core.networks.lesion_net import LESION
 from core.networks.models import (
     CLASSIFIER,
     SEGMENTER,
@@ -262,6 +267,69 @@ def precision_agreement(
     }
 
 
+def lesion_cost(files: Sequence[Path], model_dir: Path | str, repeats: int = 3) -> dict[str, Any]:
+    """The calls' seconds per scan against the two networks' bare forward pass (CPU).
+
+    For a folder with a lesion network or a lesion scorer (issue 26). Both are timed in
+    this call, on the same scans, float32, so that the ratio holds on any machine: the
+    two networks' bare forward pass is the classifier on every crop of both views plus
+    the segmenter on both whole views (nothing else: no gate, no normalisation); the
+    other path is everything it needs from counts to masks and calls: the skeleton
+    network, then the lesion network with its inputs, or the segmenter on whole views
+    with each mark's features and score.
+
+    Args:
+        files: DICOM files (at least one).
+        model_dir: A model folder with a lesion network.
+        repeats: Passes over the scans; the fastest is kept.
+
+    Returns:
+        ``{"scans", "two_networks_bare_s", "lesion_path_s", "ratio"}`` (seconds per scan).
+
+    Raises:
+        ValueError: If ``files`` is empty or the folder has no lesion network.
+    """
+    if not files:
+        raise ValueError("files must not be empty")
+    with_lesion = load_models(model_dir, device="cpu", precision="float32")
+    if with_lesion.lesion is None and with_lesion.scorer is None:
+        raise ValueError(f"model_dir: {model_dir} has neither a lesion network nor a scorer")
+    scans = [read_scan(p).views for p in files]
+    cfg = with_lesion.classifier_config
+    origins = crop_origins((ROWS, COLS), cfg.crop_size, cfg.crop_stride)
+
+    def bare() -> None:
+        for views in scans:
+            normalised = [normalise_view(np.asarray(v)) for v in views.values()]
+            crops = np.concatenate([extract_crops(v, origins, cfg.crop_size) for v in normalised])
+            whole = torch.from_numpy(np.stack(normalised)[:, None])
+            with torch.inference_mode():
+                with_lesion.classifier(torch.from_numpy(crops[:, None]))
+                with_lesion.segmenter(whole)
+
+    def lesion_path() -> None:
+        for views in scans:
+            maps = predict_labels(with_lesion.skeleton, views) if with_lesion.skeleton else None
+            predict_batch(with_lesion, [views], skeletons=[maps])
+
+    def fastest(run: Any) -> float:
+        run()  # warm-up: allocation and kernel choice
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        return best / len(scans)
+
+    two, lesion = fastest(bare), fastest(lesion_path)
+    return {
+        "scans": len(scans),
+        "two_networks_bare_s": two,
+        "lesion_path_s": lesion,
+        "ratio": lesion / two,
+    }
+
+
 #: Which devices :func:`run_bench` times: ``auto`` is the CPU and, when present, the GPU.
 BENCH_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -320,6 +388,8 @@ def run_bench(
         ]
         if "cpu" in names:
             report["agreement"] = segment_agreement(files, model_dir)
+            if any((Path(model_dir) / f"{n}.json").is_file() for n in (LESION, SCORER)):
+                report["lesion_cost"] = lesion_cost(files, model_dir)
             cpu = report["devices"][0]["precision"]
             if cpu != "float32":
                 report["precision_agreement"] = precision_agreement(files, model_dir, cpu)
@@ -359,6 +429,13 @@ def format_table(report: dict[str, Any]) -> str:
             f"pixels differ; Dice metastasis {agreement['dice_metastasis']:.4f}, bladder "
             f"{agreement['dice_bladder']:.4f}; largest BSTBI difference "
             f"{agreement['max_bstbi_difference']:.5f}"
+        )
+    cost = report.get("lesion_cost")
+    if cost:
+        lines.append(
+            f"calls without the classifier {cost['lesion_path_s']:.3f} s/scan vs the two networks' "
+            f"bare forward pass {cost['two_networks_bare_s']:.3f} s/scan on the CPU, float32, "
+            f"same run ({cost['scans']} scans): ratio {cost['ratio']:.2f}"
         )
     screened = report.get("precision_agreement")
     if screened:

@@ -40,18 +40,16 @@ from typing import Any
 import numpy as np
 import torch
 from monai.networks.nets import UNet
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional
 
 from core.anatomy.regions import LABELS
 from core.config import COLS, ROWS, VIEWS
 from core.networks.files import (
-    CARD_FORMAT,
     ModelFileError,
-    file_sha256,
-    half_state_dict,
     load_half_state_dict,
+    load_network_card,
+    save_network_files,
 )
 
 #: File stem of the skeleton network in a model folder.
@@ -286,42 +284,7 @@ def save_skeleton_network(
     Raises:
         ValueError: If ``extra`` uses a reserved key or is not JSON-serialisable.
     """
-    extra = dict(extra or {})
-    clash = {"format", "name", "config", "weights"} & set(extra)
-    if clash:
-        raise ValueError(f"extra must not set the reserved keys {sorted(clash)}")
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = half_state_dict(model)
-    weights = folder / f"{SKELETON}.safetensors"
-    tmp = weights.with_suffix(".safetensors.tmp")
-    # one metadata key: the same weights must always give the same file and sha256
-    save_file(state, str(tmp), metadata={"format": f"{CARD_FORMAT} {SKELETON}"})
-    tmp.replace(weights)
-    card: dict[str, Any] = {
-        "format": CARD_FORMAT,
-        "name": SKELETON,
-        "config": cfg.to_dict(),
-        "weights": {
-            "file": weights.name,
-            "sha256": file_sha256(weights),
-            "dtype": "float16",
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-            "bytes": weights.stat().st_size,
-        },
-        "metrics": {},
-    }
-    card.update(extra)
-    try:
-        text = json.dumps(card, indent=2)
-    except TypeError as exc:
-        raise ValueError(f"extra must be JSON-serialisable: {exc}") from exc
-    card_path = folder / f"{SKELETON}.json"
-    # write then rename: a crash mid-write must not leave a half card beside the weights
-    card_tmp = card_path.with_suffix(".json.tmp")
-    card_tmp.write_text(text + "\n", encoding="utf-8")
-    card_tmp.replace(card_path)
-    return card
+    return save_network_files(directory, SKELETON, model, cfg.to_dict(), extra)
 
 
 def load_skeleton_network(
@@ -341,27 +304,16 @@ def load_skeleton_network(
             config is invalid, the normalisation differs from this code's, or the
             weights do not fit the config.
     """
-    folder = Path(directory)
-    card_path = folder / f"{SKELETON}.json"
-    if not card_path.is_file():
-        raise ModelFileError(f"{card_path}: model card not found")
+    card, weights = load_network_card(directory, SKELETON)
+    card_path = Path(directory) / f"{SKELETON}.json"
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
         cfg = SkeletonNetConfig.from_dict(card["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{card_path}: not a valid skeleton card ({exc})") from exc
     if cfg.normalisation != SKELETON_NORMALISATION:
         raise ModelFileError(
             f"{card_path}: trained with normalisation {cfg.normalisation!r}, "
             f"this code uses {SKELETON_NORMALISATION!r}"
-        )
-    weights = folder / str(card["weights"].get("file", f"{SKELETON}.safetensors"))
-    if not weights.is_file():
-        raise ModelFileError(f"{weights}: weights file not found")
-    actual, expected = file_sha256(weights), str(card["weights"].get("sha256", ""))
-    if actual != expected:
-        raise ModelFileError(
-            f"{weights}: sha256 {actual} does not match {expected or '(none)'} in {card_path}"
         )
     model = build_network(cfg)
     load_half_state_dict(model, weights, "the config")

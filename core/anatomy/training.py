@@ -129,25 +129,21 @@ def thin(counts: torch.Tensor, keep: torch.Tensor, gen: torch.Generator) -> torc
     return torch.from_numpy(rng.binomial(c, np.broadcast_to(p, c.shape)).astype(np.float32))
 
 
-def augment_batch(
-    counts: torch.Tensor,
-    labels: torch.Tensor,
-    cfg: SkeletonNetConfig,
-    aug: SkeletonAugment,
-    gen: torch.Generator,
+def camera_augment(
+    counts: torch.Tensor, aug: SkeletonAugment, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment full views and bring them and their labels to the network's input shape.
+    """Apply what a camera and an export vary: resolution blur, count thinning, 8-bit export.
+
+    Steps 1-3 of the module docstring; the skeleton and the lesion networks share them.
 
     Args:
-        counts: float (N, 1, H, W) counts >= 0, anterior orientation (1024 x 256).
-        labels: integer (N, H, W) skeleton labels of the same views.
-        cfg: The network config (input shape).
-        aug: Augmentation ranges; :data:`NO_AUGMENT` only normalises and resizes.
-        gen: CPU random generator (its state makes a run reproducible).
+        counts: float (N, 1, H, W) counts >= 0.
+        aug: The ranges and probabilities (only ``blur_*``, ``thin_*``, ``export_*``).
+        gen: CPU random generator.
 
     Returns:
-        (inputs float32 (N, 1, h, w) in [0, 2], labels int64 (N, h, w)),
-        ``(h, w) = cfg.input_shape``.
+        (views float32 (N, 1, H, W) >= 0, their reference levels (N,) of
+        :func:`core.anatomy.network.reference_levels`).
     """
     n = counts.shape[0]
     x = counts.float()
@@ -170,6 +166,31 @@ def augment_batch(
         levels, _ = display_export(x, ref.clamp_min(1e-6), window, gamma)
         x = torch.where(chosen.reshape(n, 1, 1, 1), levels, x)
         ref = reference_levels(x)
+    return x, ref
+
+
+def augment_batch(
+    counts: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: SkeletonNetConfig,
+    aug: SkeletonAugment,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment full views and bring them and their labels to the network's input shape.
+
+    Args:
+        counts: float (N, 1, H, W) counts >= 0, anterior orientation (1024 x 256).
+        labels: integer (N, H, W) skeleton labels of the same views.
+        cfg: The network config (input shape).
+        aug: Augmentation ranges; :data:`NO_AUGMENT` only normalises and resizes.
+        gen: CPU random generator (its state makes a run reproducible).
+
+    Returns:
+        (inputs float32 (N, 1, h, w) in [0, 2], labels int64 (N, h, w)),
+        ``(h, w) = cfg.input_shape``.
+    """
+    n = counts.shape[0]
+    x, ref = camera_augment(counts, aug, gen)
     lo, hi = aug.reference_range
     ref = ref * torch.exp(_uniform(n, math.log(lo), math.log(hi), gen))
     x = normalise(x, ref)

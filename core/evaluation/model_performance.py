@@ -32,6 +32,8 @@ import pandas as pd  # no pandas-stubs in the venv
 from core.config import AGE_GROUPS, data_dir
 from core.evaluation.evaluate import CaseOutcome, Evaluation, describe_dataset, evaluate_cases
 from core.evaluation.metrics import ALL_GROUP, TABLE2_COLUMNS, Confusion, format_dice
+from core.lesions.scorer import SCORER
+from core.networks.lesion_net import LESION
 from core.networks.models import CLASSIFIER, SEGMENTER, LoadedModels, ModelFileError, read_card
 from core.phantom.export import generate_dataset
 from core.reading.dataset import read_dataset
@@ -327,7 +329,7 @@ class ModelStatus:
     @property
     def usable(self) -> bool:
         """Both cards read and both weight files in place, of the recorded size."""
-        return not self.problems and len(self.cards) == 2
+        return not self.problems and CLASSIFIER in self.cards and SEGMENTER in self.cards
 
     @property
     def key(self) -> str:
@@ -338,8 +340,12 @@ class ModelStatus:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """The evaluation recorded in the cards (the classifier's first), or ``{}``."""
-        for name in (CLASSIFIER, SEGMENTER):
+        """The evaluation recorded in the cards, or ``{}``.
+
+        The lesion network's or the scorer's first when the folder has one (it makes
+        the calls), then the classifier's, then the segmenter's.
+        """
+        for name in (LESION, SCORER, CLASSIFIER, SEGMENTER):
             found = self.cards.get(name, {}).get("metrics")
             if isinstance(found, dict) and found:
                 return found
@@ -360,7 +366,10 @@ def model_status(directory: str | Path) -> ModelStatus:
         return ModelStatus(folder, problems=(f"the model folder {folder} does not exist",))
     cards: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for name in (CLASSIFIER, SEGMENTER):
+    # the lesion network is optional; when its card is there, it is checked like the others
+    optional = [n for n in (LESION, SCORER) if (folder / f"{n}.json").is_file()]
+    names = [CLASSIFIER, SEGMENTER, *optional]
+    for name in names:
         try:
             card = read_card(folder, name)
         except ModelFileError as exc:

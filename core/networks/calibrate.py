@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from core.imaging.normalise import normalise_view
-from core.networks.inference import crop_probabilities
+from core.lesions.scorer import SCORER, set_scorer_threshold
+from core.networks.inference import crop_probabilities, predict_batch
+from core.networks.lesion_net import LESION, set_lesion_thresholds
 from core.networks.models import (
     CLASSIFIER,
     ClassifierConfig,
@@ -138,12 +140,18 @@ def scan_scores(
     ids, truth, scores = [], [], []
     for k, case in enumerate(cases):
         scan = load_case_views(case)
-        views = np.stack([normalise_view(np.asarray(v)) for v in scan.views.values()])
-        # float32 throughout: the threshold is chosen where decisions are made
-        probs = crop_probabilities(models, views, precision="float32").probabilities
+        if models.lesion is not None or models.scorer is not None:
+            # the lesion network's (or the scorer's) scan score is what its threshold decides
+            (pred,) = predict_batch(models, [scan.views])
+            score = pred.probabilities["metastasis"]
+        else:
+            views = np.stack([normalise_view(np.asarray(v)) for v in scan.views.values()])
+            # float32 throughout: the threshold is chosen where decisions are made
+            probs = crop_probabilities(models, views, precision="float32").probabilities
+            score = float(probs[:, :, column].max())
         ids.append(case.case_id)
         truth.append(bool(case.metastasis))
-        scores.append(float(probs[:, :, column].max()))
+        scores.append(score)
         if progress is not None:
             progress(k + 1, len(cases))
     return ids, truth, scores
@@ -182,7 +190,11 @@ def apply_calibration(
     n_positive: int,
     command: str,
 ) -> dict[str, Any]:
-    """Write a chosen metastasis threshold into the classifier card, saying where from.
+    """Write a chosen metastasis threshold into the folder's card, saying where from.
+
+    The classifier's card, or the lesion network's or the lesion scorer's when the
+    folder has one (its scan score then makes the calls, :mod:`core.networks.lesion_net`,
+    :mod:`core.lesions.scorer`).
 
     Args:
         model_dir: The model folder.
@@ -200,6 +212,27 @@ def apply_calibration(
     """
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases}")
+    own = next((n for n in (LESION, SCORER) if (Path(model_dir) / f"{n}.json").is_file()), None)
+    if own is not None:
+        # the folder's calls are the lesion network's or the scorer's: theirs is the
+        # threshold to set
+        calibration = {
+            "metastasis_threshold": {
+                "threshold": round(choice.threshold, 4),
+                "rule": f"largest Youden index (sensitivity + specificity - 1) over the "
+                f"calibration scans of the {own}'s scan score",
+                "chosen_on": f"{n_cases} scans ({n_positive} with metastasis) of {dataset}",
+                "calibration_sensitivity": round(choice.sensitivity, 4),
+                "calibration_specificity": round(choice.specificity, 4),
+                "command": command,
+                "date": dt.date.today().isoformat(),
+            }
+        }
+        if own == LESION:
+            return set_lesion_thresholds(
+                model_dir, threshold=round(choice.threshold, 4), calibration=calibration
+            )
+        return set_scorer_threshold(model_dir, round(choice.threshold, 4), calibration=calibration)
     card = read_card(model_dir, CLASSIFIER)
     config = config_from_dict(CLASSIFIER, card["config"])
     assert isinstance(config, ClassifierConfig)

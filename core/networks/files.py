@@ -9,14 +9,21 @@ both store and check their files with these helpers.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 #: Format tag of every model card.
 CARD_FORMAT = "bonescan-model/1"
+
+
+#: Card keys that only :func:`save_network_files` writes.
+RESERVED_CARD_KEYS = frozenset({"format", "name", "config", "weights"})
 
 
 class ModelFileError(ValueError):
@@ -68,3 +75,133 @@ def load_half_state_dict(model: nn.Module, weights: Path, what: str) -> None:
         model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
     except (KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{weights}: weights do not fit {what} ({exc})") from exc
+
+
+def save_network_files(
+    directory: Path | str,
+    name: str,
+    model: nn.Module,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a network's fp16 weights and its JSON card into a model folder.
+
+    Both files are written to a temporary name and renamed, so that a crash mid-write
+    never leaves a half file beside a whole one.
+
+    Args:
+        directory: The folder (created if missing).
+        name: The network's file stem (``skeleton``, ``lesion``).
+        model: The network; floating tensors are stored as float16.
+        config: Its config as a JSON-ready dict.
+        extra: More JSON-ready card entries (``training``, ``metrics`` ...); must not
+            use :data:`RESERVED_CARD_KEYS`.
+
+    Returns:
+        The card as written to ``<directory>/<name>.json``.
+
+    Raises:
+        ValueError: If ``extra`` uses a reserved key or is not JSON-serialisable.
+    """
+    extra = dict(extra or {})
+    clash = RESERVED_CARD_KEYS & set(extra)
+    if clash:
+        raise ValueError(f"extra must not set the reserved keys {sorted(clash)}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{name}.safetensors"
+    tmp = weights.with_suffix(".safetensors.tmp")
+    # one metadata key: the same weights must always give the same file and sha256
+    save_file(half_state_dict(model), str(tmp), metadata={"format": f"{CARD_FORMAT} {name}"})
+    tmp.replace(weights)
+    card: dict[str, Any] = {
+        "format": CARD_FORMAT,
+        "name": name,
+        "config": dict(config),
+        "weights": {
+            "file": weights.name,
+            "sha256": file_sha256(weights),
+            "dtype": "float16",
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "bytes": weights.stat().st_size,
+        },
+        "metrics": {},
+    }
+    card.update(extra)
+    try:
+        text = json.dumps(card, indent=2)
+    except TypeError as exc:
+        raise ValueError(f"extra must be JSON-serialisable: {exc}") from exc
+    card_path = folder / f"{name}.json"
+    card_tmp = card_path.with_suffix(".json.tmp")
+    card_tmp.write_text(text + "\n", encoding="utf-8")
+    card_tmp.replace(card_path)
+    return card
+
+
+def load_network_card(directory: Path | str, name: str) -> tuple[dict[str, Any], Path]:
+    """Read a network's card and find its weights, checking their sha256.
+
+    Args:
+        directory: The model folder.
+        name: The network's file stem.
+
+    Returns:
+        (the card, the weights file).
+
+    Raises:
+        ModelFileError: If the card or the weights are missing, the card is not JSON
+            with a ``config`` and ``weights``, or the sha256 differs from the card's.
+    """
+    folder = Path(directory)
+    card_path = folder / f"{name}.json"
+    if not card_path.is_file():
+        raise ModelFileError(f"{card_path}: model card not found")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["config"], card["weights"]["sha256"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{card_path}: not a valid {name} card ({exc})") from exc
+    weights = folder / str(card["weights"].get("file", f"{name}.safetensors"))
+    if not weights.is_file():
+        raise ModelFileError(f"{weights}: weights file not found")
+    actual, expected = file_sha256(weights), str(card["weights"].get("sha256", ""))
+    if actual != expected:
+        raise ModelFileError(
+            f"{weights}: sha256 {actual} does not match {expected or '(none)'} in {card_path}"
+        )
+    return card, weights
+
+
+def update_network_card(
+    directory: Path | str, name: str, config: Mapping[str, Any], **entries: Any
+) -> dict[str, Any]:
+    """Replace a network card's config (and set more entries); the weights are untouched.
+
+    The caller validates ``config`` (by building its config class) before calling. The
+    card is written to a temporary file and renamed.
+
+    Args:
+        directory: The model folder.
+        name: The network's file stem.
+        config: The new config as a JSON-ready dict.
+        **entries: More JSON-ready card entries to set (e.g. ``calibration``).
+
+    Returns:
+        The card as written.
+
+    Raises:
+        ModelFileError: If the card or weights are missing or do not match.
+        ValueError: If an entry is reserved.
+    """
+    clash = (RESERVED_CARD_KEYS - {"config"}) & set(entries)
+    if clash:
+        raise ValueError(f"entries must not set the reserved keys {sorted(clash)}")
+    card, _ = load_network_card(directory, name)
+    card["config"] = dict(config)
+    card.update(entries)
+    path = Path(directory) / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return card

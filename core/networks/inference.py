@@ -44,10 +44,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.config import VIEWS
-from core.imaging.crops import crop_origins, extract_crops, gate_mask, scan_probabilities
+from core.anatomy.network import oriented, predict_labels
+from core.config import COLS, ROWS, VIEWS
+from core.imaging.crops import (
+    THRESHOLD,
+    crop_origins,
+    extract_crops,
+    gate_mask,
+    scan_probabilities,
+)
 from core.imaging.normalise import normalise_view
+from core.lesions.features import view_candidates
+from core.lesions.scorer import score
 from core.networks.device import ARITHMETICS
+from core.networks.lesion_net import predict_probabilities, scan_score, views_inputs
 from core.networks.models import LoadedModels, SegmenterConfig
 
 #: Crops per classifier forward pass on the CPU.
@@ -329,8 +339,12 @@ def predict_batch(
     classifier_batch: int | None = None,
     segmenter_batch: int | None = None,
     segment: str = "auto",
+    skeletons: Sequence[Mapping[str, np.ndarray] | None] | None = None,
 ) -> list[Prediction]:
-    """Run both networks on several scans at once.
+    """Run both networks on several scans at once (or the lesion network, when loaded).
+
+    A model folder with a lesion network (``models.lesion``) is run by
+    :func:`predict_lesions` instead: one network makes the masks and the calls.
 
     Args:
         models: From :func:`core.networks.models.load_models`.
@@ -342,6 +356,8 @@ def predict_batch(
         segmenter_batch: Views per segmenter forward pass (>= 1; whole-view mode);
             None: the device's default (:data:`SEGMENTER_BATCH`, :data:`SEGMENTER_BATCH_GPU`).
         segment: One of :data:`SEGMENT_MODES` (see the module notes).
+        skeletons: Each scan's skeleton maps, for the lesion network; None (or a None
+            item) runs the skeleton network here. Ignored without a lesion network.
 
     Returns:
         One :class:`Prediction` per scan, same order. In gated mode
@@ -357,6 +373,10 @@ def predict_batch(
         raise ValueError("classifier_batch and segmenter_batch must be >= 1")
     if segment not in SEGMENT_MODES:
         raise ValueError(f"segment must be one of {SEGMENT_MODES}, got {segment!r}")
+    if models.lesion is not None:
+        return predict_lesions(models, scans, _skeleton_maps(models, scans, skeletons))
+    if models.scorer is not None:
+        return predict_scored(models, scans, _skeleton_maps(models, scans, skeletons))
     c_cfg, s_cfg = models.classifier_config, models.segmenter_config
     shape = tuple(s_cfg.input_shape)
     assert len(shape) == 2
@@ -409,6 +429,167 @@ def predict_batch(
                 masks_ungated=ungated,
                 precision=classified.precision,
                 confirmed_crops=int(classified.confirmed[idx].sum()),
+            )
+        )
+    return out
+
+
+def _skeleton_maps(
+    models: LoadedModels,
+    scans: Sequence[Mapping[str, np.ndarray]],
+    given: Sequence[Mapping[str, np.ndarray] | None] | None,
+) -> list[Mapping[str, np.ndarray]]:
+    """Return each scan's skeleton maps: those given, else the skeleton network's."""
+    if given is not None and len(given) != len(scans):
+        raise ValueError(f"skeletons: expected {len(scans)} items, got {len(given)}")
+    out: list[Mapping[str, np.ndarray]] = []
+    for i, views in enumerate(scans):
+        maps = None if given is None else given[i]
+        if maps is None:
+            if models.skeleton is None:
+                raise ValueError("models: the lesion network needs a skeleton network")
+            maps = predict_labels(models.skeleton, views)
+        out.append(maps)
+    return out
+
+
+def predict_scored(
+    models: LoadedModels,
+    scans: Sequence[Mapping[str, np.ndarray]],
+    skeletons: Sequence[Mapping[str, np.ndarray]],
+) -> list[Prediction]:
+    """Segment whole views, score every mark, and call scans from the marks' scores.
+
+    The segmenter runs on each whole view; each of its metastasis marks gets the lesion
+    scorer's probability (:mod:`core.lesions.scorer`, from the features of
+    :mod:`core.lesions.features`: the other side, the region's norm, the place). A mark
+    is kept when its score reaches the scorer's threshold; the scan's metastasis
+    probability is its highest mark score (0 without marks), so a scan is positive
+    exactly when it keeps a mark. The bladder's probability is the segmenter's
+    (:func:`core.networks.lesion_net.scan_score` of its bladder channel), present at 0.5.
+
+    Args:
+        models: Loaded models with ``scorer`` set.
+        scans: Each ``{view: counts}``, float (1024, 256) >= 0, canonical orientation.
+        skeletons: Each scan's ``{view: uint8 (1024, 256)}`` skeleton maps, same views.
+
+    Returns:
+        One :class:`Prediction` per scan, without crops; ``masks_ungated`` holds every
+        mark, ``masks`` the kept ones.
+
+    Raises:
+        ValueError: If ``models.scorer`` is None, the lengths differ, a scan is
+            malformed or a skeleton map is missing.
+    """
+    if models.scorer is None:
+        raise ValueError("models: this model folder has no lesion scorer")
+    if len(scans) != len(skeletons):
+        raise ValueError(f"skeletons: expected {len(scans)} maps, got {len(skeletons)}")
+    scorer, cfg = models.scorer
+    thresholds = {"metastasis": float(cfg.threshold), "bladder": THRESHOLD}
+    out: list[Prediction] = []
+    for i, (views, maps) in enumerate(zip(scans, skeletons, strict=True)):
+        _check_scan(i, views, (ROWS, COLS))
+        missing = [v for v in views if v not in maps]
+        if missing:
+            raise ValueError(f"skeletons[{i}]: no map for views {missing}")
+        names = [v for v in VIEWS if v in views]
+        x = np.stack([normalise_view(np.asarray(views[v])) for v in names])[:, None]
+        with torch.inference_mode(), _autocast(models.device, _segmenter_precision(models.device)):
+            logits = models.segmenter(torch.from_numpy(x).to(models.device))
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        ungated, gated = {}, {}
+        best, bladder = 0.0, 0.0
+        for k, v in enumerate(names):
+            labels = segment_labels(logits[k : k + 1], models.segmenter_config).cpu().numpy()[0]
+            cands = view_candidates(views[v], maps[v], labels, probs[k, 1], posterior=v == "POST")
+            scores = score(scorer, cfg, cands.features)
+            if len(scores):
+                best = max(best, float(scores.max()))
+            dropped = np.flatnonzero(scores < cfg.threshold) + 1
+            kept = labels.copy()
+            kept[np.isin(cands.components, dropped)] = 0
+            ungated[v], gated[v] = labels, kept
+            bladder = max(bladder, scan_score(probs[k, 2]))
+        named = {"metastasis": best, "bladder": bladder}
+        out.append(
+            Prediction(
+                probabilities=named,
+                positive={label: p >= thresholds[label] for label, p in named.items()},
+                thresholds=thresholds,
+                crop_origins=(),
+                crop_probabilities={v: np.zeros((0, 2), dtype=np.float32) for v in names},
+                masks=gated,
+                masks_ungated=ungated,
+                precision="float32",
+            )
+        )
+    return out
+
+
+def predict_lesions(
+    models: LoadedModels,
+    scans: Sequence[Mapping[str, np.ndarray]],
+    skeletons: Sequence[Mapping[str, np.ndarray]],
+) -> list[Prediction]:
+    """Run the lesion network (:mod:`core.networks.lesion_net`) on scans.
+
+    A label's scan probability is the highest :func:`core.networks.lesion_net.scan_score`
+    of its probability map over the scan's views; the label is present at or above the
+    network's calibrated threshold. The masks are the argmax, and a scan called free of
+    metastasis keeps no metastasis pixel (as the crop gate does for the two networks).
+
+    Args:
+        models: Loaded models with ``lesion`` set.
+        scans: Each ``{view: counts}``, float (1024, 256) >= 0, canonical orientation.
+        skeletons: Each scan's ``{view: uint8 (1024, 256)}`` skeleton maps
+            (:func:`core.anatomy.network.predict_labels`), same views.
+
+    Returns:
+        One :class:`Prediction` per scan; no crops (``crop_origins`` empty,
+        ``crop_probabilities`` of shape (0, 2)).
+
+    Raises:
+        ValueError: If ``models.lesion`` is None, the lengths differ, a scan is
+            malformed or a skeleton map is missing.
+    """
+    if models.lesion is None:
+        raise ValueError("models: this model folder has no lesion network")
+    if len(scans) != len(skeletons):
+        raise ValueError(f"skeletons: expected {len(scans)} maps, got {len(skeletons)}")
+    model, cfg = models.lesion
+    thresholds = {"metastasis": float(cfg.threshold), "bladder": float(cfg.bladder_threshold)}
+    out: list[Prediction] = []
+    for i, (views, maps) in enumerate(zip(scans, skeletons, strict=True)):
+        _check_scan(i, views, (ROWS, COLS))
+        missing = [v for v in views if v not in maps]
+        if missing:
+            raise ValueError(f"skeletons[{i}]: no map for views {missing}")
+        names, inputs = views_inputs(views, maps)
+        with torch.inference_mode(), _autocast(models.device, _segmenter_precision(models.device)):
+            probs = predict_probabilities(model, inputs)
+        named = {
+            "metastasis": max(scan_score(probs[k, 1]) for k in range(len(names))),
+            "bladder": max(scan_score(probs[k, 2]) for k in range(len(names))),
+        }
+        positive = {label: p >= thresholds[label] for label, p in named.items()}
+        ungated = {v: oriented(v, probs[k].argmax(0).astype(np.uint8)) for k, v in enumerate(names)}
+        gated = {}
+        for v, m in ungated.items():
+            m = m.copy()
+            if not positive["metastasis"]:
+                m[m == 1] = 0
+            gated[v] = m
+        out.append(
+            Prediction(
+                probabilities=named,
+                positive=positive,
+                thresholds=thresholds,
+                crop_origins=(),
+                crop_probabilities={v: np.zeros((0, 2), dtype=np.float32) for v in names},
+                masks=gated,
+                masks_ungated=ungated,
+                precision="float32",
             )
         )
     return out

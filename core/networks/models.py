@@ -39,6 +39,7 @@ from core.anatomy.network import SKELETON, load_skeleton_network
 from core.config import COLS, REPO_ROOT, ROWS, model_dir
 from core.imaging.crops import CLASSIFIER_LABELS, CROP_SIZE, CROP_STRIDE, THRESHOLD
 from core.imaging.normalise import NORMALISATION_NAME
+from core.lesions.scorer import SCORER, load_scorer
 from core.networks.device import resolve_precision, select_device
 from core.networks.files import (
     CARD_FORMAT,
@@ -46,7 +47,9 @@ from core.networks.files import (
     file_sha256,
     half_state_dict,
     load_half_state_dict,
+    load_network_card,
 )
+from core.networks.lesion_net import LESION, load_lesion_network
 
 # Re-exported: callers have always found the file helpers here.
 __all__ = [
@@ -331,7 +334,7 @@ def read_card(directory: Path | str, name: str) -> dict[str, Any]:
 
     Args:
         directory: The model folder.
-        name: ``"classifier"`` or ``"segmenter"``.
+        name: ``"classifier"``, ``"segmenter"``, ``"lesion"`` or ``"scorer"``.
 
     Returns:
         The card dict.
@@ -339,7 +342,8 @@ def read_card(directory: Path | str, name: str) -> dict[str, Any]:
     Raises:
         ModelFileError: If the JSON is missing or not a card of model ``name``.
     """
-    _check_name(name)
+    if name not in (LESION, SCORER):
+        _check_name(name)
     path = Path(directory) / f"{name}.json"
     if not path.is_file():
         raise ModelFileError(f"{path}: model card not found")
@@ -489,6 +493,17 @@ class LoadedModels:
             (:mod:`core.anatomy.network`), or None when no folder holds one: lesion
             regions then come from body proportions and there is no BSI.
         skeleton_card: Its card as read from ``skeleton.json``, or None.
+        lesion: ``(network, LesionNetConfig)`` of the lesion network
+            (:mod:`core.networks.lesion_net`) when the folder holds ``lesion.json``, or
+            None. When present it makes the masks and the scan's calls, and the two
+            networks above are not run (:func:`core.networks.inference.predict_batch`).
+        lesion_card: Its card, or None.
+        scorer: ``(network, ScorerConfig)`` of the lesion scorer
+            (:mod:`core.lesions.scorer`) when the folder holds ``scorer.json`` (and no
+            lesion network), or None. When present the segmenter runs on whole views,
+            each of its marks is scored, and the scores make the calls instead of the
+            crop classifier (:func:`core.networks.inference.predict_scored`).
+        scorer_card: Its card, or None.
     """
 
     classifier: nn.Module
@@ -501,6 +516,10 @@ class LoadedModels:
     precision: str = "float32"
     skeleton: tuple[nn.Module, Any] | None = None
     skeleton_card: dict[str, Any] | None = None
+    lesion: tuple[nn.Module, Any] | None = None
+    lesion_card: dict[str, Any] | None = None
+    scorer: tuple[nn.Module, Any] | None = None
+    scorer_card: dict[str, Any] | None = None
 
     @property
     def anatomy_sha256(self) -> str:
@@ -517,8 +536,10 @@ def load_models(
     directory: Path | str | None = None,
     device: torch.device | str | None = None,
     precision: str | None = None,
+    *,
+    lesion: bool = True,
 ) -> LoadedModels:
-    """Load the classifier and the segmenter of a model folder (hashes checked).
+    """Load the networks of a model folder (hashes checked).
 
     Args:
         directory: The model folder; :func:`core.config.model_dir` (the shipped
@@ -526,6 +547,9 @@ def load_models(
         device: Where to put them; the GPU when available, else the CPU, when None.
         precision: The classifier's screening arithmetic, one of
             :data:`core.networks.device.PRECISIONS`; None: ``$BONESCAN_PRECISION`` or ``auto``.
+        lesion: Load the folder's lesion network or lesion scorer when it has one;
+            False leaves them out, so that the paper's two networks make the calls
+            alone (for comparisons).
 
     Returns:
         The loaded models with their configs and cards.
@@ -541,6 +565,14 @@ def load_models(
     segmenter, s_cfg, s_card = load_model(directory, SEGMENTER, dev)
     assert isinstance(c_cfg, ClassifierConfig) and isinstance(s_cfg, SegmenterConfig)
     skeleton, skeleton_card = load_anatomy(Path(directory), dev)
+    lesion_net, lesion_card = None, None
+    if lesion and (Path(directory) / f"{LESION}.json").is_file():
+        lesion_net = load_lesion_network(directory, dev)
+        lesion_card, _ = load_network_card(directory, LESION)
+    scorer, scorer_card = None, None
+    if lesion_net is None and lesion and (Path(directory) / f"{SCORER}.json").is_file():
+        scorer = load_scorer(directory, dev)
+        scorer_card, _ = load_network_card(directory, SCORER)
     return LoadedModels(
         classifier=classifier,
         segmenter=segmenter,
@@ -552,6 +584,10 @@ def load_models(
         precision=arithmetic,
         skeleton=skeleton,
         skeleton_card=skeleton_card,
+        lesion=lesion_net,
+        lesion_card=lesion_card,
+        scorer=scorer,
+        scorer_card=scorer_card,
     )
 
 

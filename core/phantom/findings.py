@@ -609,6 +609,125 @@ def _growth_plates(rng: np.random.Generator, body: Body) -> list[Benign]:
     return out
 
 
+#: Degenerative sites that come in left-right pairs, and how often the other side is
+#: affected too. Wear and tear is mostly bilateral (both knees, both acromioclavicular
+#: joints, both sacroiliac joints), which is what separates it from a metastasis on a
+#: real scan; the spine's osteophytes and end plates are not paired.
+PAIRED_DEGENERATIVE: dict[str, float] = {
+    "knee": 0.6,
+    "shoulder": 0.6,
+    "sternoclavicular": 0.6,
+    "hip": 0.5,
+    "si_joint": 0.6,
+    "trochanter": 0.4,
+    "foot": 0.5,
+    "lumbar_facet": 0.4,
+    "rib_costochondral": 0.3,
+}
+
+
+def _degenerative_site(
+    body: Body, where: str, side: str, size: float, level: str, rib: int, along: float
+) -> tuple[Site, str, str, float]:
+    """Return (site, site name, side, size) of one degenerative spot at ``where``.
+
+    ``level`` names the vertebra (spine and facet sites), ``rib`` and ``along`` (0-1
+    along the rib) place a costochondral spot; the other sites ignore them.
+    """
+    sgn = -1.0 if side == "right" else 1.0
+    if where in ("spine_osteophyte", "vertebral_endplate"):
+        b = body.bone(level)
+        assert isinstance(b, Blob)
+        s = _site_of(body, level, 0.0)
+        if where == "spine_osteophyte":  # bridging osteophyte at the body's lateral edge
+            s = replace(s, side=side, x=s.x + sgn * b.axes[0] * 0.9, y=s.y + b.axes[1])
+            size = min(size, 14.0)
+        else:  # compression fracture or Schmorl node: a band across the body
+            s = replace(s, side=None, y=s.y - 0.5 * b.axes[1])
+            side = "midline"
+        s = replace(s, angle=0.0, max_along=40, max_across=40)
+        site_name = f"{where}_{level}"
+    elif where == "sternoclavicular":
+        s = _site_of(body, f"clavicle_{side}", 0.0)
+        site_name = f"sternoclavicular_{side}"
+    elif where == "trochanter":
+        s = _site_of(body, f"femur_{side}", 0.03)
+        s = replace(s, x=s.x + sgn * 0.012 * body.height_mm)
+        site_name = f"trochanter_{side}"
+    elif where == "hip":
+        hx, hy = body.landmarks[f"hip_{side}"]
+        s = replace(_site_of(body, f"acetabulum_{side}", 0.0), x=hx, y=hy - 8.0)
+        site_name = f"hip_{side}"
+    elif where == "si_joint":
+        sx_, sy_ = body.landmarks[f"si_{side}"]
+        s = replace(_site_of(body, f"ilium_{side}", 0.0), x=sx_, y=sy_)
+        site_name = f"si_{side}"
+    elif where == "rib_costochondral":
+        s = _site_of(body, f"rib{rib}_{side}", along)
+        size = min(size, 12.0)
+        site_name = f"costochondral{rib}_{side}"
+    elif where == "knee":
+        s = _site_of(body, f"tibia_{side}", 0.0)
+        kx, ky = body.landmarks[f"knee_{side}"]
+        # the medial compartment wears first
+        s = replace(
+            s,
+            side=side,
+            x=kx - sgn * 0.01 * body.height_mm,
+            y=ky,
+            angle=0.0,
+            max_along=40,
+            max_across=40,
+        )
+        site_name = f"knee_{side}"
+    elif where == "shoulder":
+        s = _site_of(body, f"clavicle_{side}", 1.0)  # acromioclavicular joint
+        site_name = f"acromioclavicular_{side}"
+    elif where == "lumbar_facet":
+        s = _site_of(body, f"{level}_arch", 0.0)
+        b = body.bone(f"{level}_arch")
+        assert isinstance(b, Blob)
+        s = replace(
+            s,
+            region="lumbar_spine",
+            side=side,
+            x=s.x + sgn * b.axes[0] * 0.8,
+            angle=0.0,
+            max_along=40,
+            max_across=40,
+        )
+        size = min(size, 14.0)
+        site_name = f"facet_{level}_{side}"
+    else:
+        s = _site_of(body, f"metatarsal1_{side}", 1.0)
+        site_name = f"foot_{side}"
+    return s, site_name, side, size
+
+
+def _degenerative_finding(
+    body: Body,
+    where: str,
+    side: str,
+    size: float,
+    ratio: float,
+    level: str = "",
+    rib: int = 0,
+    along: float = 0.0,
+) -> Benign:
+    s, site_name, side, size = _degenerative_site(body, where, side, size, level, rib, along)
+    return Benign(
+        "degenerative",
+        site_name,
+        s.region,
+        side,
+        (s.x, s.y),
+        round(size, 1),
+        ratio,
+        (_spot(s, size, ratio, f"degen_{site_name}"),),
+        detail=f"degenerative uptake ({where.replace('_', ' ')})",
+    )
+
+
 def _degenerative(rng: np.random.Generator, body: Body) -> list[Benign]:
     out: list[Benign] = []
     # Where real benign boxes sit (../shared/real-stats.md): thorax and spine first,
@@ -628,93 +747,34 @@ def _degenerative(rng: np.random.Generator, body: Body) -> list[Benign]:
     ]
     weights = np.array([0.1, 0.1, 0.1, 0.04, 0.2, 0.08, 0.08, 0.1, 0.05, 0.05, 0.1])
     n = int(rng.integers(1, 6))
+    drawn = []
     for where in rng.choice(sites, size=n, replace=True, p=weights / weights.sum()):
         side = "right" if rng.random() < 0.5 else "left"
-        sgn = -1.0 if side == "right" else 1.0
         size = float(rng.uniform(8.0, 24.0))
         ratio = round(float(np.clip(np.exp(rng.normal(math.log(2.3), 0.35)), 1.4, 5.0)), 3)
+        level, rib, along = "", 0, 0.0
         if where in ("spine_osteophyte", "vertebral_endplate"):
             level = str(rng.choice([f"T{i}" for i in range(4, 13)] + ["L1", "L2", "L3", "L4"]))
-            b = body.bone(level)
-            assert isinstance(b, Blob)
-            s = _site_of(body, level, 0.0)
-            if where == "spine_osteophyte":  # bridging osteophyte at the body's lateral edge
-                s = replace(s, side=side, x=s.x + sgn * b.axes[0] * 0.9, y=s.y + b.axes[1])
-                size = min(size, 14.0)
-            else:  # compression fracture or Schmorl node: a band across the body
-                s = replace(s, side=None, y=s.y - 0.5 * b.axes[1])
-                side = "midline"
-            s = replace(s, angle=0.0, max_along=40, max_across=40)
-            site_name = f"{where}_{level}"
-        elif where == "sternoclavicular":
-            s = _site_of(body, f"clavicle_{side}", 0.0)
-            site_name = f"sternoclavicular_{side}"
-        elif where == "trochanter":
-            s = _site_of(body, f"femur_{side}", 0.03)
-            s = replace(s, x=s.x + sgn * 0.012 * body.height_mm)
-            site_name = f"trochanter_{side}"
-        elif where == "hip":
-            hx, hy = body.landmarks[f"hip_{side}"]
-            s = replace(_site_of(body, f"acetabulum_{side}", 0.0), x=hx, y=hy - 8.0)
-            site_name = f"hip_{side}"
-        elif where == "si_joint":
-            sx_, sy_ = body.landmarks[f"si_{side}"]
-            s = replace(_site_of(body, f"ilium_{side}", 0.0), x=sx_, y=sy_)
-            site_name = f"si_{side}"
         elif where == "rib_costochondral":
             rib = int(rng.integers(2, 8))
-            s = _site_of(body, f"rib{rib}_{side}", float(rng.uniform(0.75, 0.95)))
-            size = min(size, 12.0)
-            site_name = f"costochondral{rib}_{side}"
-        elif where == "knee":
-            s = _site_of(body, f"tibia_{side}", 0.0)
-            kx, ky = body.landmarks[f"knee_{side}"]
-            # the medial compartment wears first
-            s = replace(
-                s,
-                side=side,
-                x=kx - sgn * 0.01 * body.height_mm,
-                y=ky,
-                angle=0.0,
-                max_along=40,
-                max_across=40,
-            )
-            site_name = f"knee_{side}"
-        elif where == "shoulder":
-            s = _site_of(body, f"clavicle_{side}", 1.0)  # acromioclavicular joint
-            site_name = f"acromioclavicular_{side}"
+            along = float(rng.uniform(0.75, 0.95))
         elif where == "lumbar_facet":
             level = str(rng.choice(["L3", "L4", "L5"]))
-            s = _site_of(body, f"{level}_arch", 0.0)
-            b = body.bone(f"{level}_arch")
-            assert isinstance(b, Blob)
-            s = replace(
-                s,
-                region="lumbar_spine",
-                side=side,
-                x=s.x + sgn * b.axes[0] * 0.8,
-                angle=0.0,
-                max_along=40,
-                max_across=40,
-            )
-            size = min(size, 14.0)
-            site_name = f"facet_{level}_{side}"
-        else:
-            s = _site_of(body, f"metatarsal1_{side}", 1.0)
-            site_name = f"foot_{side}"
-        out.append(
-            Benign(
-                "degenerative",
-                site_name,
-                s.region,
-                side,
-                (s.x, s.y),
-                round(size, 1),
-                ratio,
-                (_spot(s, size, ratio, f"degen_{site_name}"),),
-                detail=f"degenerative uptake ({where.replace('_', ' ')})",
-            )
-        )
+        drawn.append((str(where), side, size, ratio, level, rib, along))
+        out.append(_degenerative_finding(body, str(where), side, size, ratio, level, rib, along))
+    # The partners are drawn after every site, so a patient's first-side findings are
+    # those of the unpaired generator; a partner is about as hot and as big.
+    have = {f.site for f in out}
+    for where, side, size, ratio, level, rib, along in drawn:
+        if rng.random() >= PAIRED_DEGENERATIVE.get(where, 0.0):
+            continue
+        other = "left" if side == "right" else "right"
+        size2 = size * float(rng.uniform(0.85, 1.15))
+        ratio2 = round(float(np.clip(ratio * np.exp(rng.normal(0.0, 0.15)), 1.4, 5.0)), 3)
+        partner = _degenerative_finding(body, where, other, size2, ratio2, level, rib, along)
+        if partner.site not in have:
+            have.add(partner.site)
+            out.append(partner)
     return out
 
 

@@ -1,0 +1,177 @@
+r"""Train the lesion scorer (issue 26) on candidate marks of phantom scans, on the CPU.
+
+Reads the candidate files of ``scripts/lesion_candidates.py`` (the shipped segmenter's
+whole-view labels and probability, the skeleton network's map, the true masks),
+computes every mark's features (:mod:`core.lesions.features`) and whether it is a true
+metastasis (:func:`core.lesions.features.candidate_truth`), trains the MONAI
+``FullyConnectedNet`` of :mod:`core.lesions.scorer` with a binary cross-entropy on all
+training marks at once (Adam, ``--epochs`` full passes; seconds on one core), and
+reports on the held-out candidates (the second centre): mark AUC, scan AUC of the
+highest mark score, and at each threshold of ``--thresholds`` the sensitivity and
+specificity of the call "a mark at or above it", marks per negative scan and the share
+of true lesions kept. ``--out`` writes ``scorer.{safetensors,json}`` there.
+
+Run::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python scripts/train_scorer.py \
+        ~/bonescan-runs/scorer/train ~/bonescan-runs/scorer/val --out ~/bonescan-runs/scorer/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from core.evaluation.metrics import roc_auc
+from core.lesions.features import FEATURES, candidate_truth, view_candidates
+from core.lesions.scorer import ScorerConfig, build_scorer, save_scorer, score, standardise
+
+
+def load_candidates(folder: Path) -> dict[str, Any]:
+    """Features, truth and the scan of every mark in a candidates folder."""
+    xs, ys, scan_of, scan_truth = [], [], [], []
+    for k, path in enumerate(sorted(folder.glob("*.npz"))):
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+            for v in range(2):
+                cands = view_candidates(
+                    z["views"][v],
+                    z["skeleton"][v],
+                    z["seg"][v],
+                    z["p_met"][v].astype(np.float32) / 255.0,
+                    posterior=v == 1,
+                )
+                xs.append(cands.features)
+                ys.append(candidate_truth(cands.components, z["masks"][v]))
+                scan_of += [k] * len(cands.features)
+        scan_truth.append(bool(meta["metastasis"]))
+    return {
+        "x": np.concatenate(xs),
+        "y": np.concatenate(ys),
+        "scan": np.array(scan_of, dtype=int),
+        "scan_truth": np.array(scan_truth, dtype=bool),
+    }
+
+
+def scan_scores(scores: np.ndarray, scan: np.ndarray, n_scans: int) -> np.ndarray:
+    """The highest mark score of each scan (0 without marks)."""
+    out = np.zeros(n_scans)
+    np.maximum.at(out, scan, scores)
+    return out
+
+
+def report(data: dict[str, Any], scores: np.ndarray, thresholds: list[float]) -> dict[str, Any]:
+    """Mark and scan figures of scores on one candidates set."""
+    n = len(data["scan_truth"])
+    per_scan = scan_scores(scores, data["scan"], n)
+    truth = data["scan_truth"]
+    out: dict[str, Any] = {
+        "marks": len(scores),
+        "true_marks": int(data["y"].sum()),
+        "mark_auc": round(float(roc_auc(data["y"].astype(int), scores)), 4),
+        "scan_auc": round(float(roc_auc(truth.astype(int), per_scan)), 4),
+        "at": {},
+    }
+    neg_scans = np.flatnonzero(~truth)
+    for t in thresholds:
+        kept = scores >= t
+        called = per_scan >= t
+        marks_neg = np.bincount(data["scan"][kept], minlength=n)[neg_scans]
+        out["at"][str(t)] = {
+            "sensitivity": round(float(called[truth].mean()), 4),
+            "specificity": round(float((~called[~truth]).mean()), 4),
+            "marks_per_negative": round(float(marks_neg.mean()), 2),
+            "true_marks_kept": round(float(kept[data["y"]].mean()), 4) if data["y"].any() else None,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train on the first folder, report on the second."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("train", type=Path)
+    p.add_argument("val", type=Path)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--epochs", type=int, default=600)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--drop", nargs="*", default=[], help="features zeroed (ablation)")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.8, 0.9])
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    start = time.time()
+    train, val = load_candidates(args.train), load_candidates(args.val)
+    for name in args.drop:
+        train["x"][:, FEATURES.index(name)] = 0.0
+        val["x"][:, FEATURES.index(name)] = 0.0
+    print(
+        f"features: {len(train['x'])} training marks ({int(train['y'].sum())} true), "
+        f"{len(val['x'])} held-out marks, {time.time() - start:.0f} s"
+    )
+    mean = train["x"].mean(axis=0)
+    scale = train["x"].std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    cfg = ScorerConfig(
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        hidden=tuple(args.hidden),
+    )
+    model = build_scorer(cfg)
+    x = standardise(train["x"], cfg)
+    y = torch.from_numpy(train["y"].astype(np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    curve = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        loss = functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if epoch % 100 == 0 or epoch == args.epochs:
+            held = report(val, score(model, cfg, val["x"]), [0.5])
+            curve.append(
+                {
+                    "epoch": epoch,
+                    "loss": round(float(loss.detach()), 4),
+                    "mark_auc": held["mark_auc"],
+                    "scan_auc": held["scan_auc"],
+                }
+            )
+            print(curve[-1], flush=True)
+    results = {
+        "training": report(train, score(model, cfg, train["x"]), args.thresholds),
+        "held_out": report(val, score(model, cfg, val["x"]), args.thresholds),
+    }
+    print(json.dumps(results, indent=1))
+    if args.out:
+        save_scorer(
+            args.out,
+            model,
+            cfg,
+            {
+                "training": {
+                    "candidates": str(args.train),
+                    "marks": len(train["x"]),
+                    "true_marks": int(train["y"].sum()),
+                    "epochs": args.epochs,
+                    "lr": args.lr,
+                    "curve": curve,
+                    "dropped": args.drop,
+                },
+                "metrics": {"held_out": str(args.val), **results["held_out"]},
+            },
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
