@@ -159,6 +159,17 @@ def test_the_split_follows_the_paper_rule_level_by_level() -> None:
     assert any(split_by_patient(pixels, seed=s) != splits for s in range(4, 10))
 
 
+def test_a_small_centre_whose_levels_cannot_share_is_pooled() -> None:
+    """Six patients in levels of one or two: no calibration or test patient by level, so
+    the levels are pooled; three patients stay all training (too few to pool)."""
+    pixels = {"a": 0, "b": 5, "c": 50, "d": 60, "e": 500, "f": 5000}
+    splits = split_by_patient(pixels, seed=0)
+    assert sorted(splits.values()) == ["calibration", "test", "train", "train", "train", "train"]
+    assert splits == split_by_patient(pixels, seed=0)  # deterministic
+    few = split_by_patient({"a": 0, "b": 50, "c": 5000}, seed=0)
+    assert set(few.values()) == {"train"}
+
+
 def test_nothing_reviewed_or_a_used_folder_is_refused(db_file: Path, tmp_path: Path) -> None:
     with open_db(db_file) as db:
         case = small_analysis(db)

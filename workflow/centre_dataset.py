@@ -32,7 +32,9 @@ integer counts; counts that are not whole numbers (a resized export) are scaled 
 *Split* by patient with the paper's rule (:func:`core.evaluation.metrics.split_patients`
 on each patient's metastasis pixels, levels of :func:`core.evaluation.metrics.lesion_level`):
 20 % of each level to test, then 20 % of the rest, by the same rule, to calibration;
-the same store and seed give the same split.
+the same store and seed give the same split. Where that leaves no calibration or test
+patient (a small centre whose levels each hold one or two patients), the levels are
+pooled.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ from workflow.review_changes import reviewed_masks_of
 HELD_OUT_SHARE = 0.2
 #: The split names, in the order they are reported.
 SPLITS: tuple[str, str, str] = ("train", "calibration", "test")
+#: From this many patients on, levels too small to give calibration and test patients
+#: are pooled (:func:`split_by_patient`): 1 test, 1 calibration, 2 training at 4.
+MIN_POOLED_PATIENTS = 4
 #: The split file written beside ``cases.csv``.
 SPLIT_FILE = "split.csv"
 #: What the export records about itself.
@@ -145,8 +150,24 @@ def _plan(db: Database) -> tuple[list[_Planned], list[str]]:
     return planned, skipped
 
 
+def _level_split(patient_lesion_pixels: Mapping[str, int], seed: int) -> dict[str, str]:
+    rest, test = split_patients(patient_lesion_pixels, HELD_OUT_SHARE, seed)
+    train, calibration = split_patients(
+        {p: patient_lesion_pixels[p] for p in rest}, HELD_OUT_SHARE, seed
+    )
+    out = dict.fromkeys(train, "train")
+    out.update(dict.fromkeys(calibration, "calibration"))
+    out.update(dict.fromkeys(test, "test"))
+    return out
+
+
 def split_by_patient(patient_lesion_pixels: Mapping[str, int], seed: int = 0) -> dict[str, str]:
     """Place each patient in train, calibration or test by the paper's 7-level rule.
+
+    A small centre's levels can each be too small to share (a level of 1 or 2 patients
+    is all training), leaving no calibration or test patient at all. Then, from
+    :data:`MIN_POOLED_PATIENTS` patients on, the levels are pooled: the same rule on
+    all patients as one level, so that every split gets patients.
 
     Args:
         patient_lesion_pixels: ``{patient: metastasis pixels}`` over all its scans.
@@ -157,13 +178,9 @@ def split_by_patient(patient_lesion_pixels: Mapping[str, int], seed: int = 0) ->
         (:func:`core.evaluation.metrics.split_patients`), then the same share of the rest,
         level by level, to ``"calibration"``; the others ``"train"``.
     """
-    rest, test = split_patients(patient_lesion_pixels, HELD_OUT_SHARE, seed)
-    train, calibration = split_patients(
-        {p: patient_lesion_pixels[p] for p in rest}, HELD_OUT_SHARE, seed
-    )
-    out = dict.fromkeys(train, "train")
-    out.update(dict.fromkeys(calibration, "calibration"))
-    out.update(dict.fromkeys(test, "test"))
+    out = _level_split(patient_lesion_pixels, seed)
+    if len(out) >= MIN_POOLED_PATIENTS and not {"calibration", "test"} <= set(out.values()):
+        out = _level_split(dict.fromkeys(patient_lesion_pixels, 0), seed)
     return out
 
 
