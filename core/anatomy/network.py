@@ -30,8 +30,6 @@ models of :mod:`core.networks.models` are stored; the sha256 is checked on load.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ from torch.nn import functional
 from core.anatomy.regions import LABELS
 from core.config import COLS, ROWS, VIEWS
 from core.networks.files import (
+    CardConfig,
     ModelFileError,
     load_half_state_dict,
     load_network_card,
@@ -65,7 +64,7 @@ RATIO_CLIP = 4.0
 
 
 @dataclass(frozen=True)
-class SkeletonNetConfig:
+class SkeletonNetConfig(CardConfig):
     """How the skeleton network is built and applied.
 
     Attributes:
@@ -108,27 +107,6 @@ class SkeletonNetConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict (tuples become lists)."""
-        out: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SkeletonNetConfig:
-        """Rebuild a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: If a key is unknown or a value invalid.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"skeleton config has unknown keys {sorted(unknown)}")
-        kwargs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-        }
-        return cls(**kwargs)
 
 
 def build_network(cfg: SkeletonNetConfig | None = None) -> nn.Module:

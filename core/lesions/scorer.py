@@ -14,7 +14,6 @@ shared helpers of :mod:`core.networks.files`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from core.lesions.features import FEATURES
 from core.networks.files import (
+    CardConfig,
     ModelFileError,
     load_half_state_dict,
     load_network_card,
@@ -39,7 +39,7 @@ SCORER = "scorer"
 
 
 @dataclass(frozen=True)
-class ScorerConfig:
+class ScorerConfig(CardConfig):
     """How the scorer is built and applied.
 
     Attributes:
@@ -72,27 +72,6 @@ class ScorerConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict."""
-        out: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScorerConfig:
-        """Rebuild a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: If a key is unknown or a value invalid.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"scorer config has unknown keys {sorted(unknown)}")
-        kwargs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-        }
-        return cls(**kwargs)
 
 
 def build_scorer(cfg: ScorerConfig | None = None) -> nn.Module:

@@ -8,11 +8,12 @@ both store and check their files with these helpers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -28,6 +29,35 @@ RESERVED_CARD_KEYS = frozenset({"format", "name", "config", "weights"})
 
 class ModelFileError(ValueError):
     """A model folder is missing a file, or a file does not match its JSON."""
+
+
+class CardConfig:
+    """Mixin of a frozen config dataclass stored in its network's card as JSON.
+
+    Tuples become JSON lists and lists become tuples again, so that a config read back
+    equals the one written (and stays hashable).
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict (tuples become lists)."""
+        assert dataclasses.is_dataclass(self)
+        out: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Rebuild a config from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: If a key is unknown or a value invalid.
+        """
+        assert dataclasses.is_dataclass(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{cls.__name__} has unknown keys {sorted(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
 
 
 def file_sha256(path: Path) -> str:

@@ -453,6 +453,20 @@ def _skeleton_maps(
     return out
 
 
+def _with_maps(
+    scans: Sequence[Mapping[str, np.ndarray]], skeletons: Sequence[Mapping[str, np.ndarray]]
+) -> list[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]]:
+    """Pair each scan with its skeleton maps, checking both before any network runs."""
+    if len(scans) != len(skeletons):
+        raise ValueError(f"skeletons: expected {len(scans)} maps, got {len(skeletons)}")
+    for i, (views, maps) in enumerate(zip(scans, skeletons, strict=True)):
+        _check_scan(i, views, (ROWS, COLS))
+        missing = [v for v in views if v not in maps]
+        if missing:
+            raise ValueError(f"skeletons[{i}]: no map for views {missing}")
+    return list(zip(scans, skeletons, strict=True))
+
+
 def predict_scored(
     models: LoadedModels,
     scans: Sequence[Mapping[str, np.ndarray]],
@@ -483,16 +497,10 @@ def predict_scored(
     """
     if models.scorer is None:
         raise ValueError("models: this model folder has no lesion scorer")
-    if len(scans) != len(skeletons):
-        raise ValueError(f"skeletons: expected {len(scans)} maps, got {len(skeletons)}")
     scorer, cfg = models.scorer
     thresholds = {"metastasis": float(cfg.threshold), "bladder": THRESHOLD}
     out: list[Prediction] = []
-    for i, (views, maps) in enumerate(zip(scans, skeletons, strict=True)):
-        _check_scan(i, views, (ROWS, COLS))
-        missing = [v for v in views if v not in maps]
-        if missing:
-            raise ValueError(f"skeletons[{i}]: no map for views {missing}")
+    for views, maps in _with_maps(scans, skeletons):
         names = [v for v in VIEWS if v in views]
         x = np.stack([normalise_view(np.asarray(views[v])) for v in names])[:, None]
         with torch.inference_mode(), _autocast(models.device, _segmenter_precision(models.device)):
@@ -555,16 +563,10 @@ def predict_lesions(
     """
     if models.lesion is None:
         raise ValueError("models: this model folder has no lesion network")
-    if len(scans) != len(skeletons):
-        raise ValueError(f"skeletons: expected {len(scans)} maps, got {len(skeletons)}")
     model, cfg = models.lesion
     thresholds = {"metastasis": float(cfg.threshold), "bladder": float(cfg.bladder_threshold)}
     out: list[Prediction] = []
-    for i, (views, maps) in enumerate(zip(scans, skeletons, strict=True)):
-        _check_scan(i, views, (ROWS, COLS))
-        missing = [v for v in views if v not in maps]
-        if missing:
-            raise ValueError(f"skeletons[{i}]: no map for views {missing}")
+    for views, maps in _with_maps(scans, skeletons):
         names, inputs = views_inputs(views, maps)
         with torch.inference_mode(), _autocast(models.device, _segmenter_precision(models.device)):
             probs = predict_probabilities(model, inputs)

@@ -32,7 +32,6 @@ training, figures); :func:`save_lesion_network` / :func:`load_lesion_network`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from core.anatomy.references import midline_column, mirrored_uptake, region_refe
 from core.anatomy.regions import BACKGROUND
 from core.config import COLS, ROWS, VIEWS
 from core.networks.files import (
+    CardConfig,
     ModelFileError,
     load_half_state_dict,
     load_network_card,
@@ -75,7 +75,7 @@ SCORE_POOL = 3
 
 
 @dataclass(frozen=True)
-class LesionNetConfig:
+class LesionNetConfig(CardConfig):
     """How the lesion network is built and applied.
 
     Attributes:
@@ -135,27 +135,6 @@ class LesionNetConfig:
     def size_multiple(self) -> int:
         """Input sides must be multiples of this."""
         return int(np.prod(self.strides))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict (tuples become lists)."""
-        out: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LesionNetConfig:
-        """Rebuild a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: If a key is unknown or a value invalid.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"lesion config has unknown keys {sorted(unknown)}")
-        kwargs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-        }
-        return cls(**kwargs)
 
 
 def build_network(cfg: LesionNetConfig | None = None) -> nn.Module:
