@@ -18,7 +18,10 @@ Reads **99mTc-MDP whole-body bone scans** (planar anterior and posterior views,
 
 1. a **ResNet34** classifier tells, on 256 x 256 crops, whether a scan shows bone
    metastasis and the bladder (threshold 0.5, or the model's calibrated one);
-2. a **UNet** outlines the metastasis and bladder pixels;
+2. a **UNet** outlines the metastasis and bladder pixels; with the shipped models a
+   **lesion scorer** then weighs each of its marks as a reader does (is the other side
+   as hot, is its bone always that hot, where is it) and the scan is called from those
+   scores instead of the classifier's crops, so paired normal uptake is not marked;
 3. the **Bone Scan Tumour Burden Index** sums the lesions' uptake on the inverted
    8-bit display, leaving out the bladder, and averages it over 4 images
    (anterior and posterior, at 2 grey levels):

@@ -210,7 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no usable model in {args.model} ({exc})", file=sys.stderr)
         return 2
     load_s = time.perf_counter() - t0
-    threshold = models.classifier_config.thresholds()["metastasis"]
+    # the threshold of whatever makes the folder's calls
+    if models.scorer is not None:
+        threshold = float(models.scorer[1].threshold)
+    elif models.lesion is not None:
+        threshold = float(models.lesion[1].threshold)
+    else:
+        threshold = models.classifier_config.thresholds()["metastasis"]
     results: dict[str, AnalysisResult] = {}
     lines: list[dict[str, Any]] = []
     tiles: list[tuple[str, np.ndarray]] = []

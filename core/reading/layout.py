@@ -153,7 +153,7 @@ EQUAL_SNAP = 0.15
 #: A bordered panel of whole-body views is at least this tall for each view's width.
 MIN_PANEL_ASPECT = 1.5
 #: A single body is at most this wide for its height (arms out); wider is two bodies.
-BODY_MAX_WIDTH = 0.42
+BODY_MAX_WIDTH = 0.40
 #: A part too wide for one body is two bodies touching only when it is at least this
 #: fraction of the tallest part's height (a spot view beside whole bodies is shorter).
 TOUCHING_MIN_HEIGHT = 0.9
