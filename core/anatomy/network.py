@@ -46,8 +46,8 @@ from core.config import COLS, ROWS, VIEWS
 from core.networks.files import (
     CardConfig,
     ModelFileError,
-    load_half_state_dict,
-    load_network_card,
+    read_network_config,
+    ready_network,
     save_network_files,
 )
 
@@ -282,19 +282,10 @@ def load_skeleton_network(
             config is invalid, the normalisation differs from this code's, or the
             weights do not fit the config.
     """
-    card, weights = load_network_card(directory, SKELETON)
-    card_path = Path(directory) / f"{SKELETON}.json"
-    try:
-        cfg = SkeletonNetConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{card_path}: not a valid skeleton card ({exc})") from exc
+    cfg, weights = read_network_config(directory, SKELETON, SkeletonNetConfig)
     if cfg.normalisation != SKELETON_NORMALISATION:
         raise ModelFileError(
-            f"{card_path}: trained with normalisation {cfg.normalisation!r}, "
-            f"this code uses {SKELETON_NORMALISATION!r}"
+            f"{Path(directory) / f'{SKELETON}.json'}: trained with normalisation "
+            f"{cfg.normalisation!r}, this code uses {SKELETON_NORMALISATION!r}"
         )
-    model = build_network(cfg)
-    load_half_state_dict(model, weights, "the config")
-    model.to(torch.device(device))
-    model.eval()
-    return model, cfg
+    return ready_network(build_network(cfg), weights, "the config", device), cfg

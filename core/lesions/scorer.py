@@ -27,9 +27,9 @@ from torch import nn
 from core.lesions.features import FEATURES
 from core.networks.files import (
     CardConfig,
-    ModelFileError,
-    load_half_state_dict,
     load_network_card,
+    read_network_config,
+    ready_network,
     save_network_files,
     update_network_card,
 )
@@ -135,16 +135,8 @@ def load_scorer(
         ModelFileError: If a file is missing, the sha256 differs, the config is
             invalid (other features than this code computes) or the weights do not fit.
     """
-    card, weights = load_network_card(directory, SCORER)
-    try:
-        cfg = ScorerConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{directory}/{SCORER}.json: not a valid card ({exc})") from exc
-    model = build_scorer(cfg)
-    load_half_state_dict(model, weights, "the scorer config")
-    model.to(torch.device(device))
-    model.eval()
-    return model, cfg
+    cfg, weights = read_network_config(directory, SCORER, ScorerConfig)
+    return ready_network(build_scorer(cfg), weights, "the scorer config", device), cfg
 
 
 def set_scorer_threshold(directory: Path | str, threshold: float, **entries: Any) -> dict[str, Any]:

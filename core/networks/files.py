@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -235,3 +235,41 @@ def update_network_card(
     tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return card
+
+
+_C = TypeVar("_C", bound=CardConfig)
+
+
+def read_network_config(directory: Path | str, name: str, config_type: type[_C]) -> tuple[_C, Path]:
+    """Read a network's config from its card and find its weights (sha256 checked).
+
+    Args:
+        directory: The model folder.
+        name: The network's file stem.
+        config_type: Its :class:`CardConfig` dataclass.
+
+    Returns:
+        (the config, the weights file).
+
+    Raises:
+        ModelFileError: As :func:`load_network_card`, or if the config is invalid.
+    """
+    card, weights = load_network_card(directory, name)
+    try:
+        return config_type.from_dict(card["config"]), weights
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{directory}/{name}.json: not a valid card ({exc})") from exc
+
+
+def ready_network(
+    model: nn.Module, weights: Path, what: str, device: torch.device | str
+) -> nn.Module:
+    """Load shipped weights into a freshly built network, move it and set eval mode.
+
+    Raises:
+        ModelFileError: If the weights do not fit the model built from ``what``.
+    """
+    load_half_state_dict(model, weights, what)
+    model.to(torch.device(device))
+    model.eval()
+    return model

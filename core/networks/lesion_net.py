@@ -50,8 +50,9 @@ from core.config import COLS, ROWS, VIEWS
 from core.networks.files import (
     CardConfig,
     ModelFileError,
-    load_half_state_dict,
     load_network_card,
+    read_network_config,
+    ready_network,
     save_network_files,
     update_network_card,
 )
@@ -304,21 +305,13 @@ def load_lesion_network(
             config is invalid, the inputs differ from this code's, or the weights do
             not fit the config.
     """
-    card, weights = load_network_card(directory, LESION)
-    try:
-        cfg = LesionNetConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{directory}/{LESION}.json: not a valid card ({exc})") from exc
+    cfg, weights = read_network_config(directory, LESION, LesionNetConfig)
     if cfg.inputs != LESION_INPUTS:
         raise ModelFileError(
             f"{directory}/{LESION}.json: trained with inputs {cfg.inputs!r}, "
             f"this code builds {LESION_INPUTS!r}"
         )
-    model = build_network(cfg)
-    load_half_state_dict(model, weights, "the config")
-    model.to(torch.device(device))
-    model.eval()
-    return model, cfg
+    return ready_network(build_network(cfg), weights, "the config", device), cfg
 
 
 def set_lesion_thresholds(
