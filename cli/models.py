@@ -56,6 +56,7 @@ def _train_options(args: argparse.Namespace) -> TrainOptions:
             ("val_cases", args.val_cases),
             ("checkpoint_every", args.checkpoint_every),
             ("hard_negative_share", args.hard_negative_share),
+            ("scorer_epochs", args.scorer_epochs),
         )
         if value is not None
     }

@@ -115,6 +115,12 @@ def _add_train(sub: _Subparsers) -> None:
         help="share of negative classifier crops drawn by hardness (default 0; fine-tune 0.5)",
     )
     p.add_argument(
+        "--scorer-epochs",
+        type=int,
+        help="fine-tune from a folder with a lesion scorer: epochs refitting it to the "
+        "centre's marks (default 300; 0 copies it unchanged)",
+    )
+    p.add_argument(
         "--augment",
         choices=("standard", "transfer"),
         default="standard",

@@ -57,7 +57,7 @@ from core.imaging.display import display_images
 from core.imaging.quality import QualityVerdict, assess
 from core.imaging.regions import body_box, skeletal_region
 from core.networks.device import describe_device
-from core.networks.inference import precision_note, predict_batch
+from core.networks.inference import precision_note, predict_batch, whole_view_precision
 from core.reading.dicom import PHANTOM_MANUFACTURER
 from core.scan import Scan
 
@@ -144,7 +144,8 @@ class AnalysisResult:
         timings: Seconds per stage (:data:`STAGES`), for this scan.
         device: Where the models ran (:func:`core.networks.device.describe_device`), with the
             classifier's screening arithmetic when it is not float32
-            (:func:`core.networks.inference.precision_note`).
+            (:func:`core.networks.inference.precision_note`), or with the lesion scorer
+            the whole-view segmenter's (:func:`core.networks.inference.whole_view_precision`).
         model_version: Names the models (with short weight hashes).
         weights_sha256: sha256 over both models' weight hashes.
         skeletons: ``{view: uint8 (1024, 256)}`` skeleton label maps
@@ -387,9 +388,15 @@ def analyze(
     for t in timings:
         t["classify"] = (total - segmenting) / n
         t["segment"] = segmenting / n
-    # the lesion network runs in float32; only the classifier screens in another precision
-    note = "" if no_crops else precision_note(models.precision)
-    device = describe_device(models.device) + (f", classifier {note}" if note else "")
+    # the lesion network runs in float32; the classifier screens in another precision,
+    # and the scorer's whole-view segmenter may run in one
+    if models.scorer is not None and models.lesion is None:
+        arithmetic = whole_view_precision(models)
+        note = "" if arithmetic == "float32" else f"segmenter {arithmetic}"
+    else:
+        screen = "" if no_crops else precision_note(models.precision)
+        note = f"classifier {screen}" if screen else ""
+    device = describe_device(models.device) + (f", {note}" if note else "")
     version, weights = model_identity(models)
     out: list[AnalysisResult] = []
     for scan, verdict, disp, pred, t, skeleton in zip(

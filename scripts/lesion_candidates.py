@@ -13,12 +13,13 @@ Run::
 
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python scripts/lesion_candidates.py \
         ~/bonescan-runs/lesion/cache/train-s2601 ~/bonescan-runs/scorer/train \
-        --cases 360 --pairs 0.5
+        --cases 360 --pairs 0.5 [--midline-share 0.3]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, required=True)
     p.add_argument("--start", type=int, default=0, help="first case (to split the work)")
     p.add_argument("--pairs", type=float, default=0.0, help="share of cases with added pairs")
+    p.add_argument(
+        "--midline-share",
+        type=float,
+        default=0.0,
+        help="share of spots on the face/sternum mid-line (anterior views)",
+    )
     p.add_argument("--model", type=Path, default=Path("models"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -47,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     models = load_models(args.model, device="cpu", precision="float32", lesion=False)
     assert models.skeleton is not None
     rng = np.random.default_rng([args.seed, args.start])
-    aug = LesionAugment(pair_prob=1.0)
+    aug = LesionAugment(pair_prob=1.0, midline_share=args.midline_share)
+    posterior_aug = dataclasses.replace(aug, midline_share=0.0)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     for i in range(args.start, args.cases):
@@ -60,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             masks = {v: z["masks"][k] for k, v in enumerate(VIEWS)}
             meta = str(z["meta"])
         if rng.random() < args.pairs:
+            # the face and the sternum are hot on the anterior view; behind the spine and
+            # the skull's back they are not seen
             views = {
-                v: add_paired_spots(views[v], truth_skel[v], masks[v], aug, rng) for v in views
+                v: add_paired_spots(
+                    views[v], truth_skel[v], masks[v], aug if v == "ANT" else posterior_aug, rng
+                )
+                for v in views
             }
         skel = predict_labels(models.skeleton, views)
         x = np.stack([normalise_view(views[v]) for v in VIEWS])[:, None]

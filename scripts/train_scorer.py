@@ -4,8 +4,9 @@ Reads the candidate files of ``scripts/lesion_candidates.py`` (the shipped segme
 whole-view labels and probability, the skeleton network's map, the true masks),
 computes every mark's features (:mod:`core.lesions.features`) and whether it is a true
 metastasis (:func:`core.lesions.features.candidate_truth`), trains the MONAI
-``FullyConnectedNet`` of :mod:`core.lesions.scorer` with a binary cross-entropy on all
-training marks at once (Adam, ``--epochs`` full passes; seconds on one core), and
+``FullyConnectedNet`` of :mod:`core.lesions.scorer` with
+:func:`core.lesions.scorer.fit_scorer` (binary cross-entropy on all training marks at
+once, Adam, ``--epochs`` full passes; seconds on one core), and
 reports on the held-out candidates (the second centre): mark AUC, scan AUC of the
 highest mark score, and at each threshold of ``--thresholds`` the sensitivity and
 specificity of the call "a mark at or above it", marks per negative scan and the share
@@ -27,11 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional
 
 from core.evaluation.metrics import roc_auc
 from core.lesions.features import FEATURES, candidate_truth, view_candidates
-from core.lesions.scorer import ScorerConfig, build_scorer, save_scorer, score, standardise
+from core.lesions.scorer import ScorerConfig, fit_scorer, save_scorer, score
 
 
 def load_candidates(folder: Path) -> dict[str, Any]:
@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop", nargs="*", default=[], help="features zeroed (ablation)")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.8, 0.9])
     args = p.parse_args(argv)
-    torch.manual_seed(args.seed)
     start = time.time()
     train, val = load_candidates(args.train), load_candidates(args.val)
     for name in args.drop:
@@ -117,36 +116,30 @@ def main(argv: list[str] | None = None) -> int:
         f"features: {len(train['x'])} training marks ({int(train['y'].sum())} true), "
         f"{len(val['x'])} held-out marks, {time.time() - start:.0f} s"
     )
-    mean = train["x"].mean(axis=0)
-    scale = train["x"].std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    cfg = ScorerConfig(
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
+    curve: list[dict[str, Any]] = []
+
+    def on_epoch(epoch: int, loss: float, model: torch.nn.Module, cfg: ScorerConfig) -> None:
+        held = report(val, score(model, cfg, val["x"]), [0.5])
+        curve.append(
+            {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                "mark_auc": held["mark_auc"],
+                "scan_auc": held["scan_auc"],
+            }
+        )
+        print(curve[-1], flush=True)
+
+    model, cfg = fit_scorer(
+        train["x"],
+        train["y"],
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
         hidden=tuple(args.hidden),
+        seed=args.seed,
+        report=on_epoch,
     )
-    model = build_scorer(cfg)
-    x = standardise(train["x"], cfg)
-    y = torch.from_numpy(train["y"].astype(np.float32))
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    curve = []
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        loss = functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if epoch % 100 == 0 or epoch == args.epochs:
-            held = report(val, score(model, cfg, val["x"]), [0.5])
-            curve.append(
-                {
-                    "epoch": epoch,
-                    "loss": round(float(loss.detach()), 4),
-                    "mark_auc": held["mark_auc"],
-                    "scan_auc": held["scan_auc"],
-                }
-            )
-            print(curve[-1], flush=True)
     results = {
         "training": report(train, score(model, cfg, train["x"]), args.thresholds),
         "held_out": report(val, score(model, cfg, val["x"]), args.thresholds),

@@ -152,7 +152,8 @@ def fine_tune_section(
     st.subheader("Fine-tune the active model")
     st.caption(
         "Trains the model in use further on the reviewed scans (train split), in the "
-        "background, within the time budget; then chooses its threshold on the "
+        "background, within the time budget, and refits its lesion scorer to the marks "
+        "the physicians kept, removed or drew; then chooses its threshold on the "
         "calibration split and measures it beside the model in use on the test split. "
         "The model in use does not change until an admin promotes the candidate."
     )

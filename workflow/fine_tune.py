@@ -91,6 +91,7 @@ OVERRIDABLE: tuple[str, ...] = (
     "device",
     "amp",
     "seg_crop_rows",
+    "scorer_epochs",
 )
 
 

@@ -33,7 +33,7 @@ from core.imaging.crops import crop_origins, extract_crops
 from core.imaging.normalise import normalise_view
 from core.lesions.scorer import SCORER
 from core.networks.device import cpu_model, describe_device, native_bfloat16
-from core.networks.inference import predict_batch
+from core.networks.inference import predict_batch, whole_view_precision
 from core.networks.lesion_net import LESION
 from core.networks.models import (
     CLASSIFIER,
@@ -271,10 +271,13 @@ def lesion_cost(files: Sequence[Path], model_dir: Path | str, repeats: int = 3) 
     """The calls' seconds per scan against the two networks' bare forward pass (CPU).
 
     For a folder with a lesion network or a lesion scorer (issue 26). Both are timed in
-    this call, on the same scans, float32, so that the ratio holds on any machine: the
-    two networks' bare forward pass is the classifier on every crop of both views plus
-    the segmenter on both whole views (nothing else: no gate, no normalisation); the
-    other path is everything it needs from counts to masks and calls: the skeleton
+    this call, on the same scans, so that the ratio holds on any machine: the two
+    networks' bare forward pass, in float32 (the reference issue 26 names), is the
+    classifier on every crop of both views plus the segmenter on both whole views
+    (nothing else: no gate, no normalisation); the other path is everything the product
+    does from counts to masks and calls, in the arithmetic it uses on this machine
+    (``precision``; the scorer's segmenter runs in bfloat16 on a CPU that does it
+    natively, :func:`core.networks.inference.whole_view_precision`): the skeleton
     network, then the lesion network with its inputs, or the segmenter on whole views
     with each mark's features and score.
 
@@ -284,14 +287,15 @@ def lesion_cost(files: Sequence[Path], model_dir: Path | str, repeats: int = 3) 
         repeats: Passes over the scans; the fastest is kept.
 
     Returns:
-        ``{"scans", "two_networks_bare_s", "lesion_path_s", "ratio"}`` (seconds per scan).
+        ``{"scans", "two_networks_bare_s", "lesion_path_s", "ratio", "precision"}``
+        (seconds per scan; the lesion path's arithmetic).
 
     Raises:
         ValueError: If ``files`` is empty or the folder has no lesion network.
     """
     if not files:
         raise ValueError("files must not be empty")
-    with_lesion = load_models(model_dir, device="cpu", precision="float32")
+    with_lesion = load_models(model_dir, device="cpu")
     if with_lesion.lesion is None and with_lesion.scorer is None:
         raise ValueError(f"model_dir: {model_dir} has neither a lesion network nor a scorer")
     scans = [read_scan(p).views for p in files]
@@ -327,6 +331,7 @@ def lesion_cost(files: Sequence[Path], model_dir: Path | str, repeats: int = 3) 
         "two_networks_bare_s": two,
         "lesion_path_s": lesion,
         "ratio": lesion / two,
+        "precision": whole_view_precision(with_lesion) if with_lesion.lesion is None else "float32",
     }
 
 
@@ -433,9 +438,10 @@ def format_table(report: dict[str, Any]) -> str:
     cost = report.get("lesion_cost")
     if cost:
         lines.append(
-            f"calls without the classifier {cost['lesion_path_s']:.3f} s/scan vs the two networks' "
-            f"bare forward pass {cost['two_networks_bare_s']:.3f} s/scan on the CPU, float32, "
-            f"same run ({cost['scans']} scans): ratio {cost['ratio']:.2f}"
+            f"calls without the classifier {cost['lesion_path_s']:.3f} s/scan "
+            f"({cost.get('precision', 'float32')}) vs the two networks' bare forward pass "
+            f"{cost['two_networks_bare_s']:.3f} s/scan (float32) on the CPU, same run "
+            f"({cost['scans']} scans): ratio {cost['ratio']:.2f}"
         )
     screened = report.get("precision_agreement")
     if screened:

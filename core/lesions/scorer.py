@@ -13,8 +13,9 @@ shared helpers of :mod:`core.networks.files`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from monai.networks.nets import FullyConnectedNet
 from torch import nn
+from torch.nn import functional
 
 from core.lesions.features import FEATURES
 from core.networks.files import (
@@ -149,3 +151,90 @@ def set_scorer_threshold(directory: Path | str, threshold: float, **entries: Any
     card, _ = load_network_card(directory, SCORER)
     cfg = dataclasses.replace(ScorerConfig.from_dict(card["config"]), threshold=float(threshold))
     return update_network_card(directory, SCORER, cfg.to_dict(), **entries)
+
+
+#: Full-batch epochs of a scorer trained from scratch (the shipped one; 40 s of one core
+#: on 10,663 marks).
+EPOCHS = 600
+#: Adam's learning rate from scratch.
+LEARNING_RATE = 3e-3
+#: Adam's weight decay.
+WEIGHT_DECAY = 1e-4
+
+
+def fit_scorer(
+    features: np.ndarray,
+    truth: np.ndarray,
+    *,
+    init: tuple[nn.Module, ScorerConfig] | None = None,
+    epochs: int = EPOCHS,
+    lr: float = LEARNING_RATE,
+    weight_decay: float = WEIGHT_DECAY,
+    hidden: tuple[int, ...] = (32, 32),
+    seed: int = 0,
+    every: int = 100,
+    report: Callable[[int, float, nn.Module, ScorerConfig], None] | None = None,
+) -> tuple[nn.Module, ScorerConfig]:
+    """Train a scorer on labelled marks with full-batch binary cross-entropy (Adam).
+
+    Args:
+        features: float (n, len(FEATURES)) marks' features, n >= 1.
+        truth: bool (n,) whether each mark is a true metastasis.
+        init: A scorer to start from (a centre's fine-tune): its weights, feature
+            standardisation and threshold are kept, and ``hidden`` is ignored. None
+            trains from scratch, standardising by these marks' mean and deviation.
+        epochs: Full passes over the marks (>= 1).
+        lr: Adam's learning rate (> 0).
+        weight_decay: Adam's weight decay (>= 0).
+        hidden: Hidden widths of a scorer trained from scratch.
+        seed: Seed of the weights' initialisation and of dropout.
+        every: Epochs between calls of ``report``.
+        report: Called as ``report(epoch, loss, model, cfg)`` every ``every`` epochs and
+            after the last.
+
+    Returns:
+        The trained scorer (eval mode) and its config.
+
+    Raises:
+        ValueError: If the shapes do not match, there is no mark, or a setting is out
+            of range.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    y = np.asarray(truth, dtype=bool)
+    if x.ndim != 2 or x.shape[1] != len(FEATURES):
+        raise ValueError(f"features: expected (n, {len(FEATURES)}), got {x.shape}")
+    if y.shape != (len(x),):
+        raise ValueError(f"truth: expected ({len(x)},), got {y.shape}")
+    if len(x) == 0:
+        raise ValueError("features: no mark to learn from")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if not lr > 0 or weight_decay < 0:
+        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
+    torch.manual_seed(seed)
+    if init is not None:
+        model, cfg = copy.deepcopy(init[0]), init[1]
+    else:
+        scale = x.std(axis=0)
+        scale[scale < 1e-6] = 1.0
+        cfg = ScorerConfig(
+            mean=tuple(float(v) for v in x.mean(axis=0)),
+            scale=tuple(float(v) for v in scale),
+            hidden=tuple(hidden),
+        )
+        model = build_scorer(cfg)
+    model = model.float().cpu()
+    inputs = standardise(x, cfg)
+    target = torch.from_numpy(y.astype(np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss = functional.binary_cross_entropy_with_logits(model(inputs)[:, 0], target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if report is not None and (epoch % every == 0 or epoch == epochs):
+            model.eval()
+            report(epoch, float(loss.detach()), model, cfg)
+    model.eval()
+    return model, cfg

@@ -69,6 +69,7 @@ from tqdm import tqdm
 from core.config import LABEL_BLADDER, LABEL_METASTASIS
 from core.evaluation.metrics import dice_over_views, roc_auc
 from core.imaging.crops import gate_mask
+from core.lesions.scorer import SCORER
 from core.networks.augment import AugmentConfig
 from core.networks.device import native_bfloat16, select_device
 from core.networks.models import (
@@ -92,6 +93,7 @@ from core.networks.sampling import (
     make_valset,
     split_views,
 )
+from core.networks.scorer_training import refit_scorer, scorer_seconds
 
 #: File name of the checkpoint inside the output folder.
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -197,6 +199,12 @@ class TrainOptions:
             to layer3; :data:`FREEZABLE_STAGES`). Frozen stages get no gradient (the
             backward pass stops before them, the dearest part of a step at full
             resolution) and keep their batch-norm statistics. For fine-tuning.
+        scorer_epochs: When ``init_from`` holds a lesion scorer: full-batch epochs
+            refitting it, from its weights, to the marks the fine-tuned segmenter makes
+            on the training patients' scans (:func:`core.networks.scorer_training.refit_scorer`;
+            0 copies it unchanged). A time budget keeps
+            :func:`core.networks.scorer_training.scorer_seconds` for it.
+        scorer_lr: Adam's learning rate of that refit.
     """
 
     steps: int = 3000
@@ -222,6 +230,8 @@ class TrainOptions:
     init_from: str | None = None
     hard_negative_share: float = 0.0
     freeze_stages: int = 0
+    scorer_epochs: int = 300
+    scorer_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "val_every"):
@@ -250,6 +260,10 @@ class TrainOptions:
             )
         if self.init_from is not None and not str(self.init_from).strip():
             raise ValueError("init_from must name a model folder or be None")
+        if self.scorer_epochs < 0:
+            raise ValueError(f"scorer_epochs must be >= 0, got {self.scorer_epochs}")
+        if not self.scorer_lr > 0:
+            raise ValueError(f"scorer_lr must be > 0, got {self.scorer_lr}")
 
     @property
     def segmenter_steps(self) -> int:
@@ -462,6 +476,13 @@ class _Trainer:
         self.c_cfg, self.s_cfg = opts.classifier, opts.segmenter
         self.init_from = (
             _init_source(opts.init_from, self.c_cfg, self.s_cfg) if opts.init_from else None
+        )
+        # a parent with a lesion scorer makes its calls with it: the candidate must too
+        self.refits_scorer = bool(
+            opts.init_from and (Path(opts.init_from) / f"{SCORER}.json").is_file()
+        )
+        self.reserve_s = (
+            scorer_seconds(len(split.train_ids) + len(split.val_ids)) if self.refits_scorer else 0.0
         )
         # oneDNN's fastest convolutions are channels-last (models and batches alike)
         self.channels_last = self.device.type == "cpu"
@@ -778,7 +799,7 @@ def train(
             elif done == _CALIBRATION_STEPS[1]:
                 now = time.perf_counter()
                 per_step = (now - calib_start) / (_CALIBRATION_STEPS[1] - _CALIBRATION_STEPS[0])
-                t.fit_budget(per_step, opts.time_budget_s - (now - loop_start))
+                t.fit_budget(per_step, opts.time_budget_s - (now - loop_start) - t.reserve_s)
                 bar.total = t.plan.total
                 if t.notes:
                     bar.write(t.notes[-1])
@@ -801,6 +822,17 @@ def train(
     finished = t.step >= t.plan.total
     if finished:
         t.save_models(time.perf_counter() - started, last_val)
+        if t.refits_scorer:
+            # before the checkpoint goes: a run killed here resumes and refits again
+            progress("scorer")
+            info = refit_scorer(
+                out, data, t.train_ids, t.val_ids, str(opts.init_from),
+                epochs=opts.scorer_epochs, lr=opts.scorer_lr, device=t.device,
+            )  # fmt: skip
+            bar.write(
+                f"scorer: {info['marks']} marks ({info['true_marks']} on metastasis) of "
+                f"{info['scans']} scans, {info['seconds']:.0f} s"
+            )
         if not opts.keep_checkpoint:
             t.ckpt_path.unlink(missing_ok=True)
     progress("finished" if finished else "stopped")
