@@ -32,6 +32,7 @@ from db.queries import counts_per_view, patient_overview, patient_time_series, s
 from db.store import add_treatment
 from db.treatments import patient_treatments
 from ui.auth import guard, may, names_hidden, refusal, shown_name
+from ui.body_map import show_study_regions
 from ui.common import Keys, account, database
 from workflow.patients import load_patient
 from workflow.report import bsi_by_study, build_patient_report, studies_csv, study_row
@@ -397,6 +398,7 @@ with database() as db:
         if r["study_id"] in (first_id, second_id)
     )
 pictures = _pictures(str(db_path()), first_id, second_id, version)
+regions_by_study = {r["study_id"]: r["bsi_regions"] for r in series}
 n_new = pictures[2]
 shown = (
     [(first_id, pictures[0])]
@@ -410,6 +412,11 @@ for column, (study_id, picture) in zip(st.columns(2), shown, strict=False):
     # the quality gate's cautions stored with this study's analysis, read with its picture
     for caution in by_study[study_id].cautions:
         column.warning(caution, icon=":material/warning:")
+    show_study_regions(
+        column,
+        bsi.get(study_id) if by_study[study_id].reliable else None,
+        regions_by_study.get(study_id),
+    )
 if n_new is not None:
     st.caption(
         f"Metastasis red, bladder green (after review); {n_new} new lesion(s) of the later study "

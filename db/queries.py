@@ -219,7 +219,8 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         study_date, injection_delay_h, source_name, analysis_id, quality,
         quality_cautions, bstbi, hotspots, lesion_area_cm2, metastasis_probability,
         metastasis_threshold, bladder_probability, analysed_at, source_ae,
-        model_version, bsi``; the analysis keys are None for a study never analysed,
+        model_version, bsi, bsi_regions``; the analysis keys are None for a study never
+        analysed (``bsi_regions`` is ``{}``: :func:`bsi_regions`),
         ``source_ae`` for a study that came from no DICOM node. ``quality_cautions`` is
         the list of the gate's cautions stored with the analysis (sentences a physician
         must read with the results), ``[]`` when there are none or the study was never
@@ -233,7 +234,7 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
         SELECT s.id, s.study_date, s.injection_delay_h, s.source_name, a.id, a.quality,
                a.quality_cautions_json, a.bstbi, a.hotspots, a.lesion_area_cm2,
                a.metastasis_probability, a.metastasis_threshold, a.bladder_probability,
-               a.created_at, s.source_ae, a.model_version, a.bsi
+               a.created_at, s.source_ae, a.model_version, a.bsi, a.bsi_regions
         FROM studies s LEFT JOIN analyses a ON a.id = {_SHOWN_ANALYSIS}
         WHERE s.patient_id = :patient_id
         ORDER BY s.study_date, s.id
@@ -243,10 +244,11 @@ def patient_time_series(db: Database, patient_id: int) -> list[dict[str, Any]]:
     keys = ("study_id", "study_date", "injection_delay_h", "source_name", "analysis_id",
             "quality", "quality_cautions", "bstbi", "hotspots", "lesion_area_cm2",
             "metastasis_probability", "metastasis_threshold", "bladder_probability",
-            "analysed_at", "source_ae", "model_version", "bsi")  # fmt: skip
+            "analysed_at", "source_ae", "model_version", "bsi", "bsi_regions")  # fmt: skip
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for study in out:
         study["quality_cautions"] = quality_cautions(study["quality_cautions"])
+        study["bsi_regions"] = bsi_regions(study["bsi_regions"])
     return out
 
 

@@ -1,4 +1,4 @@
-"""The BSI's regions as a table and a small body map (ui/body_map.py, pure parts)."""
+"""The BSI's regions as a table and a small body map (core/burden/body_map.py, ui/body_map.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,19 @@ import pytest
 from PIL import Image
 
 from core.anatomy.regions import LABELS, index_of
-from core.burden.charts import bsi_region_rows
-from ui.body_map import (
+from core.burden.body_map import (
     BACKGROUND_RGB,
-    BONE_LEGEND,
     BONE_RGB,
     EDGE_SIDES,
     MAP_WIDTH_PX,
-    body_map_figure,
+    body_map_pair,
     body_map_rgb,
-    bsi_absent_reason,
     involvement_rgb,
     label_colours,
-    region_table,
     skeleton_rows,
 )
+from core.burden.charts import bsi_region_rows
+from ui.body_map import BONE_LEGEND, body_map_figure, bsi_absent_reason, region_table
 
 #: A tiny two-region skeleton on a 1024 x 256 view: lumbar spine and left pelvis blocks.
 LUMBAR = (slice(500, 520), slice(118, 138))
@@ -121,3 +119,24 @@ def test_a_missing_bsi_is_explained_in_words() -> None:
     assert lost is not None and "did not find the skeleton" in lost
     unknown = bsi_absent_reason({"quality": "ok", "bsi": None})
     assert unknown is not None and "or it did not find" in unknown
+
+
+def test_the_pair_puts_anterior_then_posterior_side_by_side_cropped_to_the_body() -> None:
+    ant = skeleton()
+    post = np.zeros_like(ant)  # the posterior view: only the lumbar spine
+    post[LUMBAR] = index_of("lumbar_spine")
+    pair = body_map_pair({"POST": post, "ANT": ant}, {"pelvis_left": 1.0}, width=32, gap=4)
+    rows = skeleton_rows({"ANT": ant, "POST": post})
+    height = round((rows[1] - rows[0]) * 32 / 256)
+    assert pair.shape == (height, 32 + 4 + 32, 3) and pair.dtype == np.uint8
+    assert (pair[:, 32:36] == BACKGROUND_RGB).all()  # the gap
+    left, right = pair[:, :32], pair[:, 36:]
+    np.testing.assert_array_equal(
+        left, body_map_rgb(ant, {"pelvis_left": 1.0}, width=32, rows=rows)
+    )
+    # the pelvis is involved on the anterior map (left) only: no brown on the right
+    brown = np.asarray(involvement_rgb(1.0))
+    assert (np.abs(left.astype(int) - brown).sum(axis=-1) < 40).any()
+    assert not (np.abs(right.astype(int) - brown).sum(axis=-1) < 40).any()
+    with pytest.raises(ValueError, match="skeletons"):
+        body_map_pair({}, {})

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
 import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from core.anatomy.regions import index_of
+from core.burden.body_map import body_map_pair
 from core.burden.charts import (
     MODEL_CHANGE_MARKER,
     NO_SKELETON,
@@ -147,6 +152,26 @@ def test_the_csv_and_the_report_carry_the_bsi() -> None:
     assert '<td class="num">40.0</td><td class="num">0.88</td>' in table.group(1)
     without = patient_report_html(record(), fig)
     assert "No study has a Bone Scan Index" in without
+    # no stored skeleton map: no body map picture
+    assert "Body map" not in text
+
+
+def test_the_report_draws_the_body_map_of_the_regions_study() -> None:
+    labels = np.zeros((1024, 256), np.uint8)
+    labels[300:340, 150:170] = index_of("ribs_left")
+    picture = body_map_pair({"ANT": labels, "POST": labels}, {"ribs_left": 0.4})
+    regions = RegionTable(
+        STUDIES[4],
+        3.5,
+        tuple(bsi_region_rows({"ribs_left": {"involvement": 0.4, "percent": 0.879}})),
+        picture,
+    )
+    fig = trajectory_figure(STUDIES, metric_key="bsi", values=BSI)
+    text = patient_report_html(record(), fig, bsi=BSI, regions=regions)
+    found = re.search(r'<img alt="Body map[^"]*" src="data:image/png;base64,([^"]+)"', text)
+    assert found is not None
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(found.group(1)))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, picture)
 
 
 def test_the_bsi_of_the_series_rows() -> None:

@@ -178,3 +178,28 @@ def test_the_upload_result_gives_the_bsi_or_says_why_not(
     else:
         assert bsi.endswith(" %")
         assert len(at.get("plotly_chart")) == 1  # the body map
+
+
+def test_two_studies_side_by_side_each_show_their_bsi_and_regions(bsi_store: Path) -> None:
+    at = _open(bsi_store)
+    with open_db(bsi_store) as db:
+        pid = patient_id_by_pseudonym(db, PATIENT)
+        assert pid is not None
+        series = patient_time_series(db, pid)
+    captions = [c.value for c in at.caption if c.value.startswith("BSI ")]
+    # one line under each picture, with the study's own stored BSI
+    assert captions == [
+        f"BSI {r['bsi']:.2f} % of the skeleton"
+        + (
+            ", by region:"
+            if r["bsi_regions"] and any(v["involvement"] > 0 for v in r["bsi_regions"].values())
+            else ": no region involved."
+        )
+        for r in series
+    ]
+    tables = [d.value for d in at.dataframe if "involvement_pct" in d.value.columns]
+    involved = [r for r in series if any(v["involvement"] > 0 for v in r["bsi_regions"].values())]
+    assert len(tables) == len(involved) >= 1
+    for table, r in zip(tables, involved, strict=True):
+        # the contributions add up to the study's BSI (rounded in the table)
+        assert table["bsi_pct"].sum() == pytest.approx(r["bsi"], abs=0.02)

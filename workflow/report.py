@@ -33,6 +33,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from sqlite_utils import Database
 
+from core.burden.body_map import body_map_pair
 from core.burden.charts import RegionRow, bsi_region_rows
 from core.burden.patient_record import (
     PatientRecord,
@@ -111,6 +112,10 @@ _FORMATS: dict[str, str] = {
     "lesion_area_cm2": "{:.1f}",
     "injection_delay_h": "{:.1f}",
 }
+
+
+def _png_src(rgb: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
 
 
 def _cell(value: object, fmt: str = "{}") -> str:
@@ -212,11 +217,15 @@ class RegionTable:
         study: The study (the latest reliable one with a BSI).
         bsi: Its BSI, percent of skeletal mass.
         rows: Its involved regions (:func:`core.burden.charts.bsi_region_rows`).
+        body_map: uint8 (rows, cols, 3) RGB: its skeleton maps coloured by involvement,
+            ANT then POST (:func:`core.burden.body_map.body_map_pair`); None without a
+            stored map.
     """
 
     study: StudyPoint
     bsi: float
     rows: tuple[RegionRow, ...]
+    body_map: np.ndarray | None = None
 
 
 def bsi_by_study(series: Sequence[Mapping[str, object]]) -> dict[int, float | None]:
@@ -308,13 +317,7 @@ def patient_report_html(
     plot_html = plot.to_html(
         include_plotlyjs=True, full_html=False, include_mathjax=False, config={"displaylogo": False}
     )
-    figures = [
-        _Figure(
-            p.caption,
-            "data:image/png;base64," + base64.b64encode(png_bytes(p.rgb)).decode("ascii"),
-        )
-        for p in pictures
-    ]
+    figures = [_Figure(p.caption, _png_src(p.rgb)) for p in pictures]
     study_rows = [study_row(s, hide_files, by_study.get(s.study_id)) for s in record.studies]
     study_headers = ("Date", "Quality", "BSTBI", "Change vs baseline", "Change vs previous",
                      "BSI (%)", "Hotspots", "Lesion area (cm²)", "New vs baseline",
@@ -366,6 +369,11 @@ def patient_report_html(
             for r in (regions.rows if regions is not None else ())
         ],
         region_numeric=frozenset({2, 3}),
+        region_map=(
+            _png_src(regions.body_map)
+            if regions is not None and regions.body_map is not None
+            else ""
+        ),
         treatment_headers=("Agent", "Start", "End", "Dose", "Note"),
         treatment_rows=treatment_rows,
         warnings=sorted({w for s in record.studies for w in s.warnings}),
@@ -388,10 +396,19 @@ def region_table(
     )
     if latest is None:
         return None
-    analysis = study_with_masks(db, latest.study_id)["analysis"] or {}
+    data = study_with_masks(db, latest.study_id)
+    analysis = data["analysis"] or {}
     value = bsi[latest.study_id]
     assert value is not None  # chosen for having one
-    return RegionTable(latest, value, tuple(bsi_region_rows(analysis.get("bsi_regions") or {})))
+    regions = analysis.get("bsi_regions") or {}
+    involvement = {name: float(r.get("involvement", 0.0) or 0.0) for name, r in regions.items()}
+    maps = data["skeletons"]
+    return RegionTable(
+        latest,
+        value,
+        tuple(bsi_region_rows(regions)),
+        body_map_pair(maps, involvement) if maps else None,
+    )
 
 
 def report_pictures(db: Database, record: PatientRecord) -> list[Picture]:
