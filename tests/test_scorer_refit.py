@@ -25,7 +25,7 @@ from core.lesions.features import FEATURES
 from core.lesions.scorer import SCORER, ScorerConfig, build_scorer, fit_scorer, save_scorer, score
 from core.networks import scorer_training
 from core.networks.models import load_models
-from core.networks.sampling import TrainingData, build_training_data
+from core.networks.sampling import TrainingData
 from core.networks.scorer_training import (
     MarkExamples,
     refit_scorer,
@@ -33,7 +33,7 @@ from core.networks.scorer_training import (
     training_data_scans,
 )
 from core.networks.trainer import _Trainer, train
-from tests.test_train import TINY, _case
+from tests.test_train import TINY, synthetic_data
 
 F = len(FEATURES)
 
@@ -134,9 +134,7 @@ def test_fit_refuses_bad_arguments(kwargs: dict[str, object], message: str) -> N
 
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    rng = np.random.default_rng(0)
-    cases = [(f"c{i}", f"p{i}", *_case(rng, 2 if i % 2 else 0)) for i in range(6)]
-    return build_training_data(cases, {"dataset": "synthetic"})
+    return synthetic_data()
 
 
 @pytest.fixture(scope="module")

@@ -71,11 +71,16 @@ def _case(
     return views, masks
 
 
+def synthetic_data(n: int = 6) -> TrainingData:
+    """``n`` crude bodies of :func:`_case` (every other one with two lesions), in memory."""
+    rng = np.random.default_rng(0)
+    cases = [(f"c{i}", f"p{i}", *_case(rng, 2 if i % 2 else 0)) for i in range(n)]
+    return build_training_data(cases, {"dataset": "synthetic"})
+
+
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    rng = np.random.default_rng(0)
-    cases = [(f"c{i}", f"p{i}", *_case(rng, 2 if i % 2 else 0)) for i in range(6)]
-    return build_training_data(cases, {"dataset": "synthetic"})
+    return synthetic_data()
 
 
 def test_classifier_targets_are_any_pixel_of_the_label() -> None:

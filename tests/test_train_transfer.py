@@ -14,18 +14,16 @@ from cli import build_parser, main
 from core.networks.augment import TRANSFER_AUGMENTATION
 from core.networks.device import native_bfloat16
 from core.networks.models import ClassifierConfig, load_model, read_card
-from core.networks.sampling import HardNegatives, TrainingData, build_training_data
+from core.networks.sampling import HardNegatives, TrainingData
 from core.networks.trainer import CHECKPOINT_NAME, TrainOptions, _Trainer, train
-from tests.test_train import TINY, _case, _write_dataset
+from tests.test_train import TINY, _write_dataset, synthetic_data
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    rng = np.random.default_rng(0)
-    cases = [(f"c{i}", f"p{i}", *_case(rng, 2 if i % 2 else 0)) for i in range(6)]
-    return build_training_data(cases, {"dataset": "synthetic"})
+    return synthetic_data()
 
 
 @pytest.fixture(scope="module")
