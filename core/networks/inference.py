@@ -116,6 +116,31 @@ class Prediction:
     precision: str = "float32"
     confirmed_crops: int = 0
 
+    @classmethod
+    def without_crops(
+        cls,
+        probabilities: dict[str, float],
+        thresholds: dict[str, float],
+        masks: dict[str, np.ndarray],
+        masks_ungated: dict[str, np.ndarray],
+        precision: str,
+    ) -> Prediction:
+        """A prediction made from whole views (the lesion scorer, the lesion network).
+
+        Each label is present at or above its threshold; there are no crops
+        (``crop_origins`` empty, each view's ``crop_probabilities`` of shape (0, 2)).
+        """
+        return cls(
+            probabilities=probabilities,
+            positive={label: p >= thresholds[label] for label, p in probabilities.items()},
+            thresholds=thresholds,
+            crop_origins=(),
+            crop_probabilities={v: np.zeros((0, 2), dtype=np.float32) for v in masks_ungated},
+            masks=masks,
+            masks_ungated=masks_ungated,
+            precision=precision,
+        )
+
 
 @dataclass(frozen=True)
 class CropProbabilities:
@@ -537,15 +562,8 @@ def predict_scored(
             bladder = max(bladder, scan_score(marks.bladder))
         named = {"metastasis": best, "bladder": bladder}
         out.append(
-            Prediction(
-                probabilities=named,
-                positive={label: p >= thresholds[label] for label, p in named.items()},
-                thresholds=thresholds,
-                crop_origins=(),
-                crop_probabilities={v: np.zeros((0, 2), dtype=np.float32) for v in ungated},
-                masks=gated,
-                masks_ungated=ungated,
-                precision=whole_view_precision(models),
+            Prediction.without_crops(
+                named, thresholds, gated, ungated, precision=whole_view_precision(models)
             )
         )
     return out
@@ -635,26 +653,14 @@ def predict_lesions(
             "metastasis": max(scan_score(probs[k, 1]) for k in range(len(names))),
             "bladder": max(scan_score(probs[k, 2]) for k in range(len(names))),
         }
-        positive = {label: p >= thresholds[label] for label, p in named.items()}
         ungated = {v: oriented(v, probs[k].argmax(0).astype(np.uint8)) for k, v in enumerate(names)}
         gated = {}
         for v, m in ungated.items():
             m = m.copy()
-            if not positive["metastasis"]:
+            if named["metastasis"] < thresholds["metastasis"]:
                 m[m == 1] = 0
             gated[v] = m
-        out.append(
-            Prediction(
-                probabilities=named,
-                positive=positive,
-                thresholds=thresholds,
-                crop_origins=(),
-                crop_probabilities={v: np.zeros((0, 2), dtype=np.float32) for v in names},
-                masks=gated,
-                masks_ungated=ungated,
-                precision="float32",
-            )
-        )
+        out.append(Prediction.without_crops(named, thresholds, gated, ungated, "float32"))
     return out
 
 
