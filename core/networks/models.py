@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 from monai.networks.nets import FlexibleUNet, resnet34
-from safetensors.torch import save_file
 from torch import nn
 
 from core.anatomy.network import SKELETON, load_skeleton_network
@@ -43,11 +42,13 @@ from core.lesions.scorer import SCORER, load_scorer
 from core.networks.device import resolve_precision, select_device
 from core.networks.files import (
     CARD_FORMAT,
+    RESERVED_CARD_KEYS,
     ModelFileError,
     file_sha256,
     half_state_dict,
     load_half_state_dict,
     load_network_card,
+    save_network_files,
 )
 from core.networks.lesion_net import LESION, load_lesion_network
 
@@ -66,7 +67,6 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models"
 CLASSIFIER, SEGMENTER = "classifier", "segmenter"
 #: Segmenter input sides must be multiples of this (five stride-2 stages).
 SEGMENTER_SIZE_MULTIPLE = 32
-_RESERVED_KEYS = frozenset({"format", "name", "config", "weights"})
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,8 @@ def save_model(
             Must not use the keys ``format``, ``name``, ``config``, ``weights``.
 
     Returns:
-        The card as written to ``<directory>/<name>.json``.
+        The card as written to ``<directory>/<name>.json``
+        (:func:`core.networks.files.save_network_files`).
 
     Raises:
         ValueError: If ``name`` is unknown, ``config`` does not belong to it, or
@@ -294,39 +295,14 @@ def save_model(
     _check_name(name)
     if not isinstance(config, _CONFIG_TYPES[name]):
         raise ValueError(f"config for {name!r} must be {_CONFIG_TYPES[name].__name__}")
-    extra = dict(extra or {})
-    clash = _RESERVED_KEYS & set(extra)
-    if clash:
-        raise ValueError(f"extra must not set the reserved keys {sorted(clash)}")
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = half_state_dict(model)
-    weights = folder / f"{name}.safetensors"
-    # one metadata key only: safetensors writes a metadata map in arbitrary order, and
-    # the same weights must always give the same file and sha256
-    save_file(state, str(weights), metadata={"format": f"{CARD_FORMAT} {name}"})
-    card: dict[str, Any] = {
-        "format": CARD_FORMAT,
-        "name": name,
-        "config": config_to_dict(config),
-        "weights": {
-            "file": weights.name,
-            "sha256": file_sha256(weights),
-            "dtype": "float16",
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-            "bytes": weights.stat().st_size,
-        },
-        "training_data": None,
-        "seed": None,
-        "metrics": {},
-    }
-    card.update(extra)
-    try:
-        text = json.dumps(card, indent=2, sort_keys=False)
-    except TypeError as exc:
-        raise ValueError(f"extra must be JSON-serialisable: {exc}") from exc
-    (folder / f"{name}.json").write_text(text + "\n", encoding="utf-8")
-    return card
+    # the shared writer: fp16 weights and card, each written whole and renamed
+    return save_network_files(
+        directory,
+        name,
+        model,
+        config_to_dict(config),
+        {"training_data": None, "seed": None, **dict(extra or {})},
+    )
 
 
 def read_card(directory: Path | str, name: str) -> dict[str, Any]:
@@ -373,7 +349,7 @@ def update_card(directory: Path | str, name: str, **entries: Any) -> dict[str, A
         ModelFileError: If the card is missing or invalid.
         ValueError: If an entry uses a reserved key.
     """
-    clash = _RESERVED_KEYS & set(entries)
+    clash = RESERVED_CARD_KEYS & set(entries)
     if clash:
         raise ValueError(f"entries must not set the reserved keys {sorted(clash)}")
     card = read_card(directory, name)
@@ -409,7 +385,7 @@ def set_config(directory: Path | str, config: ModelConfig, **entries: Any) -> di
             another network than the card's (its state-dict shapes differ).
     """
     name = CLASSIFIER if isinstance(config, ClassifierConfig) else SEGMENTER
-    clash = _RESERVED_KEYS & set(entries)
+    clash = RESERVED_CARD_KEYS & set(entries)
     if clash:
         raise ValueError(f"entries must not set the reserved keys {sorted(clash)}")
     card = read_card(directory, name)
