@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.evaluation.metrics import roc_auc
 from core.lesions.features import FEATURES, candidate_truth, view_candidates
 from core.lesions.scorer import ScorerConfig, fit_scorer, save_scorer, score
+from core.networks.scorer_training import MarkExamples
 
 
 def load_candidates(folder: Path) -> dict[str, Any]:
@@ -60,37 +60,16 @@ def load_candidates(folder: Path) -> dict[str, Any]:
     }
 
 
-def scan_scores(scores: np.ndarray, scan: np.ndarray, n_scans: int) -> np.ndarray:
-    """The highest mark score of each scan (0 without marks)."""
-    out = np.zeros(n_scans)
-    np.maximum.at(out, scan, scores)
-    return out
-
-
 def report(data: dict[str, Any], scores: np.ndarray, thresholds: list[float]) -> dict[str, Any]:
-    """Mark and scan figures of scores on one candidates set."""
-    n = len(data["scan_truth"])
-    per_scan = scan_scores(scores, data["scan"], n)
-    truth = data["scan_truth"]
-    out: dict[str, Any] = {
-        "marks": len(scores),
-        "true_marks": int(data["y"].sum()),
-        "mark_auc": round(float(roc_auc(data["y"].astype(int), scores)), 4),
-        "scan_auc": round(float(roc_auc(truth.astype(int), per_scan)), 4),
-        "at": {},
+    """Mark and scan figures of scores on one candidates set (:meth:`MarkExamples.summary`)."""
+    marks = MarkExamples(data["x"], data["y"], data["scan"], data["scan_truth"])
+    at = {t: marks.summary(scores, t) for t in thresholds}
+    first = at[thresholds[0]]
+    per_threshold = ("sensitivity", "specificity", "marks_per_negative", "true_marks_kept")
+    return {
+        **{k: first[k] for k in ("marks", "true_marks", "mark_auc", "scan_auc")},
+        "at": {str(t): {k: figures[k] for k in per_threshold} for t, figures in at.items()},
     }
-    neg_scans = np.flatnonzero(~truth)
-    for t in thresholds:
-        kept = scores >= t
-        called = per_scan >= t
-        marks_neg = np.bincount(data["scan"][kept], minlength=n)[neg_scans]
-        out["at"][str(t)] = {
-            "sensitivity": round(float(called[truth].mean()), 4),
-            "specificity": round(float((~called[~truth]).mean()), 4),
-            "marks_per_negative": round(float(marks_neg.mean()), 2),
-            "true_marks_kept": round(float(kept[data["y"]].mean()), 4) if data["y"].any() else None,
-        }
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
