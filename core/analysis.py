@@ -41,7 +41,6 @@ import numpy as np
 import torch
 
 from core.anatomy.bsi import bone_scan_index
-from core.anatomy.network import predict_labels
 from core.anatomy.placement import component_regions, unreadable_reason
 from core.burden.indices import (
     bstbi_images,
@@ -57,7 +56,12 @@ from core.imaging.display import display_images
 from core.imaging.quality import QualityVerdict, assess
 from core.imaging.regions import body_box, skeletal_region
 from core.networks.device import describe_device
-from core.networks.inference import precision_note, predict_batch, whole_view_precision
+from core.networks.inference import (
+    precision_note,
+    predict_batch,
+    skeleton_labels,
+    whole_view_precision,
+)
 from core.reading.dicom import PHANTOM_MANUFACTURER
 from core.scan import Scan
 
@@ -369,7 +373,7 @@ def analyze(
     for scan, t in zip(scans, timings, strict=True):
         start = time.perf_counter()
         skeleton_maps.append(
-            None if models.skeleton is None else predict_labels(models.skeleton, scan.views)
+            None if models.skeleton is None else skeleton_labels(models, scan.views)
         )
         t["anatomy"] = time.perf_counter() - start
     start = time.perf_counter()

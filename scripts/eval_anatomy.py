@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.analysis import analyze
 from core.anatomy.bsi import bone_scan_index
-from core.anatomy.network import predict_labels
 from core.anatomy.regions import LABELS, N_LABELS
 from core.anatomy.training import dice_from_counts, overlap_counts
 from core.config import LABEL_METASTASIS, REPO_ROOT
+from core.networks.inference import skeleton_labels
 from core.networks.models import load_models
 from core.phantom.centres import centre_named
 from core.phantom.generate import generate_case, to_scan
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         forced = {"pattern": PATTERNS[(i // 2) % len(PATTERNS)]} if i % 2 == 0 else {}
         case = generate_case(a.seed, i, centre=centre, **forced)  # type: ignore[arg-type]
         truth_maps = case_label_maps(a.seed, i, centre=centre, **forced)
-        maps = predict_labels(models.skeleton, case.views)
+        maps = skeleton_labels(models, case.views)
         dices = {v: region_dice(maps[v], truth_maps[v]) for v in maps}
         for d in dices.values():
             for name, x in d.items():

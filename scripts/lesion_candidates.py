@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.anatomy.network import predict_labels
 from core.config import VIEWS
 from core.imaging.normalise import normalise_view
+from core.networks.inference import skeleton_labels
 from core.networks.lesion_training import LesionAugment, add_paired_spots
 from core.networks.models import load_models
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for v in views
             }
-        skel = predict_labels(models.skeleton, views)
+        skel = skeleton_labels(models, views)
         x = np.stack([normalise_view(views[v]) for v in VIEWS])[:, None]
         with torch.inference_mode():
             logits = models.segmenter(torch.from_numpy(x)).float()

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from core.analysis import analyze
-from core.networks.inference import predict_scored, whole_view_precision
+from core.anatomy.network import predict_labels
+from core.networks.inference import predict_scored, skeleton_labels, whole_view_precision
 from core.networks.models import load_models
+from core.phantom.generate import generate_case
 from core.scan import Scan, ScanMeta
 from tests.test_lesion_scorer import _folder, _scan
 
@@ -63,3 +65,33 @@ def test_the_analysis_names_the_segmenters_arithmetic(
     scan = Scan(views=views, meta=ScanMeta(source_format="phantom"))
     (result,) = analyze([scan], models)
     assert result.device.endswith(f"threads){suffix}")
+
+
+def test_the_skeleton_runs_in_the_whole_view_arithmetic(tmp_path: Path) -> None:
+    """The shipped skeleton network in bfloat16 labels a phantom scan as float32 does."""
+    folder = _folder(tmp_path, 0.9)
+    views = generate_case(3, 0).views
+    f32 = load_models(folder, "cpu", precision="float32")
+    b16 = load_models(folder, "cpu", precision="bfloat16")
+    assert f32.skeleton is not None
+    labels32, labels16 = skeleton_labels(f32, views), skeleton_labels(b16, views)
+    plain = predict_labels(f32.skeleton, views)
+    for v in views:
+        np.testing.assert_array_equal(labels32[v], plain[v])
+        bone = (labels32[v] > 0) | (labels16[v] > 0)
+        # measured 0.24 % of bone pixels differing on 8 second-centre scans
+        assert np.mean(labels32[v][bone] == labels16[v][bone]) > 0.99
+    with pytest.raises(ValueError, match="skeleton"):
+        skeleton_labels(dataclasses.replace(f32, skeleton=None), views)
+    with pytest.raises(ValueError, match="precision"):
+        predict_labels(f32.skeleton, views, precision="int8")
+
+
+def test_the_bfloat16_segmenter_is_cast_once_and_leaves_float32_alone(tmp_path: Path) -> None:
+    models = load_models(_folder(tmp_path, 0.9), "cpu", precision="bfloat16")
+    cast = models.segmenter_bfloat16
+    assert cast is models.segmenter_bfloat16  # cast once, then reused
+    assert {p.dtype for p in cast.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in models.segmenter.parameters()} == {torch.float32}
+    # a copy with another arithmetic casts its own (or none)
+    assert dataclasses.replace(models).segmenter_bfloat16 is not cast

@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from core.analysis import STAGES, analyze
-from core.anatomy.network import predict_labels
 from core.config import COLS, LABEL_BLADDER, LABEL_METASTASIS, ROWS
 from core.evaluation.metrics import dice
 from core.imaging.crops import crop_origins, extract_crops
 from core.imaging.normalise import normalise_view
 from core.lesions.scorer import SCORER
 from core.networks.device import cpu_model, describe_device, native_bfloat16
-from core.networks.inference import predict_batch, whole_view_precision
+from core.networks.inference import predict_batch, skeleton_labels, whole_view_precision
 from core.networks.lesion_net import LESION
 from core.networks.models import (
     CLASSIFIER,
@@ -313,7 +312,7 @@ def lesion_cost(files: Sequence[Path], model_dir: Path | str, repeats: int = 3) 
 
     def lesion_path() -> None:
         for views in scans:
-            maps = predict_labels(with_lesion.skeleton, views) if with_lesion.skeleton else None
+            maps = skeleton_labels(with_lesion, views) if with_lesion.skeleton else None
             predict_batch(with_lesion, [views], skeletons=[maps])
 
     def fastest(run: Any) -> float:

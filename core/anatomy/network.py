@@ -61,6 +61,12 @@ REFERENCE_PERCENTILE = 98.0
 REFERENCE_BLOCK = 4
 #: Largest ratio counts / reference kept.
 RATIO_CLIP = 4.0
+#: Arithmetic of the forward pass: name -> autocast dtype (float32: no autocast).
+PRECISIONS: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 @dataclass(frozen=True)
@@ -193,31 +199,41 @@ def oriented(view: str, a: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, cfg: SkeletonNetConfig, counts: np.ndarray) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, cfg: SkeletonNetConfig, counts: np.ndarray, precision: str = "float32"
+) -> torch.Tensor:
     """Run the network on views already in the anterior orientation.
 
     Args:
         model: The network (eval mode).
         cfg: Its config.
         counts: float (N, H, W) counts, hot = high, anterior orientation.
+        precision: The forward pass's arithmetic, one of :data:`PRECISIONS` (autocast
+            on the model's device); the upsampling is float32 in every case.
 
     Returns:
         float32 logits (N, len(labels), H, W) upsampled bilinearly to the views' size,
         in channels-last memory order.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = next(model.parameters()).device
     t = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32))[:, None].to(dev)
     x = to_input(normalise(t), cfg.input_shape)
+    with torch.autocast(dev.type, dtype=PRECISIONS[precision], enabled=precision != "float32"):
+        out = model(x)
     # Channels-last keeps each pixel's label scores together: the full-size upsampling
     # and the argmax over them take half the time (measured, same labels).
-    logits = model(x).float().contiguous(memory_format=torch.channels_last)
+    logits = out.float().contiguous(memory_format=torch.channels_last)
     return functional.interpolate(
         logits, size=tuple(counts.shape[-2:]), mode="bilinear", align_corners=False
     )
 
 
 def predict_labels(
-    loaded: tuple[nn.Module, SkeletonNetConfig], views: Mapping[str, np.ndarray]
+    loaded: tuple[nn.Module, SkeletonNetConfig],
+    views: Mapping[str, np.ndarray],
+    precision: str = "float32",
 ) -> dict[str, np.ndarray]:
     """Label every pixel of each view with its skeletal region.
 
@@ -226,6 +242,7 @@ def predict_labels(
         views: ``{"ANT"?, "POST"?}`` float32 (1024, 256) counts, hot = high, in the
             product's canonical orientation (POST mirrored: patient's right on the
             image right).
+        precision: The forward pass's arithmetic (:func:`predict_logits`).
 
     Returns:
         ``{view: uint8 (H, W)}`` label maps (:data:`core.anatomy.regions.LABELS`),
@@ -237,7 +254,7 @@ def predict_labels(
     if len(shapes) != 1:
         raise ValueError(f"views must share one 2-D shape, got {shapes}")
     stack = np.stack([oriented(v, np.asarray(views[v], dtype=np.float32)) for v in names])
-    labels = predict_logits(model, cfg, stack).argmax(1).to(torch.uint8).cpu().numpy()
+    labels = predict_logits(model, cfg, stack, precision).argmax(1).to(torch.uint8).cpu().numpy()
     return {v: oriented(v, labels[k]) for k, v in enumerate(names)}
 
 

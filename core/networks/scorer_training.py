@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.anatomy.network import predict_labels
 from core.config import LABEL_METASTASIS, VIEWS
 from core.evaluation.metrics import roc_auc
 from core.lesions.features import FEATURES, candidate_truth
 from core.lesions.scorer import SCORER, fit_scorer, load_scorer, save_scorer, score
 from core.networks.files import load_network_card
-from core.networks.inference import segment_marks
+from core.networks.inference import segment_marks, skeleton_labels
 from core.networks.models import LoadedModels, load_models
 from core.networks.sampling import TrainingData
 
@@ -121,7 +120,7 @@ def scan_examples(
         raise ValueError(f"masks: no reference for views {missing}")
     if models.skeleton is None:
         raise ValueError("models: the scorer's features need the skeleton network")
-    maps = predict_labels(models.skeleton, views)
+    maps = skeleton_labels(models, views)
     xs, ys = [], []
     for v, marks in segment_marks(models, views, maps).items():
         xs.append(marks.candidates.features)
