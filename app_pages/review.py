@@ -93,7 +93,13 @@ with database() as db:
     # annotation panel's state all come from one read
     edits = data["mask_edits"]
     # the skeleton maps stored with the analysis: the BSI is recomputed on them
-    images = rv.study_images(data["study"], data["views"], masks, data.get("skeletons"))
+    images = rv.study_images(
+        data["study"],
+        data["views"],
+        masks,
+        data.get("skeletons"),
+        bsi_withheld=analysis.get("bsi_withheld") if analysis else None,
+    )
     history = lesion_history(db, [int(les["id"]) for les in lesions])
     reliable = analysis["quality"] == "ok"
 
@@ -136,7 +142,8 @@ with database() as db:
         cols[2].metric(
             f"BSI, reviewed{suffix}",
             "none",
-            help="No skeleton map is stored with this analysis, so it has no Bone Scan Index.",
+            help=images.bsi_withheld
+            or "No skeleton map is stored with this analysis, so it has no Bone Scan Index.",
         )
     else:
         cols[2].metric(

@@ -115,7 +115,8 @@ def analysis_line(files: Sequence[Path], result: AnalysisResult) -> dict[str, An
         call (None when the gate refused the scan), BSTBI and its 4 images, hotspots,
         lesion area, the Bone Scan Index (``bsi``, percent of skeletal mass) and
         ``bsi_regions`` (``{region: percent it contributes}``, involved regions only),
-        both None when the gate refused the scan or no skeleton map was read,
+        both None when the gate refused the scan, no skeleton map was read or the
+        patient is younger than 18 (a note says why),
         ``lesions`` (one dict per lesion with its ``region``, ``side`` and
         ``region_source``), seconds, device, and the reader's notes when there are any.
     """

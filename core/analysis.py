@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from core.anatomy.bsi import bone_scan_index
+from core.anatomy.bsi import bone_scan_index, withheld_for_age
 from core.anatomy.placement import component_regions, unreadable_reason
 from core.burden.indices import (
     bstbi_images,
@@ -156,13 +156,17 @@ class AnalysisResult:
             (:data:`core.anatomy.regions.LABELS`) of the views the skeleton network
             read; empty without one.
         bsi: The Bone Scan Index, percent of skeletal mass (:mod:`core.anatomy.bsi`),
-            or None when unreliable or no view's skeleton could be read.
-        raw_bsi: The BSI computed whatever the verdict, or None without a readable map.
+            or None when unreliable, when no view's skeleton could be read, or for a
+            patient younger than :data:`core.anatomy.bsi.ADULT_AGE` (a note says why).
+        raw_bsi: The BSI computed whatever the verdict and the age, or None without a
+            readable map.
         bsi_regions: ``{region: percent of skeletal mass}`` its regions contribute
             (sums to ``raw_bsi``), regions with any involvement only.
         bsi_involvement: ``{region: fraction in [0, 1] of that region involved}``, every
             region seen on a readable map.
         anatomy_sha256: sha256 of the skeleton network's weights, "" without one.
+        bsi_withheld: Why the BSI is not reported although it was computed
+            (:func:`core.anatomy.bsi.withheld_for_age`), or None.
     """
 
     quality: QualityVerdict
@@ -192,6 +196,7 @@ class AnalysisResult:
     bsi_regions: dict[str, float] = field(default_factory=dict)
     bsi_involvement: dict[str, float] = field(default_factory=dict)
     anatomy_sha256: str = ""
+    bsi_withheld: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -539,6 +544,9 @@ def result_from_masks(
     if not verdict.ok:
         notes.append(f"not a diagnostic whole-body scan: {verdict.reason}")
     notes += [f"quality: {c}" for c in verdict.cautions]
+    withheld = withheld_for_age(scan.meta.age) if index is not None else None
+    if withheld is not None:
+        notes.append(withheld)
     t["lesions_burden"] = time.perf_counter() - start
     reliable = bool(verdict.ok)
     return AnalysisResult(
@@ -564,11 +572,12 @@ def result_from_masks(
         model_version=model_version,
         weights_sha256=weights_sha256,
         skeletons=readable,
-        bsi=index.bsi if index is not None and reliable else None,
+        bsi=index.bsi if index is not None and reliable and withheld is None else None,
         raw_bsi=index.bsi if index is not None else None,
         bsi_regions=dict(index.regions) if index is not None else {},
         bsi_involvement=dict(index.involvement) if index is not None else {},
         anatomy_sha256=anatomy_sha256 if readable else "",
+        bsi_withheld=withheld,
     )
 
 

@@ -343,3 +343,16 @@ def _bone_scan_index(db: Database) -> None:
         ) STRICT;
         """
     )
+
+
+@migrations(name="0010_analyses_bsi_withheld")
+def _analyses_bsi_withheld(db: Database) -> None:
+    # The BSI is not reported for a patient younger than 18 (core.anatomy.bsi.ADULT_AGE:
+    # adult bone weights, validated in adults, a child's hot growth plates). The sentence
+    # that says so is kept with the analysis, so that a review's recomputed burden
+    # withholds it too and every page says why there is no index. NULL: not withheld
+    # (every analysis stored before this migration).
+    db.execute(
+        "ALTER TABLE analyses ADD COLUMN bsi_withheld TEXT "
+        "CHECK (bsi_withheld IS NULL OR length(trim(bsi_withheld)) > 0)"
+    )

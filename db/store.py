@@ -381,6 +381,8 @@ class AnalysisRecord:
         bsi_involvement: ``{region: involved fraction in [0, 1]}``, every region seen on
             a readable map (:attr:`core.analysis.AnalysisResult.bsi_involvement`).
         anatomy_sha256: Hex SHA-256 of the skeleton network's weights, or None.
+        bsi_withheld: Why the BSI is not reported although it could be computed (a
+            patient younger than :data:`core.anatomy.bsi.ADULT_AGE`), or None.
     """
 
     model_version: str
@@ -401,6 +403,7 @@ class AnalysisRecord:
     bsi_regions: Mapping[str, float] = field(default_factory=dict)
     bsi_involvement: Mapping[str, float] = field(default_factory=dict)
     anatomy_sha256: str | None = None
+    bsi_withheld: str | None = None
 
 
 @dataclass(frozen=True)
@@ -618,6 +621,10 @@ def store_analysis(
     _check_per_image(analysis.bstbi_images)
     _check_percent("analysis.bsi", analysis.bsi)
     _check_percent("analysis.raw_bsi", analysis.raw_bsi)
+    if analysis.bsi_withheld is not None and (
+        not analysis.bsi_withheld.strip() or analysis.bsi is not None
+    ):
+        raise ValueError("analysis.bsi_withheld must be a sentence, and bsi None with it")
     # The breakdown is the reliable index's, as the index itself (NULL where bsi is).
     regions = None
     if analysis.bsi is not None:
@@ -664,6 +671,7 @@ def store_analysis(
             "raw_bsi": analysis.raw_bsi,
             "bsi_regions": regions,
             "anatomy_sha256": analysis.anatomy_sha256 or None,
+            "bsi_withheld": analysis.bsi_withheld,
         })  # fmt: skip
         insert_rows(db, "masks", [
             {"analysis_id": analysis_id, "view": v, "rows": shape[0], "cols": shape[1],

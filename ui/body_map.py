@@ -273,7 +273,8 @@ def bsi_absent_reason(
     """Say in words why an analysis has no Bone Scan Index, or None when it has one.
 
     Args:
-        analysis: The stored analysis (``quality``, ``bsi``, ``anatomy_sha256``).
+        analysis: The stored analysis (``quality``, ``bsi``, ``bsi_withheld``,
+            ``anatomy_sha256``).
         skeleton_network: Whether the models that analysed it had a skeleton network:
             known when the analysis was made in this session; None when unknown (a
             result stored earlier), then the reason names both possibilities.
@@ -288,6 +289,9 @@ def bsi_absent_reason(
             "No BSI is reported: the scan failed the quality gate, so, like the BSTBI, "
             "its Bone Scan Index is not reliable."
         )
+    withheld = analysis.get("bsi_withheld")
+    if withheld:
+        return str(withheld)
     if skeleton_network is False:
         return (
             "No BSI: no skeleton network is installed, so the skeleton's regions were not "

@@ -75,6 +75,7 @@ def to_records(
         bsi_regions=dict(result.bsi_regions),
         bsi_involvement=dict(result.bsi_involvement),
         anatomy_sha256=result.anatomy_sha256 or None,
+        bsi_withheld=result.bsi_withheld,
     )
     lesions = [
         LesionRecord(

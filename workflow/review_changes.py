@@ -84,7 +84,9 @@ def _store_burden(
     """
     analysis_id = int(analysis["id"])
     state = analysis_review(db, analysis_id)
-    images = replace(images, skeletons=state["skeletons"])
+    images = replace(
+        images, skeletons=state["skeletons"], bsi_withheld=analysis.get("bsi_withheld")
+    )
     result = burden(images, masks, state["lesions"], edits=state["edits"])
     reliable = analysis["quality"] == "ok"
     if reliable:

@@ -41,6 +41,11 @@ from core.config import COLS, ROWS
 
 #: Percent scale of the index (involvement fractions times shares sum to at most 1).
 _PERCENT = 100.0
+#: Youngest age, in years at the study, whose BSI is reported. The regions' shares are
+#: the adult Reference Man's (ICRP 23), every published BSI (EXINI's aBSI among them)
+#: was built and validated on adults, and a child's open growth plates are hot and
+#: normal: below this age the index would be a number without a meaning.
+ADULT_AGE = 18.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,33 @@ class BoneScanIndex:
     bsi: float
     regions: Mapping[str, float]
     involvement: Mapping[str, float]
+
+
+def withheld_for_age(age: float | None) -> str | None:
+    """Say why a patient's BSI is not reported, or None when it is.
+
+    Args:
+        age: The patient's age in years at the study, or None when the file did not
+            say (the index is then reported: most patients are adults).
+
+    Returns:
+        One sentence naming the age for a patient younger than :data:`ADULT_AGE`;
+        None otherwise.
+
+    Raises:
+        ValueError: If ``age`` is negative or not finite.
+    """
+    if age is None:
+        return None
+    if not (math.isfinite(age) and age >= 0):
+        raise ValueError(f"age: expected a finite age >= 0 in years, got {age}")
+    if age >= ADULT_AGE:
+        return None
+    return (
+        f"No BSI for a patient aged {int(age)}: the index's bone weights are an adult's "
+        f"and it is validated in adults only (from {ADULT_AGE:.0f} years); a child's "
+        "open growth plates are hot and normal."
+    )
 
 
 def check_skeleton_map(skeleton: object, name: str) -> np.ndarray:

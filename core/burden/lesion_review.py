@@ -23,6 +23,7 @@ undone gives back the model's index exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -346,17 +347,22 @@ class StudyImages:
         skeletons: ``{view: uint8 skeleton label map}`` stored with the analysis
             (:func:`db.queries.study_with_masks`' ``"skeletons"``), for the BSI; empty
             without one.
+        bsi_withheld: The analysis' reason for not reporting a BSI (a child:
+            :func:`core.anatomy.bsi.withheld_for_age`), or None; a review's burden then
+            has no BSI either.
     """
 
     displays: dict[tuple[str, int], np.ndarray]
     components: dict[str, np.ndarray]
     spacing_mm: tuple[float, float]
     skeletons: dict[str, np.ndarray] = field(default_factory=dict)
+    bsi_withheld: str | None = None
 
 
 def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
                  masks: Mapping[str, np.ndarray],
-                 skeletons: Mapping[str, np.ndarray] | None = None) -> StudyImages:  # fmt: skip
+                 skeletons: Mapping[str, np.ndarray] | None = None,
+                 bsi_withheld: str | None = None) -> StudyImages:  # fmt: skip
     """Rebuild a stored study's display images and lesion numbering.
 
     Args:
@@ -365,6 +371,7 @@ def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
         masks: ``{view: uint8 label mask}`` of its analysis (the model's output).
         skeletons: ``{view: uint8 skeleton label map}`` of its analysis
             (:func:`db.queries.study_with_masks`' ``"skeletons"``); None for none (no BSI).
+        bsi_withheld: The analysis' ``bsi_withheld`` (:class:`StudyImages`).
 
     Returns:
         The :class:`StudyImages`; the spacing is the study's, or the pipeline's default
@@ -386,6 +393,7 @@ def study_images(study: Mapping[str, Any], views: Mapping[str, np.ndarray],
         components={view: lesion_components(mask)[0] for view, mask in masks.items()},
         spacing_mm=spacing,
         skeletons=dict(skeletons or {}),
+        bsi_withheld=bsi_withheld,
     )
 
 
@@ -459,10 +467,10 @@ def burden(
 
     Returns:
         :func:`core.burden.lesion_review.recompute_burden` of that state, with the BSI
-        on ``images.skeletons``.
+        on ``images.skeletons`` (None, with no regions, where ``images.bsi_withheld``).
     """
     removed, added = lesion_state(lesions, statuses)
-    return recompute_burden(
+    result = recompute_burden(
         images.displays,
         masks,
         images.components,
@@ -472,6 +480,9 @@ def burden(
         edits=edits,
         skeletons=images.skeletons,
     )
+    if images.bsi_withheld is not None:
+        return dataclasses.replace(result, bsi=None, bsi_regions={})
+    return result
 
 
 def model_burden(

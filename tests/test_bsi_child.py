@@ -1,0 +1,124 @@
+"""A child's scan gets no Bone Scan Index, and every place says why.
+
+The index's bone weights are the adult Reference Man's, every published BSI was built
+and validated on adults, and a child's open growth plates are hot and normal. So below
+``ADULT_AGE`` (18 years at the study, as the file says) the analysis withholds the BSI,
+keeps the raw index for inspection, and keeps the reason with the stored analysis, so
+that a physician's review does not bring the index back. The tiny hand-computed case of
+``tests/test_review_bsi.py`` (BSI 2.5572 %) is reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.analysis import AnalysisResult, result_from_masks
+from core.anatomy.bsi import ADULT_AGE, withheld_for_age
+from core.burden.lesion_review import model_burden, study_images
+from core.config import COLS, ROWS
+from core.imaging.quality import QualityVerdict
+from core.scan import Scan
+from db.connection import open_db
+from db.queries import study_with_masks
+from db.store import AnalysisRecord, add_patient, store_analysis, store_study
+from tests.test_review_bsi import MODEL_BSI, _figures, _maps, _masks, _scan
+from ui.body_map import bsi_absent_reason
+from workflow.ingest import store_result
+from workflow.review_changes import edit_mask
+
+
+def _aged(age: float | None) -> Scan:
+    scan = _scan()
+    return dataclasses.replace(scan, meta=dataclasses.replace(scan.meta, age=age))
+
+
+def _result(age: float | None) -> AnalysisResult:
+    return result_from_masks(
+        _aged(age),
+        _masks(),
+        {"metastasis": 0.9, "bladder": 0.9},
+        skeletons=_maps(),
+        verdict=QualityVerdict(ok=True, reason="ok", code="ok"),
+        model_version="hand",
+    )
+
+
+def test_the_age_rule_by_hand() -> None:
+    assert ADULT_AGE == 18.0
+    assert withheld_for_age(None) is None  # the file does not say: reported
+    assert withheld_for_age(18.0) is None and withheld_for_age(80) is None
+    sentence = withheld_for_age(17.9)
+    assert sentence is not None and "aged 17" in sentence and "adult" in sentence
+    assert "aged 0" in (withheld_for_age(0.5) or "")
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="age"):
+            withheld_for_age(bad)
+
+
+@given(st.floats(min_value=0, max_value=130))
+def test_the_rule_is_a_single_cut(age: float) -> None:
+    assert (withheld_for_age(age) is None) == (age >= ADULT_AGE)
+
+
+def test_a_childs_analysis_keeps_the_raw_index_and_says_why() -> None:
+    child, adult, unknown = _result(12), _result(18), _result(None)
+    assert child.bsi is None and child.raw_bsi == pytest.approx(MODEL_BSI, abs=1e-12)
+    assert child.bsi_withheld is not None and "aged 12" in child.bsi_withheld
+    assert child.bsi_withheld in child.notes
+    for reported in (adult, unknown):
+        assert reported.bsi == pytest.approx(MODEL_BSI, abs=1e-12)
+        assert reported.bsi_withheld is None
+    # the BSTBI, which has no age rule, is the same for all three
+    assert child.bstbi == adult.bstbi == unknown.bstbi
+
+
+def test_a_childs_review_does_not_bring_the_index_back(db_file: Path) -> None:
+    with open_db(db_file) as db:
+        pid = add_patient(db, pseudonym="child")
+        sid = store_study(db, patient_id=pid, scan=_aged(9), source_name="child.dcm",
+                          source_sha256=hashlib.sha256(b"child").hexdigest()).study_id  # fmt: skip
+        store_result(db, sid, _result(9), account="test")
+        data = study_with_masks(db, sid)
+        analysis, masks = data["analysis"], data["masks"]
+        assert analysis["bsi"] is None and analysis["bsi_regions"] == {}
+        assert analysis["raw_bsi"] == pytest.approx(MODEL_BSI, abs=1e-12)
+        assert "aged 9" in analysis["bsi_withheld"]
+        # every page that shows the BSI says why there is none
+        assert bsi_absent_reason(analysis, skeleton_network=True) == analysis["bsi_withheld"]
+        # the review page's own figures, and an edit stored by the workflow
+        images = study_images(data["study"], data["views"], masks, data["skeletons"],
+                              bsi_withheld=analysis["bsi_withheld"])  # fmt: skip
+        assert model_burden(images, masks, data["lesions"]).bsi is None
+        erase = np.zeros((ROWS, COLS), bool)
+        erase[495:510, 110:145] = True
+        bare = study_images(data["study"], data["views"], masks)  # a caller that forgot it
+        event = edit_mask(db, analysis=analysis, images=bare, masks=masks, view="POST",
+                          action="erase", pixels=erase, account="dr.x")  # fmt: skip
+        bsi, raw, regions = _figures(db, int(analysis["id"]))
+    assert event.stored and event.burden.bsi is None and event.burden.bsi_regions == {}
+    assert bsi is None and regions == {} and raw == pytest.approx(MODEL_BSI, abs=1e-12)
+
+
+def test_the_store_refuses_a_reason_beside_an_index(db_file: Path) -> None:
+    with open_db(db_file) as db:
+        pid = add_patient(db, pseudonym="bad")
+        sid = store_study(db, patient_id=pid, scan=_scan(), source_name="bad.dcm",
+                          source_sha256=hashlib.sha256(b"bad").hexdigest()).study_id  # fmt: skip
+        for record in (
+            AnalysisRecord(
+                model_version="m", device="cpu", quality="ok", bsi=1.0, bsi_withheld="a child"
+            ),
+            AnalysisRecord(model_version="m", device="cpu", quality="ok", bsi_withheld="  "),
+        ):
+            with pytest.raises(ValueError, match="bsi_withheld"):
+                store_analysis(db, study_id=sid, analysis=record, masks={}, lesions=[],
+                               account="test")  # fmt: skip
+        assert db.execute("SELECT count(*) FROM analyses").fetchone() == (0,)
