@@ -507,7 +507,9 @@ class LoadedModels:
         bfloat16 (a CPU with native bfloat16). Autocast would cast all 23 M weights
         again on every pass: two whole views took 0.20 s under autocast and 0.16 s with
         the weights cast once, on 2 threads of this Xeon (docs/benchmarks.md). Cached on
-        the instance, so a ``dataclasses.replace`` copy casts its own.
+        the instance, so a ``dataclasses.replace`` copy casts its own; it is a copy of
+        the weights at first use, so code that trains ``segmenter`` further must load the
+        models again (training and fine-tuning here always do).
         """
         return copy.deepcopy(self.segmenter).to(torch.bfloat16).eval()
 
