@@ -96,7 +96,7 @@ def test_analyze_prints_and_stores_the_bsi(
 
     monkeypatch.setattr("cli.scans.load_models", with_skeleton)
     monkeypatch.setattr("core.analysis.predict_batch", fake_predict_batch)
-    monkeypatch.setattr("core.analysis.predict_labels", lambda _net, _views: maps)
+    monkeypatch.setattr("core.analysis.skeleton_labels", lambda _models, _views: maps)
     db_path = tmp_path / "s.sqlite"
     argv = ["analyze", str(dicom), "--model", str(model_dir), "--db", str(db_path)]
     assert main([*argv, "--json"]) == 0
