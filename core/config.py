@@ -7,6 +7,7 @@ data folder).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -41,6 +42,27 @@ def age_group(age: float) -> str:
     if age < 70:
         return "50-70"
     return ">=70"
+
+
+def age_by_year(birth_year: int | None, date: dt.date | None) -> int | None:
+    """Return a patient's age in whole years at ``date``, by year: ``date.year - birth_year``.
+
+    The store keeps a birth year, not a birth date, so the age is the year's: at most one
+    year over the true age, before the birthday. The stored scans' age
+    (:func:`db.queries.stored_scan`) and an upload's without one in its file
+    (:func:`workflow.ingest.ingest`) are this; the cohort's age groups and a centre's
+    dataset count the same way.
+
+    Args:
+        birth_year: The year of birth, or None.
+        date: The date of the study, or None.
+
+    Returns:
+        The age, or None when either is unknown or ``date`` is before the birth year.
+    """
+    if date is None or birth_year is None or date.year < birth_year:
+        return None
+    return date.year - birth_year
 
 
 def data_dir() -> Path:

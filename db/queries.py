@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
-from core.config import age_group
+from core.config import age_by_year, age_group
 from core.scan import Scan, ScanMeta
 from db.model_registry import active_version
 from db.store import BSTBI_COLUMNS, decode_counts, decode_mask
@@ -469,6 +469,12 @@ def study_with_masks(db: Database, study_id: int, analysis_id: int | None = None
     return out
 
 
+def patient_birth_year(db: Database, patient_id: int) -> int | None:
+    """Return a patient's year of birth, or None when unknown or no such patient."""
+    row = db.execute("SELECT birth_year FROM patients WHERE id = ?", [patient_id]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def stored_scan(db: Database, study_id: int) -> Scan:
     """Rebuild a stored study as a :class:`core.scan.Scan` (views and what the store kept).
 
@@ -478,15 +484,17 @@ def stored_scan(db: Database, study_id: int) -> Scan:
 
     Returns:
         The scan: float32 (1024, 256) count views; metadata limited to what the store
-        keeps (date, spacing, manufacturer, source format and name; never the
-        patient's name or ID).
+        keeps (date, spacing, manufacturer, source format and name, and the patient's
+        age by year from the birth year, :func:`core.config.age_by_year`;
+        never the patient's name or ID).
 
     Raises:
         ValueError: If the study does not exist or holds no view.
     """
     row = db.execute(
-        "SELECT study_date, pixel_spacing_row_mm, pixel_spacing_col_mm, manufacturer, "
-        "source_format, source_name, display_grey_level_1 FROM studies WHERE id = ?",
+        "SELECT s.study_date, s.pixel_spacing_row_mm, s.pixel_spacing_col_mm, s.manufacturer, "
+        "s.source_format, s.source_name, s.display_grey_level_1, p.birth_year "
+        "FROM studies s JOIN patients p ON p.id = s.patient_id WHERE s.id = ?",
         [study_id],
     ).fetchone()
     if row is None:
@@ -494,9 +502,12 @@ def stored_scan(db: Database, study_id: int) -> Scan:
     views = study_views(db, study_id)
     if not views:
         raise ValueError(f"study_id {study_id} holds no view")
-    date, srow, scol, manufacturer, fmt, name, as_displayed = row
+    date, srow, scol, manufacturer, fmt, name, as_displayed, birth_year = row
+    day = dt.date.fromisoformat(date) if date else None
+    age = age_by_year(birth_year, day)
     meta = ScanMeta(
-        study_date=dt.date.fromisoformat(date) if date else None,
+        age=None if age is None else float(age),
+        study_date=day,
         pixel_spacing_mm=(float(srow), float(scol)) if srow and scol else None,
         manufacturer=manufacturer,
         source_format=fmt,

@@ -11,6 +11,7 @@ that a physician's review does not bring the index back. The tiny hand-computed 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import math
 from pathlib import Path
@@ -27,11 +28,11 @@ from core.config import COLS, ROWS
 from core.imaging.quality import QualityVerdict
 from core.scan import Scan
 from db.connection import open_db
-from db.queries import study_with_masks
+from db.queries import stored_scan, study_with_masks
 from db.store import AnalysisRecord, add_patient, store_analysis, store_study
 from tests.test_review_bsi import MODEL_BSI, _figures, _maps, _masks, _scan
 from ui.body_map import bsi_absent_reason
-from workflow.ingest import store_result
+from workflow.ingest import ingest, store_result
 from workflow.review_changes import edit_mask
 
 
@@ -122,3 +123,47 @@ def test_the_store_refuses_a_reason_beside_an_index(db_file: Path) -> None:
                 store_analysis(db, study_id=sid, analysis=record, masks={}, lesions=[],
                                account="test")  # fmt: skip
         assert db.execute("SELECT count(*) FROM analyses").fetchone() == (0,)
+
+
+def test_a_reanalysis_reads_the_age_from_the_birth_year(db_file: Path) -> None:
+    """A stored study carries the patient's age by year, so a re-analysis withholds too."""
+    with open_db(db_file) as db:
+        young = add_patient(db, pseudonym="young", birth_year=2010)
+        old = add_patient(db, pseudonym="old", birth_year=1950)
+        unknown = add_patient(db, pseudonym="unknown")
+        ages = []
+        for pid in (young, old, unknown):
+            sid = store_study(db, patient_id=pid, scan=_aged(None), source_name=f"{pid}.png",
+                              source_sha256=hashlib.sha256(str(pid).encode()).hexdigest(),
+                              study_date=dt.date(2024, 1, 2)).study_id  # fmt: skip
+            ages.append(stored_scan(db, sid).meta.age)
+    assert ages == [14.0, 74.0, None]
+
+
+def test_an_upload_without_an_age_takes_the_patients(
+    db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PNG says nothing of the patient: the form's birth year and the date give the age."""
+    seen: list[float | None] = []
+
+    def analyse(scans: list[Scan], _models: object, **_: object) -> list[AnalysisResult]:
+        seen.append(scans[0].meta.age)
+        return [_result(scans[0].meta.age)]
+
+    monkeypatch.setattr("workflow.ingest.analyze", analyse)
+    with open_db(db_file) as db:
+        done = ingest(db, [("child.png", b"child png")], models=None,
+                      account="test", scan=_aged(None), study_date=dt.date(2023, 6, 1),
+                      patient={"pseudonym": "form child", "birth_year": 2015})  # fmt: skip
+        stored = study_with_masks(db, done.study_id)["analysis"]
+        # an existing patient's birth year is read from the store
+        pid = add_patient(db, pseudonym="stored adult", birth_year=1960)
+        ingest(db, [("adult.png", b"adult png")], models=None,
+               account="test", scan=_aged(None), study_date=dt.date(2023, 6, 1),
+               patient_id=pid)  # fmt: skip
+        # an age in the file is kept as it is
+        ingest(db, [("dicom", b"dicom")], models=None,
+               account="test", scan=_aged(40.0), study_date=dt.date(2023, 6, 1),
+               patient={"pseudonym": "x", "birth_year": 2015})  # fmt: skip
+    assert seen == [8.0, 63.0, 40.0]
+    assert stored["bsi"] is None and "aged 8" in stored["bsi_withheld"]

@@ -13,6 +13,7 @@ knowing about SQLite, ``db`` stores without knowing about networks.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -21,12 +22,14 @@ import numpy as np
 from sqlite_utils import Database
 
 from core.analysis import AnalysisResult, analyze, is_synthetic, model_identity, pseudonym_for
+from core.config import age_by_year
 from core.imaging.crops import THRESHOLD
 from core.reading.uploaded import read_uploaded, sha256_of
 from core.scan import Scan
 from db.queries import (
     has_analysis,
     has_analysis_by,
+    patient_birth_year,
     patient_id_by_pseudonym,
     stored_scan,
     studies_without_analysis,
@@ -142,6 +145,31 @@ class Ingested(NamedTuple):
     result: AnalysisResult | None
 
 
+def _with_age(
+    db: Database,
+    scan: Scan,
+    patient_id: int | None,
+    patient: Mapping[str, Any] | None,
+    study_date: dt.date | None,
+) -> Scan:
+    """The scan with the patient's age at the study when its file gives none.
+
+    The age then comes from the patient's birth year (the form's, or the stored
+    patient's) and the study date, by year (:func:`core.config.age_by_year`), as a
+    re-analysis of the stored study reads it (:func:`db.queries.stored_scan`): the
+    analysis withholds a child's BSI either way (:func:`core.anatomy.bsi.withheld_for_age`).
+    """
+    if scan.meta.age is not None:
+        return scan
+    birth_year = None if patient is None else patient.get("birth_year")
+    if patient_id is not None:
+        birth_year = patient_birth_year(db, patient_id)
+    age = age_by_year(birth_year, study_date or scan.meta.study_date)
+    if age is None:
+        return scan
+    return dataclasses.replace(scan, meta=dataclasses.replace(scan.meta, age=float(age)))
+
+
 def ingest(
     db: Database,
     files: Sequence[tuple[str, bytes]],
@@ -211,6 +239,7 @@ def ingest(
         return Ingested(found[0], found[1], False, None)
     if result is None:
         read = None if read_seconds is None else [read_seconds]
+        scan = _with_age(db, scan, patient_id, patient, study_date)
         (result,) = analyze([scan], models, read_seconds=read)
     start = time.perf_counter()
     with db.atomic():

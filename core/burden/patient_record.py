@@ -32,7 +32,7 @@ from core.burden import lesion_review
 from core.burden.lesion_matching import LesionPoint
 from core.burden.lesion_review import lesion_components, lesion_state
 from core.burden.pcwg3 import FollowUp, StudyFindings, compare, followup
-from core.config import LABEL_METASTASIS, VIEWS
+from core.config import LABEL_METASTASIS, VIEWS, age_by_year
 from core.imaging.display import stored_display_images
 from core.imaging.overlay import overlay_rgb
 
@@ -147,10 +147,8 @@ class PatientInfo:
     synthetic: bool = False
 
     def age_at(self, date: dt.date | None) -> int | None:
-        """Return the age in whole years at ``date`` (by year), or None when unknown."""
-        if date is None or self.birth_year is None or date.year < self.birth_year:
-            return None
-        return date.year - self.birth_year
+        """Return the age in whole years at ``date`` (:func:`core.config.age_by_year`)."""
+        return age_by_year(self.birth_year, date)
 
 
 @dataclass(frozen=True)
