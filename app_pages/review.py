@@ -141,7 +141,7 @@ with database() as db:
     if reviewed.bsi is None or model.bsi is None:
         cols[2].metric(
             f"BSI, reviewed{suffix}",
-            "none",
+            "under 18" if images.bsi_withheld else "none",
             help=images.bsi_withheld
             or "No skeleton map is stored with this analysis, so it has no Bone Scan Index.",
         )

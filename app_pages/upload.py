@@ -178,7 +178,9 @@ def _show_result(shown: dict[str, Any]) -> None:
     bsi = analysis.get("bsi")
     cols[3].metric(
         "BSI",
-        "not reported" if bsi is None else f"{bsi:.2f} %",
+        ("under 18" if analysis.get("bsi_withheld") else "not reported")
+        if bsi is None
+        else f"{bsi:.2f} %",
         help="Bone Scan Index: the percent of the skeleton's mass that metastasis involves "
         "(each region's involved fraction, the larger of the two views, times its share "
         "of skeletal mass).",

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
 
 from core.analysis import AnalysisResult, result_from_masks
 from core.anatomy.bsi import ADULT_AGE, withheld_for_age
@@ -30,8 +31,10 @@ from core.scan import Scan
 from db.connection import open_db
 from db.queries import stored_scan, study_with_masks
 from db.store import AnalysisRecord, add_patient, store_analysis, store_study
+from tests.test_pages_bsi import REVIEW
 from tests.test_review_bsi import MODEL_BSI, _figures, _maps, _masks, _scan
 from ui.body_map import bsi_absent_reason
+from ui.common import Keys
 from workflow.ingest import ingest, store_result
 from workflow.review_changes import edit_mask
 
@@ -167,3 +170,20 @@ def test_an_upload_without_an_age_takes_the_patients(
                patient={"pseudonym": "x", "birth_year": 2015})  # fmt: skip
     assert seen == [8.0, 63.0, 40.0]
     assert stored["bsi"] is None and "aged 8" in stored["bsi_withheld"]
+
+
+def test_the_review_page_says_under_18(db_file: Path) -> None:
+    """The review page's BSI reads "under 18", its help the reason."""
+    with open_db(db_file) as db:
+        # a synthetic patient: the dashboard needs no sign-in then
+        pid = add_patient(db, pseudonym="page child", synthetic=True)
+        digest = hashlib.sha256(b"page child").hexdigest()
+        sid = store_study(db, patient_id=pid, scan=_aged(11), source_name="page.dcm",
+                          source_sha256=digest).study_id  # fmt: skip
+        store_result(db, sid, _result(11), account="test")
+    at = AppTest.from_file(REVIEW, default_timeout=120)
+    at.session_state[Keys.STUDY_ID] = sid
+    at.run()
+    assert not at.exception, at.exception
+    shown = next(m for m in at.metric if m.label == "BSI, reviewed")
+    assert shown.value == "under 18" and "aged 11" in str(shown.proto.help)
