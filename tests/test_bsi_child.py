@@ -187,3 +187,24 @@ def test_the_review_page_says_under_18(db_file: Path) -> None:
     assert not at.exception, at.exception
     shown = next(m for m in at.metric if m.label == "BSI, reviewed")
     assert shown.value == "under 18" and "aged 11" in str(shown.proto.help)
+
+
+def test_a_file_with_an_age_alone_gives_the_patient_a_birth_year(
+    db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DICOM PatientAge without a birth date: a re-analysis finds the same age again."""
+    monkeypatch.setattr(
+        "workflow.ingest.analyze", lambda scans, _m, **_: [_result(scans[0].meta.age)]
+    )
+    scan = _aged(12.0)
+    scan = dataclasses.replace(scan, meta=dataclasses.replace(scan.meta, patient_id="PID-12"))
+    with open_db(db_file) as db:
+        done = ingest(db, [("age.dcm", b"age only")], models=None, account="test", scan=scan,
+                      study_date=dt.date(2023, 6, 1))  # fmt: skip
+        birth_year = db.execute(
+            "SELECT p.birth_year FROM patients p JOIN studies s ON s.patient_id = p.id "
+            "WHERE s.id = ?",
+            [done.study_id],
+        ).fetchone()[0]
+        again = stored_scan(db, done.study_id).meta.age
+    assert birth_year == 2011 and again == 12.0

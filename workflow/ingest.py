@@ -14,6 +14,7 @@ knowing about SQLite, ``db`` stores without knowing about networks.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -170,6 +171,21 @@ def _with_age(
     return dataclasses.replace(scan, meta=dataclasses.replace(scan.meta, age=float(age)))
 
 
+def _birth_year(scan: Scan, study_date: dt.date | None) -> int | None:
+    """The patient's year of birth from the file: its birth date's, else its age's.
+
+    A file that gives the age at the study but no birth date (DICOM PatientAge alone)
+    gives the year back by :func:`core.config.age_by_year`'s count (the study's year
+    less the age), so that a later re-analysis finds the same age and the same BSI rule.
+    """
+    if scan.meta.birth_date is not None:
+        return scan.meta.birth_date.year
+    date = study_date or scan.meta.study_date
+    if scan.meta.age is None or date is None:
+        return None
+    return date.year - math.floor(scan.meta.age)
+
+
 def ingest(
     db: Database,
     files: Sequence[tuple[str, bytes]],
@@ -257,12 +273,11 @@ def ingest(
                 pseudonym = pseudonym_for(scan.meta.patient_id, digest)
                 pid = patient_id_by_pseudonym(db, pseudonym)
                 if pid is None:
-                    birth = scan.meta.birth_date
                     pid = add_patient(
                         db,
                         pseudonym=pseudonym,
                         sex=scan.meta.sex,
-                        birth_year=birth.year if birth else None,
+                        birth_year=_birth_year(scan, study_date),
                         synthetic=is_synthetic(scan),
                         account=account,
                     )
