@@ -208,3 +208,26 @@ def test_a_file_with_an_age_alone_gives_the_patient_a_birth_year(
         ).fetchone()[0]
         again = stored_scan(db, done.study_id).meta.age
     assert birth_year == 2011 and again == 12.0
+
+
+def test_a_later_file_without_an_age_takes_the_known_patients(
+    db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's PatientID names a stored patient: that patient's birth year gives the age."""
+    seen: list[float | None] = []
+
+    def analyse(scans: list[Scan], _models: object, **_: object) -> list[AnalysisResult]:
+        seen.append(scans[0].meta.age)
+        return [_result(scans[0].meta.age)]
+
+    monkeypatch.setattr("workflow.ingest.analyze", analyse)
+    first = _aged(12.0)
+    first = dataclasses.replace(first, meta=dataclasses.replace(first.meta, patient_id="PID-K"))
+    later = dataclasses.replace(first, meta=dataclasses.replace(first.meta, age=None))
+    with open_db(db_file) as db:
+        ingest(db, [("first.dcm", b"first")], models=None, account="test", scan=first,
+               study_date=dt.date(2023, 6, 1))  # fmt: skip
+        done = ingest(db, [("later.dcm", b"later")], models=None, account="test", scan=later,
+                      study_date=dt.date(2025, 6, 1))  # fmt: skip
+        stored = study_with_masks(db, done.study_id)["analysis"]
+    assert seen == [12.0, 14.0] and "aged 14" in stored["bsi_withheld"]

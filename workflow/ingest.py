@@ -149,6 +149,7 @@ class Ingested(NamedTuple):
 def _with_age(
     db: Database,
     scan: Scan,
+    digest: str,
     patient_id: int | None,
     patient: Mapping[str, Any] | None,
     study_date: dt.date | None,
@@ -156,13 +157,17 @@ def _with_age(
     """The scan with the patient's age at the study when its file gives none.
 
     The age then comes from the patient's birth year (the form's, or the stored
-    patient's) and the study date, by year (:func:`core.config.age_by_year`), as a
-    re-analysis of the stored study reads it (:func:`db.queries.stored_scan`): the
-    analysis withholds a child's BSI either way (:func:`core.anatomy.bsi.withheld_for_age`).
+    patient's: the one given, else the one the file's PatientID names, as
+    :func:`ingest` picks it) and the study date, by year
+    (:func:`core.config.age_by_year`), as a re-analysis of the stored study reads it
+    (:func:`db.queries.stored_scan`): the analysis withholds a child's BSI either way
+    (:func:`core.anatomy.bsi.withheld_for_age`).
     """
     if scan.meta.age is not None:
         return scan
     birth_year = None if patient is None else patient.get("birth_year")
+    if patient is None and patient_id is None:
+        patient_id = patient_id_by_pseudonym(db, pseudonym_for(scan.meta.patient_id, digest))
     if patient_id is not None:
         birth_year = patient_birth_year(db, patient_id)
     age = age_by_year(birth_year, study_date or scan.meta.study_date)
@@ -255,7 +260,7 @@ def ingest(
         return Ingested(found[0], found[1], False, None)
     if result is None:
         read = None if read_seconds is None else [read_seconds]
-        scan = _with_age(db, scan, patient_id, patient, study_date)
+        scan = _with_age(db, scan, digest, patient_id, patient, study_date)
         (result,) = analyze([scan], models, read_seconds=read)
     start = time.perf_counter()
     with db.atomic():
