@@ -143,10 +143,9 @@ def test_a_reanalysis_reads_the_age_from_the_birth_year(db_file: Path) -> None:
     assert ages == [14.0, 74.0, None]
 
 
-def test_an_upload_without_an_age_takes_the_patients(
-    db_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A PNG says nothing of the patient: the form's birth year and the date give the age."""
+@pytest.fixture
+def seen_ages(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Ingest analyses with the hand-computed result; the list gets each scan's age."""
     seen: list[float | None] = []
 
     def analyse(scans: list[Scan], _models: object, **_: object) -> list[AnalysisResult]:
@@ -154,6 +153,13 @@ def test_an_upload_without_an_age_takes_the_patients(
         return [_result(scans[0].meta.age)]
 
     monkeypatch.setattr("workflow.ingest.analyze", analyse)
+    return seen
+
+
+def test_an_upload_without_an_age_takes_the_patients(
+    db_file: Path, seen_ages: list[float | None]
+) -> None:
+    """A PNG says nothing of the patient: the form's birth year and the date give the age."""
     with open_db(db_file) as db:
         done = ingest(db, [("child.png", b"child png")], models=None,
                       account="test", scan=_aged(None), study_date=dt.date(2023, 6, 1),
@@ -168,7 +174,7 @@ def test_an_upload_without_an_age_takes_the_patients(
         ingest(db, [("dicom", b"dicom")], models=None,
                account="test", scan=_aged(40.0), study_date=dt.date(2023, 6, 1),
                patient={"pseudonym": "x", "birth_year": 2015})  # fmt: skip
-    assert seen == [8.0, 63.0, 40.0]
+    assert seen_ages == [8.0, 63.0, 40.0]
     assert stored["bsi"] is None and "aged 8" in stored["bsi_withheld"]
 
 
@@ -190,12 +196,9 @@ def test_the_review_page_says_under_18(db_file: Path) -> None:
 
 
 def test_a_file_with_an_age_alone_gives_the_patient_a_birth_year(
-    db_file: Path, monkeypatch: pytest.MonkeyPatch
+    db_file: Path, seen_ages: list[float | None]
 ) -> None:
     """DICOM PatientAge without a birth date: a re-analysis finds the same age again."""
-    monkeypatch.setattr(
-        "workflow.ingest.analyze", lambda scans, _m, **_: [_result(scans[0].meta.age)]
-    )
     scan = _aged(12.0)
     scan = dataclasses.replace(scan, meta=dataclasses.replace(scan.meta, patient_id="PID-12"))
     with open_db(db_file) as db:
@@ -207,20 +210,13 @@ def test_a_file_with_an_age_alone_gives_the_patient_a_birth_year(
             [done.study_id],
         ).fetchone()[0]
         again = stored_scan(db, done.study_id).meta.age
-    assert birth_year == 2011 and again == 12.0
+    assert seen_ages == [12.0] and birth_year == 2011 and again == 12.0
 
 
 def test_a_later_file_without_an_age_takes_the_known_patients(
-    db_file: Path, monkeypatch: pytest.MonkeyPatch
+    db_file: Path, seen_ages: list[float | None]
 ) -> None:
     """The file's PatientID names a stored patient: that patient's birth year gives the age."""
-    seen: list[float | None] = []
-
-    def analyse(scans: list[Scan], _models: object, **_: object) -> list[AnalysisResult]:
-        seen.append(scans[0].meta.age)
-        return [_result(scans[0].meta.age)]
-
-    monkeypatch.setattr("workflow.ingest.analyze", analyse)
     first = _aged(12.0)
     first = dataclasses.replace(first, meta=dataclasses.replace(first.meta, patient_id="PID-K"))
     later = dataclasses.replace(first, meta=dataclasses.replace(first.meta, age=None))
@@ -230,4 +226,4 @@ def test_a_later_file_without_an_age_takes_the_known_patients(
         done = ingest(db, [("later.dcm", b"later")], models=None, account="test", scan=later,
                       study_date=dt.date(2025, 6, 1))  # fmt: skip
         stored = study_with_masks(db, done.study_id)["analysis"]
-    assert seen == [12.0, 14.0] and "aged 14" in stored["bsi_withheld"]
+    assert seen_ages == [12.0, 14.0] and "aged 14" in stored["bsi_withheld"]
