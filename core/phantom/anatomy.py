@@ -22,6 +22,7 @@ from core.phantom.primitives import Blob, Primitive, Tube, make_tube
 #: Skeletal regions a bone (and so a lesion) belongs to; names used in every truth record.
 REGIONS: tuple[str, ...] = (
     "skull",
+    "face",
     "mandible",
     "cervical_spine",
     "thoracic_spine",
@@ -236,7 +237,7 @@ def _add_skull(parts: _Parts, build: _Build) -> None:
             parts.bones.append(
                 Blob(
                     row.name if side is None else f"{row.name}_{side}",
-                    "skull",
+                    row.region,
                     side,
                     (x, build.mm(row.y_h)),
                     (build.mm(row.axes_h[0]), build.mm(row.axes_h[1]), build.mm(row.axes_h[2])),

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 #: is low; limb shafts take up little.
 REGION_UPTAKE: dict[str, float] = {
     "skull": 0.78,
-    "mandible": 0.7,
+    "face": 0.6,
+    "mandible": 0.9,
     "cervical_spine": 2.2,
     "thoracic_spine": 1.3,
     "lumbar_spine": 0.9,
@@ -139,6 +140,8 @@ class SkullBone:
         shell_mm: Shell thickness (0: solid).
         bone_scaled: The shell follows the bone-calibre factor.
         paired: One per side, mirrored.
+        region: Phantom region (``"face"``: the facial bones, whose uptake varies
+            from person to person on its own, with teeth and sinuses).
     """
 
     name: str
@@ -150,29 +153,41 @@ class SkullBone:
     shell_mm: float = 0.0
     bone_scaled: bool = False
     paired: bool = False
+    region: str = "skull"
 
 
-#: Skull vault, base and face, in drawing order.
+#: Skull vault, base and face, in drawing order. The face is drawn as real anterior
+#: views show it (the project's 17 real scans): bright orbital rims around darker
+#: orbits, a hot nasal bridge and maxilla, the upper teeth's alveolar ridge as a bright
+#: band, and the cheekbones; before these rows the face was one faint spot at the
+#: skull's base, and the lesion scorer had never seen the facial uptake every real
+#: scan shows.
 SKULL: tuple[SkullBone, ...] = (
     SkullBone("cranium", 0.0, 0.054, (0.042, 0.05, 0.048), None, 1.0, 10.0, bone_scaled=True),
     SkullBone("skull_base", 0.0, 0.085, (0.034, 0.012, 0.035), None, 0.12),
-    SkullBone("orbit", 0.017, 0.072, (0.011, 0.01, 0.012), 0.025, 0.9, 3.5, paired=True),
-    SkullBone("maxilla", 0.0, 0.1, (0.02, 0.011, 0.012), 0.03, 0.9),
-    SkullBone("nasal", 0.0, 0.084, (0.006, 0.01, 0.012), 0.02, 0.8),
+    SkullBone(
+        "orbit", 0.019, 0.07, (0.0115, 0.0105, 0.012), 0.025, 1.0, 4.0, paired=True, region="face"
+    ),
+    SkullBone("nasal", 0.0, 0.082, (0.0065, 0.013, 0.012), 0.02, 0.9, region="face"),
+    SkullBone("zygoma", 0.03, 0.082, (0.008, 0.006, 0.01), 0.04, 0.8, paired=True, region="face"),
+    SkullBone("maxilla", 0.0, 0.097, (0.022, 0.012, 0.016), 0.035, 0.75, region="face"),
+    SkullBone("alveolar_ridge", 0.0, 0.108, (0.019, 0.0045, 0.012), 0.03, 1.1, region="face"),
 )
 
 #: Mandible polyline, right angle to left angle: (x, y) fractions of stature (signed
 #: x: negative = patient's right) and depth as a fraction of the head's thickness.
 MANDIBLE: tuple[tuple[float, float, float], ...] = (
-    (-0.029, 0.092, 0.55),
-    (-0.027, 0.113, 0.4),
-    (-0.015, 0.126, 0.2),
+    (-0.03, 0.082, 0.6),
+    (-0.029, 0.1, 0.5),
+    (-0.024, 0.117, 0.35),
+    (-0.013, 0.127, 0.2),
     (0.0, 0.13, 0.12),
-    (0.015, 0.126, 0.2),
-    (0.027, 0.113, 0.4),
-    (0.029, 0.092, 0.55),
+    (0.013, 0.127, 0.2),
+    (0.024, 0.117, 0.35),
+    (0.029, 0.1, 0.5),
+    (0.03, 0.082, 0.6),
 )
-MANDIBLE_RADIUS_MM = 5.0
+MANDIBLE_RADIUS_MM = 7.5
 MANDIBLE_HALF_DEPTH_MM = 8.0
 #: The chin landmark, fraction of stature below the vertex.
 CHIN_H = 0.13

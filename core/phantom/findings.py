@@ -609,6 +609,121 @@ def _growth_plates(rng: np.random.Generator, body: Body) -> list[Benign]:
     return out
 
 
+#: Focal facial uptake that readers see in most adults and call normal: inflamed gums
+#: and teeth (periodontal disease) along the alveolar ridges, maxillary sinusitis, and
+#: arthritic temporomandibular joints. The project's 17 real scans show it on most
+#: adult faces, and physicians box it almost never (skull: 2 % of benign boxes,
+#: ../shared/real-stats.md), so it is the look-alike a lesion scorer must learn.
+FACIAL_KIND = "facial"
+#: Chance of any facial uptake: 0.25 at 20 years rising to 0.75 from 60.
+FACIAL_PREVALENCE: tuple[float, float] = (0.25, 0.75)
+#: (where, share): dental spots on the upper or lower ridge, maxillary sinus, the
+#: nasal cavity on the mid-line (where the real scans' face marks cluster), jaw joints.
+FACIAL_WHERE: tuple[tuple[str, float], ...] = (
+    ("dental_upper", 0.3),
+    ("dental_lower", 0.25),
+    ("sinus", 0.2),
+    ("nasal", 0.12),
+    ("tmj", 0.13),
+)
+
+
+def sample_facial(
+    rng: np.random.Generator,
+    body: Body,
+    *,
+    avoid: tuple[tuple[float, float], ...] = (),
+    centre: CentreProfile | None = None,
+) -> list[Benign]:
+    """Draw a patient's focal facial uptake (kind :data:`FACIAL_KIND`).
+
+    Kept apart from :func:`sample_benign` and drawn from a stream of its own, so that
+    every draw that function makes, and so every dataset's patients, lesions and other
+    findings, stay as they were before the face had them.
+
+    Args:
+        rng: Random generator (its own stream).
+        body: The body (its age sets the chance; its face bones host the spots).
+        avoid: Points (x, y mm) of metastases the spots keep
+            :data:`BENIGN_CLEARANCE_MM` away from.
+        centre: The centre (its ``benign_rate`` multiplies the chance, capped at 1).
+
+    Returns:
+        One to four findings, or none (children under 16 have none).
+    """
+    lo, hi = FACIAL_PREVALENCE
+    chance = float(np.clip(lo + (hi - lo) * (body.age - 20) / 40, lo, hi))
+    chance = min(1.0, chance * as_profile(centre).benign_rate)
+    draw = float(rng.random())
+    if body.age < 16 or draw >= chance:
+        return []
+    count = 1 + min(int(rng.poisson(1.0)), 3)
+    kinds = [w for w, _ in FACIAL_WHERE]
+    shares = np.array([p for _, p in FACIAL_WHERE])
+    out: list[Benign] = []
+    for _ in range(count):
+        where = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
+        sgn = 1.0 if rng.random() < 0.5 else -1.0
+        side = "left" if sgn > 0 else "right"
+        if where == "dental_upper":
+            host = _site_of(body, "alveolar_ridge", 0.0)
+            along = float(rng.uniform(-0.8, 0.8)) * body.height_mm * 0.019
+            sites = [(replace(host, x=host.x + along), None if abs(along) < 8 else side)]
+            size, ratio = (
+                rng.uniform(7.0, 16.0),
+                math.exp(rng.uniform(math.log(2.0), math.log(5.0))),
+            )
+        elif where == "dental_lower":
+            t = float(rng.uniform(0.25, 0.75))
+            host = _site_of(body, "mandible", t)
+            sites = [(host, None if abs(t - 0.5) < 0.06 else ("right" if t < 0.5 else "left"))]
+            size, ratio = (
+                rng.uniform(7.0, 16.0),
+                math.exp(rng.uniform(math.log(2.0), math.log(5.0))),
+            )
+        elif where == "sinus":
+            host = _site_of(body, "maxilla", 0.0)
+            dx = sgn * body.height_mm * 0.011
+            sites = [(replace(host, x=host.x + dx, y=host.y - body.height_mm * 0.004), side)]
+            if rng.random() < 0.4:  # both sinuses
+                sites.append((replace(host, x=host.x - dx, y=host.y - body.height_mm * 0.004),
+                              "right" if side == "left" else "left"))  # fmt: skip
+            size, ratio = (
+                rng.uniform(12.0, 22.0),
+                math.exp(rng.uniform(math.log(1.6), math.log(3.0))),
+            )
+        else:  # the jaw joints sit at the mandible's two ends
+            ends = [(0.02, "right"), (0.98, "left")]
+            chosen = ends if rng.random() < 0.7 else [ends[0 if sgn < 0 else 1]]
+            sites = [(_site_of(body, "mandible", t), s) for t, s in chosen]
+            size, ratio = (
+                rng.uniform(8.0, 13.0),
+                math.exp(rng.uniform(math.log(1.6), math.log(3.0))),
+            )
+        for site, s_side in sites:
+            clear = all(
+                math.hypot(site.x - ax, site.y - ay) >= BENIGN_CLEARANCE_MM + size / 2
+                for ax, ay in avoid
+            )
+            if not clear:
+                continue
+            name = f"{where}_{s_side}" if s_side else where
+            out.append(
+                Benign(
+                    FACIAL_KIND,
+                    name,
+                    site.region,
+                    s_side,
+                    (site.x, site.y),
+                    round(float(size), 1),
+                    round(float(ratio), 3),
+                    (_spot(site, float(size), float(ratio), f"facial_{name}"),),
+                    detail=f"facial uptake ({where.replace('_', ' ')})",
+                )
+            )
+    return out
+
+
 #: Degenerative sites that come in left-right pairs, and how often the other side is
 #: affected too. Wear and tear is mostly bilateral (both knees, both acromioclavicular
 #: joints, both sacroiliac joints), which is what separates it from a metastasis on a

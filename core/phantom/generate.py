@@ -42,6 +42,7 @@ from core.phantom.findings import (
     Lesion,
     lesion_shape,
     sample_benign,
+    sample_facial,
     sample_lesions,
     sample_pattern,
 )
@@ -122,6 +123,10 @@ class Physiology:
 #: Per-patient spread (log-normal sigma) of each skeletal region's uptake: real scans
 #: differ from one person to the next far more than one global bone gain gives.
 REGION_SPREAD = 0.18
+#: Per-patient spread (log-normal sigma) of the facial bones' uptake: teeth, gums and
+#: sinuses make the face the most variable part of a normal skeleton, often hotter than
+#: the vault. Drawn from a stream of its own (see :func:`draw_physiology`).
+FACE_SPREAD = 0.35
 #: Joint groups whose uptake varies on its own (degeneration, activity, age).
 JOINT_GROUPS: tuple[str, ...] = (
     "si_joint",
@@ -192,7 +197,12 @@ def draw_physiology(
     region_gain = {
         r: float(np.exp(np.clip(rng.normal(0.0, REGION_SPREAD), -0.45, 0.45)))
         for r in sorted(REGION_UPTAKE)
+        if r != "face"
     }
+    # a spawned stream leaves every other draw as it was before the face had its own gain,
+    # so a dataset seed still gives the same patients, lesions and benign findings
+    face_rng = rng.spawn(1)[0]
+    region_gain["face"] = float(np.exp(np.clip(face_rng.normal(0.0, FACE_SPREAD), -0.5, 0.9)))
     joint_gains = {
         j: float(np.exp(rng.uniform(math.log(0.45), math.log(1.6)))) for j in JOINT_GROUPS
     }
@@ -622,7 +632,7 @@ def draw_scene(
             raise ValueError("pattern needs metastasis=True (or None)")
         metastasis = True
     prof = as_profile(centre)
-    g_pat, g_body, g_ben, g_les, g_phys, _, g_place, _ = _children(
+    g_pat, g_body, g_ben, g_les, g_phys, g_face, g_place, _ = _children(
         int(seed), _stream(_STREAM_CASE, prof), int(index)
     )
     case_tag, patient_tag = _id_tags(prof)
@@ -653,6 +663,10 @@ def draw_scene(
             ]
     else:
         pat, lesions = "none", []
+    # drawn after the lesions, from a stream of its own: every earlier draw is unchanged
+    ben = ben + sample_facial(
+        g_face, body, avoid=tuple(les.centre_mm for les in lesions), centre=prof
+    )
     phys = draw_physiology(
         g_phys,
         body,
@@ -704,7 +718,9 @@ def generate_series(
         raise ValueError(f"n_scans must be within 2-6, got {n_scans!r}")
     prof = as_profile(centre)
     stream = _stream(_STREAM_SERIES, prof)
-    g_pat, g_body, g_ben, g_les, g_plan, _, _, _ = _children(int(seed), stream, int(patient_index))
+    g_pat, g_body, g_ben, g_les, g_plan, g_face, _, _ = _children(
+        int(seed), stream, int(patient_index)
+    )
     case_tag, patient_tag = _id_tags(prof)
     patient0, first = sample_patient(
         g_pat,
@@ -724,6 +740,8 @@ def generate_series(
         lesions = sample_lesions(g_les, body, pat, ben_patient)
     else:
         pat, lesions = "none", []
+    avoid = tuple(les.centre_mm for les in lesions)
+    ben_patient += sample_facial(g_face, body, avoid=avoid, centre=prof)
     states = [LesionState(les, "baseline") for les in lesions]
     next_id = len(lesions) + 1
     start = min(t.start for t in plan.treatments)

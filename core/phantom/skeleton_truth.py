@@ -25,7 +25,7 @@ image left) and the posterior map is mirrored left-right at the end, exactly as
 :func:`core.phantom.render.render` mirrors the posterior view: the patient's left arm
 is on the viewer's right in ANT and on the viewer's left in POST.
 
-**Phantom parts to regions** (:func:`label_of_part`): skull and mandible are
+**Phantom parts to regions** (:func:`label_of_part`): skull, face and mandible are
 ``skull``; forearm and hand are ``forearm``; tibia and fibula are ``lower_leg``; the
 patella and the knee joint are ``knee``, and so is every femur, tibia and fibula pixel
 row within :data:`KNEE_HALF_BAND_H` of stature of the knee's height (the bone ends
@@ -84,7 +84,7 @@ def label_of_part(region: str, side: str | None, name: str) -> str:
     Raises:
         ValueError: If the part is not a known bone, or a paired bone has no side.
     """
-    if region in ("skull", "mandible"):
+    if region in ("skull", "face", "mandible"):
         return "skull"
     if region in _MID:
         return region
