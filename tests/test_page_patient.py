@@ -64,7 +64,7 @@ def test_page_renders_the_first_patient_with_every_part(truth_store: Path) -> No
     fig = figure(at)
     line = traces(fig)["BSTBI"]
     assert line["x"] == ["2016-12-25", "2017-02-28"]
-    assert "BSTBI 0.144" in line["text"][0] and "Hotspots 31" in line["text"][0]
+    assert "BSTBI 0.145" in line["text"][0] and "Hotspots 31" in line["text"][0]
     assert "New lesions" in line["text"][1]
     assert len(bands(fig)) == 1  # androgen deprivation, ongoing
     assert bands(fig)[0]["x0"] == "2017-01-08" and bands(fig)[0]["x1"] == "2017-02-28"
