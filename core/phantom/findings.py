@@ -617,15 +617,45 @@ def _growth_plates(rng: np.random.Generator, body: Body) -> list[Benign]:
 FACIAL_KIND = "facial"
 #: Chance of any facial uptake: 0.25 at 20 years rising to 0.75 from 60.
 FACIAL_PREVALENCE: tuple[float, float] = (0.25, 0.75)
-#: (where, share): dental spots on the upper or lower ridge, maxillary sinus, the
-#: nasal cavity on the mid-line (where the real scans' face marks cluster), jaw joints.
-FACIAL_WHERE: tuple[tuple[str, float], ...] = (
-    ("dental_upper", 0.3),
-    ("dental_lower", 0.25),
-    ("sinus", 0.2),
-    ("nasal", 0.12),
-    ("tmj", 0.13),
+#: (where, share, size range mm, uptake ratio range): dental spots on the upper or lower
+#: ridge, maxillary sinus, jaw joints. Ratios are drawn log-uniform. (The nasal cavity,
+#: where the real scans' remaining face marks cluster, is not drawn yet.)
+FACIAL_WHERE: tuple[tuple[str, float, tuple[float, float], tuple[float, float]], ...] = (
+    ("dental_upper", 0.3, (7.0, 16.0), (2.0, 5.0)),
+    ("dental_lower", 0.25, (7.0, 16.0), (2.0, 5.0)),
+    ("sinus", 0.2, (12.0, 22.0), (1.6, 3.0)),
+    ("tmj", 0.25, (8.0, 13.0), (1.6, 3.0)),
 )
+
+
+def _facial_sites(
+    rng: np.random.Generator, body: Body, where: str
+) -> list[tuple[Site, str | None]]:
+    """Where one facial finding sits: its host points and their sides (None: mid-line)."""
+    side = "left" if rng.random() < 0.5 else "right"
+    sgn = 1.0 if side == "left" else -1.0
+    if where == "dental_upper":
+        host = _site_of(body, "alveolar_ridge", 0.0)
+        along = float(rng.uniform(-0.8, 0.8)) * body.height_mm * 0.019
+        return [(replace(host, x=host.x + along), None if abs(along) < 8 else side)]
+    if where == "dental_lower":
+        t = float(rng.uniform(0.25, 0.75))
+        mid = abs(t - 0.5) < 0.06
+        return [(_site_of(body, "mandible", t), None if mid else ("right" if t < 0.5 else "left"))]
+    if where == "sinus":
+        host = _site_of(body, "maxilla", 0.0)
+        dx, y = sgn * body.height_mm * 0.011, host.y - body.height_mm * 0.004
+        sites: list[tuple[Site, str | None]] = [(replace(host, x=host.x + dx, y=y), side)]
+        if rng.random() < 0.4:  # both sinuses
+            other = "right" if side == "left" else "left"
+            sites.append((replace(host, x=host.x - dx, y=y), other))
+        return sites
+    # the jaw joints sit at the mandible's two ends
+    ends = [(0.02, "right"), (0.98, "left")]
+    chosen: list[tuple[float, str | None]] = (
+        list(ends) if rng.random() < 0.7 else [ends[0 if sgn < 0 else 1]]
+    )
+    return [(_site_of(body, "mandible", t), s) for t, s in chosen]
 
 
 def sample_facial(
@@ -649,7 +679,8 @@ def sample_facial(
         centre: The centre (its ``benign_rate`` multiplies the chance, capped at 1).
 
     Returns:
-        One to four findings, or none (children under 16 have none).
+        One to four findings (a pair of sinuses or jaw joints counts as one), or none
+        (children under 16 have none).
     """
     lo, hi = FACIAL_PREVALENCE
     chance = float(np.clip(lo + (hi - lo) * (body.age - 20) / 40, lo, hi))
@@ -658,48 +689,15 @@ def sample_facial(
     if body.age < 16 or draw >= chance:
         return []
     count = 1 + min(int(rng.poisson(1.0)), 3)
-    kinds = [w for w, _ in FACIAL_WHERE]
-    shares = np.array([p for _, p in FACIAL_WHERE])
+    shares = np.array([row[1] for row in FACIAL_WHERE])
     out: list[Benign] = []
     for _ in range(count):
-        where = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
-        sgn = 1.0 if rng.random() < 0.5 else -1.0
-        side = "left" if sgn > 0 else "right"
-        if where == "dental_upper":
-            host = _site_of(body, "alveolar_ridge", 0.0)
-            along = float(rng.uniform(-0.8, 0.8)) * body.height_mm * 0.019
-            sites = [(replace(host, x=host.x + along), None if abs(along) < 8 else side)]
-            size, ratio = (
-                rng.uniform(7.0, 16.0),
-                math.exp(rng.uniform(math.log(2.0), math.log(5.0))),
-            )
-        elif where == "dental_lower":
-            t = float(rng.uniform(0.25, 0.75))
-            host = _site_of(body, "mandible", t)
-            sites = [(host, None if abs(t - 0.5) < 0.06 else ("right" if t < 0.5 else "left"))]
-            size, ratio = (
-                rng.uniform(7.0, 16.0),
-                math.exp(rng.uniform(math.log(2.0), math.log(5.0))),
-            )
-        elif where == "sinus":
-            host = _site_of(body, "maxilla", 0.0)
-            dx = sgn * body.height_mm * 0.011
-            sites = [(replace(host, x=host.x + dx, y=host.y - body.height_mm * 0.004), side)]
-            if rng.random() < 0.4:  # both sinuses
-                sites.append((replace(host, x=host.x - dx, y=host.y - body.height_mm * 0.004),
-                              "right" if side == "left" else "left"))  # fmt: skip
-            size, ratio = (
-                rng.uniform(12.0, 22.0),
-                math.exp(rng.uniform(math.log(1.6), math.log(3.0))),
-            )
-        else:  # the jaw joints sit at the mandible's two ends
-            ends = [(0.02, "right"), (0.98, "left")]
-            chosen = ends if rng.random() < 0.7 else [ends[0 if sgn < 0 else 1]]
-            sites = [(_site_of(body, "mandible", t), s) for t, s in chosen]
-            size, ratio = (
-                rng.uniform(8.0, 13.0),
-                math.exp(rng.uniform(math.log(1.6), math.log(3.0))),
-            )
+        where, _, size_range, ratio_range = FACIAL_WHERE[
+            int(rng.choice(len(FACIAL_WHERE), p=shares / shares.sum()))
+        ]
+        sites = _facial_sites(rng, body, where)
+        size = float(rng.uniform(*size_range))
+        ratio = math.exp(rng.uniform(math.log(ratio_range[0]), math.log(ratio_range[1])))
         for site, s_side in sites:
             clear = all(
                 math.hypot(site.x - ax, site.y - ay) >= BENIGN_CLEARANCE_MM + size / 2
@@ -715,9 +713,9 @@ def sample_facial(
                     site.region,
                     s_side,
                     (site.x, site.y),
-                    round(float(size), 1),
-                    round(float(ratio), 3),
-                    (_spot(site, float(size), float(ratio), f"facial_{name}"),),
+                    round(size, 1),
+                    round(ratio, 3),
+                    (_spot(site, size, ratio, f"facial_{name}"),),
                     detail=f"facial uptake ({where.replace('_', ' ')})",
                 )
             )
