@@ -23,6 +23,7 @@ relative to :data:`REFERENCE_BONE_LEVEL` (a lumbar vertebra's projected activity
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -409,7 +410,7 @@ def sample_pattern(rng: np.random.Generator, primary: str) -> str:
     return list(PATTERNS)[int(rng.choice(len(PATTERNS), p=probs / probs.sum()))]
 
 
-def _clear(site: Site, size: float, avoid: list[tuple[float, float]]) -> bool:
+def _clear(site: Site, size: float, avoid: Iterable[tuple[float, float]]) -> bool:
     return all(
         math.hypot(site.x - ax, site.y - ay) >= BENIGN_CLEARANCE_MM + size / 2 for ax, ay in avoid
     )
@@ -699,11 +700,7 @@ def sample_facial(
         size = float(rng.uniform(*size_range))
         ratio = math.exp(rng.uniform(math.log(ratio_range[0]), math.log(ratio_range[1])))
         for site, s_side in sites:
-            clear = all(
-                math.hypot(site.x - ax, site.y - ay) >= BENIGN_CLEARANCE_MM + size / 2
-                for ax, ay in avoid
-            )
-            if not clear:
+            if not _clear(site, size, avoid):
                 continue
             name = f"{where}_{s_side}" if s_side else where
             out.append(
